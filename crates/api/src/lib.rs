@@ -1,0 +1,25 @@
+//! What every Vigil API component shares, so that a component is only its
+//! route table and its handlers (parse, authorize, call the domain, respond).
+//!
+//! - [`router`]: the route table type and the dispatcher: 404/405, the
+//!   permission check, body limits, problem responses, the request log.
+//! - [`request`]: the per-request context handlers receive (path params,
+//!   principal, JSON body parsing with field-level errors).
+//! - [`response`]: JSON and problem+json responses.
+//! - [`authz`]: the `vigil:platform/authz` import (satisfied by composing the
+//!   component with `platform`) and conversions to `vigil-core` types.
+//! - [`audit`]: the hash-chained audit log and the `events` outbox.
+//! - [`db`]: the `default` database through Spin's SQLite interface.
+//! - [`health`]: the `GET /api/<area>/health` handler every component mounts.
+
+pub mod audit;
+pub mod authz;
+pub mod db;
+pub mod health;
+pub mod request;
+pub mod response;
+pub mod router;
+
+pub use request::Ctx;
+pub use router::{Access, Component, Route, serve};
+pub use vigil_core::{ApiError, Permission};

@@ -1,0 +1,98 @@
+//! The context a handler receives: the request as read, its path parameters,
+//! its principal (when the route demands a permission) and its request id.
+
+use serde::de::DeserializeOwned;
+use vigil_core::audit::AuditEntry;
+use vigil_core::{ApiError, FieldError, Principal};
+
+pub struct Ctx {
+    pub component: &'static crate::Component,
+    pub method: String,
+    /// Path without the query string, as the client sent it.
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+    /// `(name, value)` for each `{name}` segment of the matched route.
+    pub params: Vec<(&'static str, String)>,
+    pub principal: Option<Principal>,
+    pub request_id: String,
+}
+
+impl Ctx {
+    /// The first value of a header (names compare case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The client address Spin reports (`spin-client-addr`), for audit.
+    pub fn client_addr(&self) -> Option<&str> {
+        self.header("spin-client-addr")
+    }
+
+    /// An audit entry for an action of this request's principal.
+    pub fn audit_entry(
+        &self,
+        action: &str,
+        subject_kind: &str,
+        subject_id: &str,
+        at: i64,
+    ) -> AuditEntry {
+        AuditEntry {
+            at,
+            actor: self
+                .principal
+                .as_ref()
+                .map_or_else(|| "anonymous".into(), |p| p.subject.clone()),
+            action: action.into(),
+            subject_kind: Some(subject_kind.into()),
+            subject_id: Some(subject_id.into()),
+            request_id: Some(self.request_id.clone()),
+            client_addr: self.client_addr().map(str::to_string),
+            before: None,
+            after: None,
+        }
+    }
+
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// The principal of a route that is not public.
+    pub fn principal(&self) -> &Principal {
+        self.principal
+            .as_ref()
+            .expect("the router authenticates routes with a permission")
+    }
+
+    /// Parse a JSON body: 415 unless `application/json`, 400 if it is not
+    /// JSON, 422 naming the field if it does not fit `T` (unknown fields
+    /// included, when `T` denies them).
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let content_type = self.header("content-type").unwrap_or("");
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            return Err(ApiError::unsupported_media_type("application/json"));
+        }
+        // Syntax first, so that malformed JSON is a 400 and only
+        // well-formed-but-wrong documents are 422s.
+        let value: serde_json::Value = serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::malformed_json(format!("the body is not valid JSON: {e}")))?;
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let field = match e.path().to_string() {
+                p if p == "." => "$".to_string(),
+                p => p,
+            };
+            ApiError::validation(vec![FieldError {
+                field,
+                message: e.inner().to_string(),
+            }])
+        })
+    }
+}

@@ -1,0 +1,260 @@
+//! The route table and the dispatcher every component runs its requests through.
+//!
+//! A component declares its routes once, as data; the dispatcher answers
+//! unknown paths (404), wrong methods (405 with `Allow`), `OPTIONS`, bodies
+//! over the limit (413), missing or bad tokens (401) and missing permissions
+//! (403) the same way everywhere, and logs one JSON line per request.
+
+use std::time::Instant;
+
+use futures::StreamExt;
+use spin_sdk::http::{IncomingRequest, Response};
+use vigil_core::{ApiError, Permission};
+
+use crate::{Ctx, authz, response};
+
+pub type Handler = fn(&mut Ctx) -> Result<Response, ApiError>;
+
+pub struct Route {
+    pub method: &'static str,
+    /// `/api/threats/{id}`: literal segments and `{name}` parameters.
+    pub path: &'static str,
+    pub access: Access,
+    pub handler: Handler,
+}
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token (health, JWKS, login).
+    Public,
+    /// Any valid access token.
+    Authenticated,
+    /// A valid access token whose principal holds the permission.
+    Needs(Permission),
+}
+
+pub struct Component {
+    pub name: &'static str,
+    pub version: &'static str,
+    pub routes: &'static [Route],
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+/// Default request body limit (1 MiB).
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// Match `path` against a route template; the parameters on success.
+fn match_path(template: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
+    let mut params = Vec::new();
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(params),
+            (Some(ts), Some(ps)) => {
+                if let Some(name) = ts.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    if ps.is_empty() {
+                        return None;
+                    }
+                    params.push((name, percent_decode(ps)?));
+                } else if ts != ps {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn request_id(headers: &[(String, Vec<u8>)]) -> String {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("x-request-id"))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(vigil_core::id::new_id)
+}
+
+enum Found {
+    Route(&'static Route, Vec<(&'static str, String)>),
+    WrongMethod(Vec<&'static str>),
+    Options(Vec<&'static str>),
+    Nothing,
+}
+
+fn find(routes: &'static [Route], method: &str, path: &str) -> Found {
+    let mut allow = Vec::new();
+    for route in routes {
+        if let Some(params) = match_path(route.path, path) {
+            // HEAD is GET without the body.
+            if route.method == method || (method == "HEAD" && route.method == "GET") {
+                return Found::Route(route, params);
+            }
+            allow.push(route.method);
+            if route.method == "GET" {
+                allow.push("HEAD");
+            }
+        }
+    }
+    match (allow.is_empty(), method) {
+        (true, _) => Found::Nothing,
+        (false, "OPTIONS") => {
+            allow.push("OPTIONS");
+            Found::Options(allow)
+        }
+        (false, _) => {
+            allow.push("OPTIONS");
+            Found::WrongMethod(allow)
+        }
+    }
+}
+
+/// Read the body up to `limit` bytes; `None` when it is larger.
+async fn read_body(req: IncomingRequest, limit: usize) -> Result<Option<Vec<u8>>, ApiError> {
+    let mut body = Vec::new();
+    let mut stream = req.into_body_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// Handle one request for `component`.
+pub async fn serve(component: &'static Component, req: IncomingRequest) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let path_with_query = req.path_with_query().unwrap_or_default();
+    let (path, query) = match path_with_query.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (path_with_query.clone(), String::new()),
+    };
+    let headers = req.headers().entries();
+    let request_id = request_id(&headers);
+    let mut ctx = Ctx {
+        component,
+        method,
+        path,
+        query,
+        headers,
+        body: Vec::new(),
+        params: Vec::new(),
+        principal: None,
+        request_id,
+    };
+    let mut response = match dispatch(component, req, &mut ctx).await {
+        Ok(response) => response,
+        Err(err) => response::problem(&err, &ctx.path, &ctx.request_id),
+    };
+    if ctx.method == "HEAD" {
+        response.body_mut().clear();
+    }
+    response.set_header("x-request-id", ctx.request_id.clone());
+    log(&ctx, response.status().to_owned(), started);
+    response
+}
+
+async fn dispatch(
+    component: &'static Component,
+    req: IncomingRequest,
+    ctx: &mut Ctx,
+) -> Result<Response, ApiError> {
+    let (route, params) = match find(component.routes, &ctx.method, &ctx.path) {
+        Found::Route(route, params) => (route, params),
+        Found::WrongMethod(allow) => return Err(ApiError::method_not_allowed(allow)),
+        Found::Options(allow) => {
+            return Ok(Response::builder()
+                .status(204)
+                .header("allow", allow.join(", "))
+                .build());
+        }
+        Found::Nothing => return Err(ApiError::not_found()),
+    };
+    ctx.params = params;
+
+    let declared_len = ctx
+        .header("content-length")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > component.body_limit as u64) {
+        return Err(ApiError::payload_too_large(component.body_limit));
+    }
+    ctx.body = read_body(req, component.body_limit)
+        .await?
+        .ok_or_else(|| ApiError::payload_too_large(component.body_limit))?;
+
+    if route.access != Access::Public {
+        let principal = authz::authenticate(ctx.header("authorization"))?;
+        let denied = match route.access {
+            Access::Needs(needed) if !authz::authorize(&principal, needed) => Some(needed),
+            _ => None,
+        };
+        ctx.principal = Some(principal);
+        if let Some(needed) = denied {
+            return Err(ApiError::forbidden(needed.as_str()));
+        }
+    }
+    (route.handler)(ctx)
+}
+
+fn log(ctx: &Ctx, status: u16, started: Instant) {
+    let line = serde_json::json!({
+        "level": if status >= 500 { "error" } else { "info" },
+        "component": ctx.component.name,
+        "request_id": ctx.request_id,
+        "method": ctx.method,
+        "path": ctx.path,
+        "status": status,
+        "principal": ctx.principal.as_ref().map(|p| p.subject.as_str()),
+        "ms": started.elapsed().as_secs_f64() * 1000.0,
+    });
+    eprintln!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_segments_and_decode_params() {
+        assert_eq!(match_path("/api/x/health", "/api/x/health"), Some(vec![]));
+        assert_eq!(match_path("/api/x/health", "/api/x/health/"), None);
+        assert_eq!(
+            match_path("/api/x/{id}", "/api/x/a%20b"),
+            Some(vec![("id", "a b".to_string())])
+        );
+        assert_eq!(match_path("/api/x/{id}", "/api/x/"), None);
+        assert_eq!(match_path("/api/x/{id}", "/api/x/%zz"), None);
+        assert_eq!(
+            match_path("/api/x/{id}/claim", "/api/x/7/claim"),
+            Some(vec![("id", "7".to_string())])
+        );
+    }
+}

@@ -1,0 +1,26 @@
+//! Vigil's domain core: plain Rust, no Spin imports, so every rule here runs
+//! natively in unit tests and unchanged inside the Wasm components.
+//!
+//! - [`access`]: roles, the permission table (the one place that says who may
+//!   do what) and principals.
+//! - [`token`]: Ed25519 (EdDSA) JWT access tokens: the public-key set, signing
+//!   (used by `auth` and by tests) and verification (used by `platform`).
+//! - [`problem`]: the RFC 7807 error every endpoint returns, with a stable
+//!   `type` per kind of error.
+//! - [`password`]: argon2id hashing and the password policy.
+//! - [`audit`]: the hash chain over audit entries.
+//! - [`id`]: random UUIDv4 identifiers.
+//! - [`user`]: rules for user records (usernames, display names).
+//! - [`time`]: UTC milliseconds and RFC 3339 formatting.
+
+pub mod access;
+pub mod audit;
+pub mod id;
+pub mod password;
+pub mod problem;
+pub mod time;
+pub mod token;
+pub mod user;
+
+pub use access::{Permission, Principal, Role};
+pub use problem::{ApiError, FieldError};

@@ -1,0 +1,509 @@
+//! Access tokens: compact JWS with `alg: EdDSA` (Ed25519), verified against a
+//! JWKS-format public-key set by `kid`.
+//!
+//! Verification is strict on purpose: the header must name `EdDSA` (so `none`
+//! and HMAC confusion are impossible), the `kid` must be in the key set, and
+//! `iss`, `aud`, `exp`, `sub` and `jti` are required.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::access::{Permission, Principal, Role};
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECS: i64 = 30;
+/// Lifetime of an access token, in seconds (15 minutes).
+pub const ACCESS_TOKEN_TTL_SECS: i64 = 15 * 60;
+/// Tokens longer than this are rejected before any parsing.
+const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenError {
+    Missing,
+    Malformed(String),
+    UnsupportedAlgorithm(String),
+    UnknownKey,
+    BadSignature,
+    Expired,
+    InvalidClaims(String),
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenError::Missing => write!(f, "no bearer token"),
+            TokenError::Malformed(why) => write!(f, "malformed token: {why}"),
+            TokenError::UnsupportedAlgorithm(alg) => write!(f, "unsupported algorithm {alg:?}"),
+            TokenError::UnknownKey => write!(f, "unknown signing key"),
+            TokenError::BadSignature => write!(f, "bad signature"),
+            TokenError::Expired => write!(f, "token expired or not yet valid"),
+            TokenError::InvalidClaims(why) => write!(f, "invalid claims: {why}"),
+        }
+    }
+}
+
+/// The claims of a Vigil access token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub jti: String,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Present for users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// Present for API keys: their permissions by wire name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+/// What a token must say about who issued it and for whom.
+#[derive(Clone, Debug)]
+pub struct Expectations {
+    pub issuer: String,
+    pub audience: String,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+}
+
+/// One entry of a JWKS document (`kty: OKP`, `crv: Ed25519`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    pub kty: String,
+    pub crv: String,
+    pub kid: String,
+    /// The raw 32-byte public key, base64url without padding.
+    pub x: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
+    pub use_: Option<String>,
+}
+
+/// A set of public keys indexed by `kid`, as served at the JWKS endpoint and
+/// configured in the `jwt_public_keys` variable.
+#[derive(Clone, Debug, Default)]
+pub struct KeySet {
+    keys: Vec<(String, VerifyingKey)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JwksDocument {
+    keys: Vec<Jwk>,
+}
+
+impl KeySet {
+    /// Parse a JWKS document. Every key must be a well-formed Ed25519 key;
+    /// a bad entry is a configuration error, not something to skip.
+    pub fn from_jwks(json: &str) -> Result<KeySet, String> {
+        let doc: JwksDocument =
+            serde_json::from_str(json).map_err(|e| format!("not a JWKS document: {e}"))?;
+        if doc.keys.is_empty() {
+            return Err("the key set is empty".into());
+        }
+        let mut keys = Vec::with_capacity(doc.keys.len());
+        for jwk in doc.keys {
+            if jwk.kty != "OKP" || jwk.crv != "Ed25519" {
+                return Err(format!("key {:?} is not an Ed25519 (OKP) key", jwk.kid));
+            }
+            let raw = B64
+                .decode(&jwk.x)
+                .map_err(|_| format!("key {:?}: x is not base64url", jwk.kid))?;
+            let raw: [u8; 32] = raw
+                .try_into()
+                .map_err(|_| format!("key {:?}: x is not 32 bytes", jwk.kid))?;
+            let key = VerifyingKey::from_bytes(&raw)
+                .map_err(|_| format!("key {:?}: not a valid Ed25519 point", jwk.kid))?;
+            keys.push((jwk.kid, key));
+        }
+        Ok(KeySet { keys })
+    }
+
+    /// The keys as JWKS entries (public material only).
+    pub fn jwks(&self) -> Vec<Jwk> {
+        self.keys
+            .iter()
+            .map(|(kid, key)| Jwk {
+                kty: "OKP".into(),
+                crv: "Ed25519".into(),
+                kid: kid.clone(),
+                x: B64.encode(key.to_bytes()),
+                alg: Some("EdDSA".into()),
+                use_: Some("sig".into()),
+            })
+            .collect()
+    }
+
+    pub fn get(&self, kid: &str) -> Option<&VerifyingKey> {
+        self.keys.iter().find(|(k, _)| k == kid).map(|(_, key)| key)
+    }
+}
+
+/// A private signing key with its `kid`. Does not print its secret.
+pub struct TokenSigner {
+    kid: String,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSigner")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenSigner {
+    /// A fresh random key (from the OS / WASI random source).
+    pub fn generate(kid: &str) -> TokenSigner {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).expect("the platform has a random source");
+        TokenSigner {
+            kid: kid.to_string(),
+            key: SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// From the 32-byte seed, base64url encoded (how the signing-key variable holds it).
+    pub fn from_seed_b64(kid: &str, seed: &str) -> Result<TokenSigner, String> {
+        let raw = B64
+            .decode(seed.trim())
+            .map_err(|_| "signing key is not base64url".to_string())?;
+        let raw: [u8; 32] = raw
+            .try_into()
+            .map_err(|_| "signing key is not 32 bytes".to_string())?;
+        Ok(TokenSigner {
+            kid: kid.to_string(),
+            key: SigningKey::from_bytes(&raw),
+        })
+    }
+
+    pub fn seed_b64(&self) -> String {
+        B64.encode(self.key.to_bytes())
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn public_jwk(&self) -> Jwk {
+        KeySet {
+            keys: vec![(self.kid.clone(), self.key.verifying_key())],
+        }
+        .jwks()
+        .remove(0)
+    }
+
+    pub fn sign(&self, claims: &Claims) -> String {
+        let header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": self.kid });
+        let signing_input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(serde_json::to_vec(claims).expect("claims serialize"))
+        );
+        let signature = self.key.sign(signing_input.as_bytes());
+        format!("{signing_input}.{}", B64.encode(signature.to_bytes()))
+    }
+}
+
+/// A JWKS document for the given public keys.
+pub fn jwks_json(keys: &[Jwk]) -> String {
+    serde_json::to_string(&JwksDocument {
+        keys: keys.to_vec(),
+    })
+    .expect("jwks serialize")
+}
+
+/// Extract the token from an `Authorization` header value.
+pub fn bearer(header: Option<&str>) -> Result<&str, TokenError> {
+    let value = header
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or(TokenError::Missing)?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| TokenError::Malformed("expected `Bearer <token>`".into()))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(TokenError::Malformed("expected the Bearer scheme".into()));
+    }
+    Ok(token.trim())
+}
+
+/// Verify a compact JWS and return its claims. `now` is Unix seconds.
+pub fn verify(
+    token: &str,
+    keys: &KeySet,
+    expect: &Expectations,
+    now: i64,
+) -> Result<Claims, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(TokenError::Malformed("token too long".into()));
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed(
+            "expected three dot-separated parts".into(),
+        ));
+    };
+    let header: Header = decode_json(h, "header")?;
+    if header.alg != "EdDSA" {
+        return Err(TokenError::UnsupportedAlgorithm(header.alg));
+    }
+    let key = header
+        .kid
+        .as_deref()
+        .and_then(|kid| keys.get(kid))
+        .ok_or(TokenError::UnknownKey)?;
+    let signature = B64
+        .decode(s)
+        .ok()
+        .and_then(|raw| Signature::from_slice(&raw).ok())
+        .ok_or_else(|| {
+            TokenError::Malformed("signature is not a base64url Ed25519 signature".into())
+        })?;
+    let signing_input = &token[..h.len() + 1 + p.len()];
+    key.verify(signing_input.as_bytes(), &signature)
+        .map_err(|_| TokenError::BadSignature)?;
+
+    // Only signed bytes are interpreted from here on.
+    let claims: Claims = decode_json(p, "payload")?;
+    if claims.exp + LEEWAY_SECS < now || claims.nbf.is_some_and(|nbf| nbf - LEEWAY_SECS > now) {
+        return Err(TokenError::Expired);
+    }
+    if claims.iss != expect.issuer {
+        return Err(TokenError::InvalidClaims("issuer".into()));
+    }
+    if claims.aud != expect.audience {
+        return Err(TokenError::InvalidClaims("audience".into()));
+    }
+    if claims.sub.is_empty() || claims.jti.is_empty() {
+        return Err(TokenError::InvalidClaims("sub and jti are required".into()));
+    }
+    Ok(claims)
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(part: &str, what: &str) -> Result<T, TokenError> {
+    let raw = B64
+        .decode(part)
+        .map_err(|_| TokenError::Malformed(format!("{what} is not base64url")))?;
+    serde_json::from_slice(&raw)
+        .map_err(|_| TokenError::Malformed(format!("{what} is not valid JSON")))
+}
+
+impl Claims {
+    /// The principal these (verified) claims describe. A token must carry
+    /// either a role (a user) or scopes (an API key), never both.
+    pub fn principal(&self) -> Result<Principal, TokenError> {
+        let scopes = self
+            .scopes
+            .iter()
+            .map(|s| {
+                Permission::parse(s)
+                    .ok_or_else(|| TokenError::InvalidClaims(format!("unknown scope {s:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match (self.role, scopes.is_empty()) {
+            (Some(_), false) => Err(TokenError::InvalidClaims(
+                "role and scopes are exclusive".into(),
+            )),
+            (None, true) => Err(TokenError::InvalidClaims("neither role nor scopes".into())),
+            (role, _) => Ok(Principal {
+                subject: self.sub.clone(),
+                role,
+                scopes,
+                token_id: self.jti.clone(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn expect() -> Expectations {
+        Expectations {
+            issuer: "vigil".into(),
+            audience: "vigil".into(),
+        }
+    }
+
+    fn claims() -> Claims {
+        Claims {
+            iss: "vigil".into(),
+            aud: "vigil".into(),
+            sub: "user-1".into(),
+            jti: "j1".into(),
+            iat: NOW,
+            exp: NOW + ACCESS_TOKEN_TTL_SECS,
+            nbf: None,
+            role: Some(Role::Analyst),
+            scopes: vec![],
+        }
+    }
+
+    fn setup() -> (TokenSigner, KeySet) {
+        let signer = TokenSigner::generate("k1");
+        let keys = KeySet::from_jwks(&jwks_json(&[signer.public_jwk()])).unwrap();
+        (signer, keys)
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_names_its_principal() {
+        let (signer, keys) = setup();
+        let token = signer.sign(&claims());
+        let got = verify(&token, &keys, &expect(), NOW).unwrap();
+        assert_eq!(got, claims());
+        let who = got.principal().unwrap();
+        assert_eq!(who.role, Some(Role::Analyst));
+        assert_eq!(who.subject, "user-1");
+    }
+
+    #[test]
+    fn expiry_has_a_small_leeway() {
+        let (signer, keys) = setup();
+        let token = signer.sign(&claims());
+        let exp = claims().exp;
+        assert!(verify(&token, &keys, &expect(), exp + LEEWAY_SECS).is_ok());
+        assert_eq!(
+            verify(&token, &keys, &expect(), exp + LEEWAY_SECS + 1),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn alg_none_and_hmac_are_rejected() {
+        let (signer, keys) = setup();
+        let token = signer.sign(&claims());
+        let payload = token.split('.').nth(1).unwrap();
+        for alg in ["none", "HS256", "RS256"] {
+            let header = B64.encode(format!(r#"{{"alg":"{alg}","kid":"k1"}}"#));
+            let forged = format!("{header}.{payload}.");
+            assert_eq!(
+                verify(&forged, &keys, &expect(), NOW),
+                Err(TokenError::UnsupportedAlgorithm(alg.into()))
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_key_tampering_and_unknown_kid_are_rejected() {
+        let (_, keys) = setup();
+        let other = TokenSigner::generate("k1");
+        assert_eq!(
+            verify(&other.sign(&claims()), &keys, &expect(), NOW),
+            Err(TokenError::BadSignature)
+        );
+
+        let (signer, keys) = setup();
+        let token = signer.sign(&claims());
+        let mut forged_claims = claims();
+        forged_claims.role = Some(Role::Admin);
+        let forged_payload = B64.encode(serde_json::to_vec(&forged_claims).unwrap());
+        let parts: Vec<_> = token.split('.').collect();
+        let forged = format!("{}.{}.{}", parts[0], forged_payload, parts[2]);
+        assert_eq!(
+            verify(&forged, &keys, &expect(), NOW),
+            Err(TokenError::BadSignature)
+        );
+
+        let stranger = TokenSigner::generate("k2");
+        assert_eq!(
+            verify(&stranger.sign(&claims()), &keys, &expect(), NOW),
+            Err(TokenError::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn issuer_and_audience_must_match() {
+        let (signer, keys) = setup();
+        let mut c = claims();
+        c.aud = "someone-else".into();
+        assert!(matches!(
+            verify(&signer.sign(&c), &keys, &expect(), NOW),
+            Err(TokenError::InvalidClaims(_))
+        ));
+        let mut c = claims();
+        c.iss = "evil".into();
+        assert!(matches!(
+            verify(&signer.sign(&c), &keys, &expect(), NOW),
+            Err(TokenError::InvalidClaims(_))
+        ));
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let (_, keys) = setup();
+        for junk in [
+            "",
+            "abc",
+            "a.b",
+            "a.b.c.d",
+            "!!!.???.***",
+            &"x".repeat(10_000),
+        ] {
+            assert!(
+                matches!(
+                    verify(junk, &keys, &expect(), NOW),
+                    Err(TokenError::Malformed(_))
+                ),
+                "{junk}"
+            );
+        }
+    }
+
+    #[test]
+    fn bearer_header_parsing() {
+        assert_eq!(bearer(Some("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer(Some("bearer abc")), Ok("abc"));
+        assert_eq!(bearer(None), Err(TokenError::Missing));
+        assert!(matches!(
+            bearer(Some("Basic dXNlcg==")),
+            Err(TokenError::Malformed(_))
+        ));
+        assert!(matches!(bearer(Some("abc")), Err(TokenError::Malformed(_))));
+    }
+
+    #[test]
+    fn key_sets_reject_bad_entries() {
+        assert!(KeySet::from_jwks("not json").is_err());
+        assert!(KeySet::from_jwks(r#"{"keys":[]}"#).is_err());
+        assert!(
+            KeySet::from_jwks(r#"{"keys":[{"kty":"RSA","crv":"Ed25519","kid":"a","x":"AA"}]}"#)
+                .is_err()
+        );
+        assert!(
+            KeySet::from_jwks(r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"a","x":"AA"}]}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn scopes_and_roles_are_exclusive() {
+        let mut c = claims();
+        c.scopes = vec!["sensors:ingest".into()];
+        assert!(c.principal().is_err());
+        c.role = None;
+        assert_eq!(
+            c.principal().unwrap().scopes,
+            vec![Permission::SensorsIngest]
+        );
+        c.scopes = vec!["root:everything".into()];
+        assert!(c.principal().is_err());
+    }
+}

@@ -1,0 +1,210 @@
+//! The `vigil` command against a real database file: migrations apply once
+//! and refuse a changed history; users are created from stdin, never with a
+//! default password.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use vigil_e2e::{block_on, workspace_root};
+
+pub const CASES: &[(&str, fn())] = &[
+    (
+        "migrate_applies_once_then_is_up_to_date",
+        migrate_applies_once_then_is_up_to_date,
+    ),
+    (
+        "migrate_refuses_a_changed_migration_and_changes_nothing",
+        migrate_refuses_a_changed_migration_and_changes_nothing,
+    ),
+    (
+        "create_user_reads_the_password_from_stdin",
+        create_user_reads_the_password_from_stdin,
+    ),
+];
+
+fn vigil_bin() -> PathBuf {
+    let dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let bin = dir.join("vigil");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo xtask test` (it builds the binaries)",
+        bin.display()
+    );
+    bin
+}
+
+fn vigil(db: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(vigil_bin())
+        .arg("--database")
+        .arg(db)
+        .args(args)
+        .current_dir(workspace_root())
+        .env_remove("VIGIL_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vigil");
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(input) = stdin {
+        pipe.write_all(input.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn scalar(db: &Path, sql: &str) -> Option<i64> {
+    let target = vigil_db::Target::Local(db.to_path_buf());
+    block_on(async {
+        vigil_db::target::query_i64(&target.connect().await.unwrap(), sql, ())
+            .await
+            .unwrap()
+    })
+}
+
+fn migrate_applies_once_then_is_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v.db");
+    let first = vigil(&db, &["migrate"], None);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied [1"));
+    let second = vigil(&db, &["migrate"], None);
+    assert!(second.status.success());
+    assert!(String::from_utf8_lossy(&second.stdout).contains("up to date"));
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM schema_migrations"),
+        Some(vigil_db::migrations::latest_version())
+    );
+}
+
+fn migrate_refuses_a_changed_migration_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v.db");
+    assert!(vigil(&db, &["migrate"], None).status.success());
+    // Simulate a migration file edited after it was applied.
+    block_on(async {
+        let conn = vigil_db::Target::Local(db.clone()).connect().await.unwrap();
+        conn.execute(
+            "UPDATE schema_migrations SET checksum = 'deadbeef' WHERE version = 1",
+            (),
+        )
+        .await
+        .unwrap();
+    });
+    let schema = "SELECT count(*) FROM sqlite_master";
+    let before = scalar(&db, schema);
+    let out = vigil(&db, &["migrate"], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("was changed after it was applied"),
+        "{stderr}"
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM schema_migrations WHERE checksum = 'deadbeef'"
+        ),
+        Some(1)
+    );
+    assert_eq!(scalar(&db, schema), before);
+}
+
+fn create_user_reads_the_password_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v.db");
+    let unmigrated = vigil(
+        &db,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("a long enough passphrase\n"),
+    );
+    assert!(!unmigrated.status.success());
+    assert!(vigil(&db, &["migrate"], None).status.success());
+    let weak = vigil(
+        &db,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("password1234\n"),
+    );
+    assert!(!weak.status.success());
+    assert!(
+        String::from_utf8_lossy(&weak.stderr).contains("common"),
+        "{}",
+        String::from_utf8_lossy(&weak.stderr)
+    );
+    let no_password = vigil(
+        &db,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some(""),
+    );
+    assert!(!no_password.status.success());
+    assert_eq!(scalar(&db, "SELECT count(*) FROM users"), Some(0));
+
+    let ok = vigil(
+        &db,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("a long enough passphrase\n"),
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&ok.stdout).contains("passphrase"),
+        "the password is never echoed"
+    );
+    assert_eq!(
+        scalar(&db, "SELECT count(*) FROM users WHERE role = 'admin'"),
+        Some(1)
+    );
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT count(*) FROM audit_log WHERE action = 'user.created'"
+        ),
+        Some(1)
+    );
+}

@@ -1,0 +1,94 @@
+//! The console component: static pages with content types, ETags and cache
+//! headers; 404 for missing files; no way out of `static/`.
+
+use vigil_e2e::TestApp;
+
+use crate::Case;
+
+pub const CASES: &[Case] = &[
+    (
+        "console_serves_the_page_with_etag_and_cache_headers",
+        console_serves_the_page_with_etag_and_cache_headers,
+    ),
+    (
+        "console_assets_have_their_content_types",
+        console_assets_have_their_content_types,
+    ),
+    (
+        "console_missing_files_and_traversal_are_404",
+        console_missing_files_and_traversal_are_404,
+    ),
+    ("console_is_read_only", console_is_read_only),
+    ("openapi_document_is_served", openapi_document_is_served),
+];
+
+fn console_serves_the_page_with_etag_and_cache_headers(app: &TestApp) {
+    let r = app.get("/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    assert!(r.text().contains("<title>Vigil"), "{}", r.text());
+    let etag = r.header("etag").expect("an ETag").to_string();
+    assert!(etag.starts_with('"') && etag.ends_with('"'));
+    assert_eq!(app.get("/index.html").header("etag"), Some(etag.as_str()));
+
+    let again = app.request("GET", "/", &[("if-none-match", &etag)], None);
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    let stale = app.request("GET", "/", &[("if-none-match", "\"something-else\"")], None);
+    assert_eq!(stale.status, 200);
+}
+
+fn console_assets_have_their_content_types(app: &TestApp) {
+    let css = app.get("/styles.css");
+    assert_eq!(css.status, 200);
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(
+        css.header("cache-control"),
+        Some("public, max-age=300, must-revalidate")
+    );
+    let js = app.get("/app.js");
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(js.header("x-content-type-options"), Some("nosniff"));
+}
+
+fn console_missing_files_and_traversal_are_404(app: &TestApp) {
+    for path in [
+        "/missing.html",
+        "/../spin.toml",
+        "/%2e%2e/spin.toml",
+        "/%2E%2E%2Fspin.toml",
+        "/static/index.html",
+        "/./index.html",
+        "//index.html",
+        "/..%5cspin.toml",
+    ] {
+        let r = app.get(path);
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+        assert!(
+            !r.text().contains("spin_manifest_version"),
+            "{path} leaked a file"
+        );
+    }
+}
+
+fn console_is_read_only(app: &TestApp) {
+    let r = app.request("POST", "/index.html", &[], Some(b"x"));
+    r.assert_problem(405, "method-not-allowed");
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    let head = app.request("HEAD", "/", &[], None);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+}
+
+fn openapi_document_is_served(app: &TestApp) {
+    let r = app.get("/api/openapi.json");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let doc = r.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/auth/me"].is_object());
+}

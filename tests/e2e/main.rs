@@ -1,0 +1,162 @@
+//! Vigil's end-to-end suite. Every case runs against the app under the
+//! built-in wasmtime host and again under `spin up` (when Spin is installed:
+//! `VIGIL_SPIN` or `spin` on PATH; otherwise the Spin leg is reported as
+//! skipped). Each runtime is started once, with its own database, and shared
+//! by the cases, which never depend on each other's data.
+//!
+//! `cargo xtask test` builds what this needs; an argument filters cases by
+//! substring, as with libtest.
+
+mod cli;
+mod console;
+mod http_basics;
+mod tokens;
+mod users;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use vigil_e2e::TestApp;
+use vigil_host::launch::Runtime;
+
+pub type Case = (&'static str, fn(&TestApp));
+
+fn app_cases() -> Vec<Case> {
+    [
+        http_basics::CASES,
+        tokens::CASES,
+        users::CASES,
+        console::CASES,
+    ]
+    .concat()
+}
+
+struct Tally {
+    passed: usize,
+    failed: Vec<String>,
+    skipped: usize,
+}
+
+fn run_case(label: &str, f: impl FnOnce()) -> Result<(), String> {
+    let started = Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(f));
+    let ms = started.elapsed().as_millis();
+    match outcome {
+        Ok(()) => {
+            println!("test {label} ... ok ({ms} ms)");
+            Ok(())
+        }
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            println!("test {label} ... FAILED\n    {msg}");
+            Err(label.to_string())
+        }
+    }
+}
+
+fn run_app(app: &TestApp, cases: &[Case], filter: Option<&str>) -> (usize, Vec<String>) {
+    let mut passed = 0;
+    let mut failed = Vec::new();
+    for (name, case) in cases {
+        let label = format!("{}::{name}", app.runtime);
+        if filter.is_some_and(|f| !label.contains(f)) {
+            continue;
+        }
+        match run_case(&label, || case(app)) {
+            Ok(()) => passed += 1,
+            Err(label) => failed.push(label),
+        }
+    }
+    (passed, failed)
+}
+
+fn main() {
+    let started = Instant::now();
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let filter = filter.as_deref();
+    let cases = app_cases();
+    let mut tally = Tally {
+        passed: 0,
+        failed: vec![],
+        skipped: 0,
+    };
+
+    let runtimes: Vec<Runtime> = if let Ok(url) = std::env::var("VIGIL_BASE_URL") {
+        let app = TestApp::external(url).expect("VIGIL_BASE_URL");
+        let (passed, failed) = run_app(&app, &cases, filter);
+        tally.passed += passed;
+        tally.failed.extend(failed);
+        vec![]
+    } else if Runtime::spin_binary().is_some() {
+        vec![Runtime::Host, Runtime::Spin]
+    } else {
+        println!(
+            "SKIPPED: the spin leg ({} cases): spin not found (set VIGIL_SPIN or put spin on PATH)",
+            cases.len()
+        );
+        tally.skipped += cases.len();
+        vec![Runtime::Host]
+    };
+
+    // The runtimes start (compile every component) and run concurrently.
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = runtimes
+            .into_iter()
+            .map(|runtime| {
+                let cases = &cases;
+                scope.spawn(move || match TestApp::start(runtime) {
+                    Ok(app) => run_app(&app, cases, filter),
+                    Err(e) => {
+                        println!("test {runtime:?} start-up ... FAILED\n    {e:#}");
+                        (0, vec![format!("{runtime:?} start-up")])
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("runtime thread"))
+            .collect()
+    });
+    for (passed, failed) in results {
+        tally.passed += passed;
+        tally.failed.extend(failed);
+    }
+
+    if std::env::var("VIGIL_BASE_URL").is_err() {
+        for (name, case) in cli::CASES {
+            let label = format!("cli::{name}");
+            if filter.is_some_and(|f| !label.contains(f)) {
+                continue;
+            }
+            match run_case(&label, case) {
+                Ok(()) => tally.passed += 1,
+                Err(label) => tally.failed.push(label),
+            }
+        }
+    }
+
+    if !tally.failed.is_empty() {
+        println!("\nfailures:");
+        for f in &tally.failed {
+            println!("    {f}");
+        }
+    }
+    let verdict = if tally.failed.is_empty() {
+        "ok"
+    } else {
+        "FAILED"
+    };
+    println!(
+        "\ntest result: {verdict}. {} passed; {} failed; {} ignored; 0 measured; 0 filtered out; finished in {:.2}s",
+        tally.passed,
+        tally.failed.len(),
+        tally.skipped,
+        started.elapsed().as_secs_f64()
+    );
+    std::process::exit(if tally.failed.is_empty() { 0 } else { 1 });
+}

@@ -1,0 +1,83 @@
+//! `cargo xtask`: the project's commands.
+//!
+//! - `build`: the components for wasm32-wasip2 in one cargo invocation, each
+//!   API component composed with `platform` into `target/vigil/<name>.wasm`
+//!   (the artifacts `spin.toml` names).
+//! - `up`: build, migrate `.vigil/vigil.db`, run the app under `spin up` when
+//!   `spin` is installed (else the built-in wasmtime host) until Ctrl-C.
+//! - `test`: build, then every test (unit, host conformance, end-to-end on
+//!   both runtimes).
+//! - `token`: mint an access token with the local development key.
+//! - `bench host`: throughput and latency of the host and of `spin up`.
+
+mod bench;
+mod build;
+mod devkey;
+mod up;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use anyhow::{Result, bail};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Run a command from the workspace root; fail with its name if it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.current_dir(root()).status()?;
+    if !status.success() {
+        bail!("`{cmd:?}` failed with {status}");
+    }
+    Ok(())
+}
+
+pub fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+const USAGE: &str = "usage: cargo xtask <build | up [--database-url URL --database-token TOKEN] | test [-- cargo test args] | token --role ROLE [--sub ID] | bench host>";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build") => build::build(),
+        Some("up") => up::up(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("token") => devkey::token(&args[1..]),
+        Some("bench") => bench::bench(&args[1..]),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Build the components and the native binaries the tests start, then run
+/// every test of the native workspace members.
+fn test(extra: &[String]) -> Result<()> {
+    build::build()?;
+    run(cargo().args([
+        "build",
+        "--package",
+        "vigil-host",
+        "--package",
+        "vigil-relay",
+        "--bins",
+    ]))?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--no-fail-fast"])
+        .args(extra.iter().skip_while(|a| *a == "--"));
+    run(&mut cmd)
+}

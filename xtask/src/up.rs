@@ -1,0 +1,163 @@
+//! `cargo xtask up`: the whole system on this machine.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use vigil_db::Target;
+
+use crate::{build, cargo, devkey, root, run};
+
+struct UpArgs {
+    listen: String,
+    database_url: Option<String>,
+    database_token: Option<String>,
+}
+
+fn parse(args: &[String]) -> Result<UpArgs> {
+    let mut up = UpArgs {
+        listen: std::env::var("VIGIL_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into()),
+        database_url: std::env::var("VIGIL_DATABASE_URL").ok(),
+        database_token: std::env::var("VIGIL_DATABASE_TOKEN").ok(),
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?
+            .clone();
+        match flag.as_str() {
+            "--listen" => up.listen = value,
+            "--database-url" => up.database_url = Some(value),
+            "--database-token" => up.database_token = Some(value),
+            _ => bail!("unknown flag {flag} (expected --listen, --database-url, --database-token)"),
+        }
+    }
+    Ok(up)
+}
+
+/// The runtime config both runtimes read: where the `default` database is.
+fn write_runtime_config(dir: &Path, target: &Target) -> Result<PathBuf> {
+    let body = match target {
+        // Absolute: Spin resolves a relative path against the app, not this file.
+        Target::Local(path) => format!(
+            "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
+            path.display().to_string()
+        ),
+        Target::Remote { url, token } => {
+            format!(
+                "[sqlite_database.default]\ntype = \"libsql\"\nurl = {url:?}\ntoken = {token:?}\n"
+            )
+        }
+    };
+    let path = dir.join("runtime-config.toml");
+    fs::write(&path, body)?;
+    #[cfg(unix)]
+    {
+        // It may hold a database token.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(path)
+}
+
+pub fn up(args: &[String]) -> Result<()> {
+    let args = parse(args)?;
+    let spin = vigil_host::launch::Runtime::spin_binary();
+    let target = match &args.database_url {
+        Some(url) => {
+            if spin.is_none() {
+                bail!(
+                    "--database-url needs Spin: the built-in host serves local SQLite files only. \
+                     Install Spin (see README.md) or drop --database-url"
+                );
+            }
+            Target::Remote {
+                url: url.clone(),
+                token: args.database_token.clone().unwrap_or_default(),
+            }
+        }
+        None => Target::Local(root().join(".vigil/vigil.db")),
+    };
+
+    build::build()?;
+    run(cargo().args([
+        "build",
+        "--package",
+        "vigil-host",
+        "--package",
+        "vigil-relay",
+        "--bins",
+    ]))?;
+
+    let state = root().join(".vigil");
+    fs::create_dir_all(&state)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(vigil_db::migrations::migrate(
+        &target,
+        &vigil_db::migrations::embedded(),
+    ))?;
+    println!(
+        "database {target:?}: {} migration(s) applied, {} already there",
+        report.applied.len(),
+        report.already
+    );
+    let runtime_config = write_runtime_config(&state, &target)?;
+
+    let mut cmd = match &spin {
+        Some(spin) => {
+            let mut cmd = tokio::process::Command::new(spin);
+            cmd.args(["up", "--listen", &args.listen]);
+            cmd
+        }
+        None => {
+            println!("spin is not on PATH: running the built-in wasmtime host instead");
+            let mut cmd = tokio::process::Command::new(root().join("target/debug/vigil-host"));
+            cmd.args(["--listen", &args.listen]);
+            cmd
+        }
+    };
+    cmd.arg("-f")
+        .arg(root().join("spin.toml"))
+        .arg("--runtime-config-file")
+        .arg(&runtime_config)
+        .env("SPIN_VARIABLE_JWT_PUBLIC_KEYS", devkey::public_keys()?)
+        .current_dir(root())
+        .stdin(Stdio::null());
+
+    let db_flags = match &target {
+        Target::Local(_) => String::new(),
+        Target::Remote { url, .. } => format!(" --database-url {url} --auth-token <token>"),
+    };
+    println!(
+        "\nVigil: http://{listen}\n\
+         Create the first admin (once):\n  cargo run --quiet --package vigil-relay --{db_flags} admin create-user --username admin --role admin\n\
+         Until the auth component issues tokens, mint one with the local key:\n  cargo xtask token --role admin\n\
+         Ctrl-C stops it.\n",
+        listen = args.listen
+    );
+
+    rt.block_on(async move {
+        let mut child = cmd.spawn().context("starting the runtime")?;
+        tokio::select! {
+            status = child.wait() => {
+                let status = status?;
+                if !status.success() {
+                    bail!("the runtime exited with {status}");
+                }
+            }
+            _ = tokio::signal::ctrl_c() => {
+                // The child is in our process group and got the same Ctrl-C.
+                if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
+                    child.kill().await?;
+                }
+                println!("stopped");
+            }
+        }
+        Ok(())
+    })
+}
