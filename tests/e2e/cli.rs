@@ -6,7 +6,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use vigil_e2e::sqld::Sqld;
 use vigil_e2e::{block_on, workspace_root};
+
+/// Cases that need a libSQL server (`sqld`).
+pub const SQLD_CASES: &[(&str, fn())] = &[
+    (
+        "remote_migrate_applies_once_and_refuses_changes",
+        remote_migrate_applies_once_and_refuses_changes,
+    ),
+    (
+        "remote_wrong_token_is_a_clear_error_and_changes_nothing",
+        remote_wrong_token_is_a_clear_error_and_changes_nothing,
+    ),
+];
 
 pub const CASES: &[(&str, fn())] = &[
     (
@@ -41,9 +54,13 @@ fn vigil_bin() -> PathBuf {
 }
 
 fn vigil(db: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut db_args = vec!["--database".to_string(), db.display().to_string()];
+    db_args.extend(args.iter().map(|a| a.to_string()));
+    vigil_with(&db_args, stdin)
+}
+
+fn vigil_with(args: &[String], stdin: Option<&str>) -> Output {
     let mut child = Command::new(vigil_bin())
-        .arg("--database")
-        .arg(db)
         .args(args)
         .current_dir(workspace_root())
         .env_remove("VIGIL_DATABASE_URL")
@@ -207,4 +224,104 @@ fn create_user_reads_the_password_from_stdin() {
         ),
         Some(1)
     );
+}
+
+fn remote(sqld: &Sqld, token: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut all = vec![
+        "--database-url".to_string(),
+        sqld.url.clone(),
+        "--auth-token".to_string(),
+        token.to_string(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    vigil_with(&all, stdin)
+}
+
+fn remote_scalar(sqld: &Sqld, sql: &str) -> Option<i64> {
+    block_on(async {
+        vigil_db::target::query_i64(&sqld.target().connect().await.unwrap(), sql, ())
+            .await
+            .unwrap()
+    })
+}
+
+fn remote_migrate_applies_once_and_refuses_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqld = Sqld::start(dir.path()).unwrap();
+    let first = remote(&sqld, &sqld.token, &["migrate"], None);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied [1"));
+    assert!(
+        !String::from_utf8_lossy(&first.stdout).contains(&sqld.token),
+        "the token is never printed"
+    );
+    let second = remote(&sqld, &sqld.token, &["migrate"], None);
+    assert!(String::from_utf8_lossy(&second.stdout).contains("up to date"));
+
+    let created = remote(
+        &sqld,
+        &sqld.token,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("a long enough passphrase\n"),
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert_eq!(
+        remote_scalar(&sqld, "SELECT count(*) FROM users WHERE role = 'admin'"),
+        Some(1)
+    );
+    assert_eq!(
+        remote_scalar(&sqld, "SELECT count(*) FROM audit_log"),
+        Some(1)
+    );
+
+    block_on(async {
+        let conn = sqld.target().connect().await.unwrap();
+        conn.execute(
+            "UPDATE schema_migrations SET checksum = 'deadbeef' WHERE version = 1",
+            (),
+        )
+        .await
+        .unwrap();
+    });
+    let refused = remote(&sqld, &sqld.token, &["migrate"], None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("was changed after it was applied"));
+}
+
+fn remote_wrong_token_is_a_clear_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqld = Sqld::start(dir.path()).unwrap();
+    let foreign = sqld.foreign_token();
+    let out = remote(&sqld, &foreign, &["migrate"], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&sqld.url), "names the database: {stderr}");
+    assert!(
+        stderr.contains("401")
+            || stderr.to_lowercase().contains("unauthorized")
+            || stderr.contains("JWT"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&foreign), "never prints the token");
+    let tables = remote_scalar(
+        &sqld,
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+    );
+    assert_eq!(tables, Some(0), "nothing was created");
 }

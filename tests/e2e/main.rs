@@ -1,8 +1,9 @@
-//! Vigil's end-to-end suite. Every case runs against the app under the
-//! built-in wasmtime host and again under `spin up` (when Spin is installed:
-//! `VIGIL_SPIN` or `spin` on PATH; otherwise the Spin leg is reported as
-//! skipped). Each runtime is started once, with its own database, and shared
-//! by the cases, which never depend on each other's data.
+//! Vigil's end-to-end suite. Every case runs on three legs: the built-in
+//! wasmtime host, `spin up` with a local SQLite file, and `spin up` with the
+//! database on a libSQL server (`sqld`, the Turso path). A leg whose tools are
+//! missing (`VIGIL_SPIN`/`spin`, `VIGIL_SQLD`/`sqld` on PATH) is reported as
+//! skipped, never dropped silently. Each leg starts once, with its own
+//! database, and is shared by the cases, which never depend on each other's data.
 //!
 //! `cargo xtask test` builds what this needs; an argument filters cases by
 //! substring, as with libtest.
@@ -16,8 +17,7 @@ mod users;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use vigil_e2e::TestApp;
-use vigil_host::launch::Runtime;
+use vigil_e2e::{Leg, TestApp};
 
 pub type Case = (&'static str, fn(&TestApp));
 
@@ -85,41 +85,46 @@ fn main() {
         skipped: 0,
     };
 
-    let runtimes: Vec<Runtime> = if let Ok(url) = std::env::var("VIGIL_BASE_URL") {
+    let mut legs = Vec::new();
+    if let Ok(url) = std::env::var("VIGIL_BASE_URL") {
         let app = TestApp::external(url).expect("VIGIL_BASE_URL");
         let (passed, failed) = run_app(&app, &cases, filter);
         tally.passed += passed;
         tally.failed.extend(failed);
-        vec![]
-    } else if Runtime::spin_binary().is_some() {
-        vec![Runtime::Host, Runtime::Spin]
     } else {
-        println!(
-            "SKIPPED: the spin leg ({} cases): spin not found (set VIGIL_SPIN or put spin on PATH)",
-            cases.len()
-        );
-        tally.skipped += cases.len();
-        vec![Runtime::Host]
-    };
+        for leg in [Leg::Host, Leg::Spin, Leg::SpinSqld] {
+            match leg.missing() {
+                None => legs.push(leg),
+                Some(why) => {
+                    println!(
+                        "SKIPPED: the {} leg ({} cases): {why}",
+                        leg.name(),
+                        cases.len()
+                    );
+                    tally.skipped += cases.len();
+                }
+            }
+        }
+    }
 
-    // The runtimes start (compile every component) and run concurrently.
+    // The legs start (compile every component) and run concurrently.
     let results: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = runtimes
+        let handles: Vec<_> = legs
             .into_iter()
-            .map(|runtime| {
+            .map(|leg| {
                 let cases = &cases;
-                scope.spawn(move || match TestApp::start(runtime) {
+                scope.spawn(move || match TestApp::start(leg) {
                     Ok(app) => run_app(&app, cases, filter),
                     Err(e) => {
-                        println!("test {runtime:?} start-up ... FAILED\n    {e:#}");
-                        (0, vec![format!("{runtime:?} start-up")])
+                        println!("test {} start-up ... FAILED\n    {e:#}", leg.name());
+                        (0, vec![format!("{} start-up", leg.name())])
                     }
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("runtime thread"))
+            .map(|h| h.join().expect("leg thread"))
             .collect()
     });
     for (passed, failed) in results {
@@ -128,7 +133,17 @@ fn main() {
     }
 
     if std::env::var("VIGIL_BASE_URL").is_err() {
-        for (name, case) in cli::CASES {
+        let mut cli_cases: Vec<(&str, fn())> = cli::CASES.to_vec();
+        if vigil_e2e::sqld::sqld_binary().is_some() {
+            cli_cases.extend_from_slice(cli::SQLD_CASES);
+        } else {
+            println!(
+                "SKIPPED: {} cli cases against sqld: sqld not found (set VIGIL_SQLD or put sqld on PATH)",
+                cli::SQLD_CASES.len()
+            );
+            tally.skipped += cli::SQLD_CASES.len();
+        }
+        for (name, case) in cli_cases {
             let label = format!("cli::{name}");
             if filter.is_some_and(|f| !label.contains(f)) {
                 continue;

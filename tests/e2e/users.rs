@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use vigil_core::Role;
-use vigil_e2e::{TestApp, count};
+use vigil_e2e::{TestApp, count, execute};
 
 use crate::Case;
 
@@ -21,6 +21,10 @@ pub const CASES: &[Case] = &[
         bad_user_input_is_rejected_and_changes_nothing,
     ),
     ("duplicate_username_is_409", duplicate_username_is_409),
+    (
+        "a_write_that_fails_halfway_leaves_nothing",
+        a_write_that_fails_halfway_leaves_nothing,
+    ),
 ];
 
 fn unique(prefix: &str) -> String {
@@ -154,5 +158,51 @@ fn duplicate_username_is_409(app: &TestApp) {
         count(app, "SELECT count(*) FROM audit_log"),
         before,
         "a rejected create is not audited"
+    );
+}
+
+/// The user row, its credentials and its audit entry are written before the
+/// outbox event; a trigger makes that last insert fail, and the transaction
+/// must leave none of the earlier writes behind.
+fn a_write_that_fails_halfway_leaves_nothing(app: &TestApp) {
+    if app.db.is_none() {
+        return; // An external instance's database is not ours to alter.
+    }
+    let username = unique("atomic");
+    let trigger = username.replace('-', "_");
+    execute(
+        app,
+        &format!(
+            "CREATE TRIGGER {trigger} BEFORE INSERT ON events
+             WHEN json_extract(NEW.payload, '$.username') = '{username}'
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+        ),
+    );
+    let audit_before = count(app, "SELECT count(*) FROM audit_log");
+    let body =
+        json!({"username": username, "role": "viewer", "password": "a very long passphrase"});
+    let r = app.post_json_as(Role::Admin, "/api/auth/users", &body);
+    execute(app, &format!("DROP TRIGGER {trigger};"));
+    r.assert_problem(503, "unavailable");
+    assert_eq!(
+        count(
+            app,
+            &format!("SELECT count(*) FROM users WHERE username = '{username}'")
+        ),
+        Some(0)
+    );
+    assert_eq!(count(app, "SELECT count(*) FROM audit_log"), audit_before);
+    assert_eq!(
+        count(
+            app,
+            "SELECT count(*) FROM credentials WHERE user_id NOT IN (SELECT id FROM users)"
+        ),
+        Some(0)
+    );
+    // And the same request succeeds once the fault is gone: nothing was left locked.
+    assert_eq!(
+        app.post_json_as(Role::Admin, "/api/auth/users", &body)
+            .status,
+        201
     );
 }

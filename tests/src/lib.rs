@@ -11,8 +11,11 @@
 //! (default `dev-1`) then give it a key that instance trusts.
 
 pub mod client;
+pub mod sqld;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use vigil_db::Target;
 
 use anyhow::{Context, Result};
 use vigil_core::Role;
@@ -20,6 +23,42 @@ use vigil_core::token::{ACCESS_TOKEN_TTL_SECS, Claims, TokenSigner, jwks_json};
 use vigil_host::launch::{LaunchOptions, Running, Runtime, launch};
 
 pub use client::Resp;
+use sqld::Sqld;
+
+/// Where a leg of the suite runs the app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leg {
+    /// The built-in wasmtime host, database in a local file.
+    Host,
+    /// `spin up`, database in a local file.
+    Spin,
+    /// `spin up`, database on a libSQL server (`sqld`) with JWT auth.
+    SpinSqld,
+}
+
+impl Leg {
+    pub fn name(self) -> &'static str {
+        match self {
+            Leg::Host => "host",
+            Leg::Spin => "spin",
+            Leg::SpinSqld => "spin+sqld",
+        }
+    }
+
+    /// Why this leg cannot run here, if it cannot.
+    pub fn missing(self) -> Option<&'static str> {
+        let spin = Runtime::spin_binary().is_some();
+        match self {
+            Leg::Host => None,
+            Leg::Spin if !spin => Some("spin not found (set VIGIL_SPIN or put spin on PATH)"),
+            Leg::SpinSqld if !spin => Some("spin not found (set VIGIL_SPIN or put spin on PATH)"),
+            Leg::SpinSqld if sqld::sqld_binary().is_none() => {
+                Some("sqld not found (set VIGIL_SQLD or put sqld on PATH)")
+            }
+            _ => None,
+        }
+    }
+}
 
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -30,42 +69,56 @@ pub fn workspace_root() -> PathBuf {
 
 /// A running Vigil and what a test needs to talk to it.
 pub struct TestApp {
-    /// `host`, `spin` or `external`.
+    /// `host`, `spin`, `spin+sqld` or `external`.
     pub runtime: &'static str,
     pub base_url: String,
     pub signer: TokenSigner,
-    /// The database file, when the suite started the app itself.
-    pub db: Option<PathBuf>,
+    /// The app's database, when the suite started the app itself.
+    pub db: Option<Target>,
+    // Dropped in this order: the app, then its database server, then the files.
     _running: Option<Running>,
+    _sqld: Option<Sqld>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl TestApp {
-    /// Start the app from `spin.toml` under `runtime`, with its own database.
-    pub fn start(runtime: Runtime) -> Result<TestApp> {
-        let name = match runtime {
-            Runtime::Host => "host",
-            Runtime::Spin => "spin",
-        };
+    /// Start the app from `spin.toml` for `leg`, with its own database.
+    pub fn start(leg: Leg) -> Result<TestApp> {
+        let name = leg.name();
         let dir = tempfile::Builder::new()
-            .prefix(&format!("vigil-e2e-{name}-"))
+            .prefix(&format!("vigil-e2e-{}-", name.replace('+', "-")))
             .tempdir()?;
-        let db = dir.path().join("vigil.db");
+        let (db, sqld, runtime_config) = match leg {
+            Leg::Host | Leg::Spin => {
+                let file = dir.path().join("vigil.db");
+                // An absolute path: Spin resolves a relative one against the app, not this file.
+                let config = format!(
+                    "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
+                    file.display().to_string()
+                );
+                (Target::Local(file), None, config)
+            }
+            Leg::SpinSqld => {
+                let sqld = Sqld::start(dir.path())?;
+                let config = format!(
+                    "[sqlite_database.default]\ntype = \"libsql\"\nurl = {:?}\ntoken = {:?}\n",
+                    sqld.url, sqld.token
+                );
+                (sqld.target(), Some(sqld), config)
+            }
+        };
         migrate(&db)?;
-        let runtime_config = dir.path().join("runtime-config.toml");
-        // An absolute path: Spin resolves a relative one against the app, not this file.
-        std::fs::write(
-            &runtime_config,
-            format!(
-                "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
-                db.display().to_string()
-            ),
-        )?;
+        let runtime_config_path = dir.path().join("runtime-config.toml");
+        std::fs::write(&runtime_config_path, runtime_config)?;
         let signer = TokenSigner::generate("test-1");
         let running = launch(LaunchOptions {
-            runtime,
+            runtime: if leg == Leg::Host {
+                Runtime::Host
+            } else {
+                Runtime::Spin
+            },
             manifest: workspace_root().join("spin.toml"),
-            runtime_config: Some(runtime_config),
+            runtime_config: Some(runtime_config_path),
             env: vec![(
                 "SPIN_VARIABLE_JWT_PUBLIC_KEYS".into(),
                 jwks_json(&[signer.public_jwk()]),
@@ -79,6 +132,7 @@ impl TestApp {
             signer,
             db: Some(db),
             _running: Some(running),
+            _sqld: sqld,
             _dir: Some(dir),
         })
     }
@@ -97,6 +151,7 @@ impl TestApp {
             signer,
             db: None,
             _running: None,
+            _sqld: None,
             _dir: None,
         })
     }
@@ -159,17 +214,12 @@ impl TestApp {
         client::request(method, &self.url(path), headers, body)
             .unwrap_or_else(|e| panic!("{method} {path} on {}: {e:#}", self.runtime))
     }
-
-    /// Open the app's database directly (only when the suite started the app).
-    pub fn db(&self) -> Option<vigil_db::Target> {
-        self.db.clone().map(vigil_db::Target::Local)
-    }
 }
 
-/// Apply the migrations to a fresh database file.
-pub fn migrate(db: &Path) -> Result<()> {
+/// Apply the migrations to a fresh database.
+pub fn migrate(db: &Target) -> Result<()> {
     block_on(vigil_db::migrations::migrate(
-        &vigil_db::Target::Local(db.to_path_buf()),
+        db,
         &vigil_db::migrations::embedded(),
     ))?;
     Ok(())
@@ -184,9 +234,18 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// Run statements against the app's database (when the suite started it).
+pub fn execute(app: &TestApp, sql: &str) {
+    let target = app.db.as_ref().expect("the suite started this app");
+    block_on(async {
+        let conn = target.connect().await.expect("open test database");
+        conn.execute_batch(sql).await.expect("statements run");
+    })
+}
+
 /// `SELECT count(*) …` against the app's database.
 pub fn count(app: &TestApp, sql: &str) -> Option<i64> {
-    let target = app.db()?;
+    let target = app.db.as_ref()?;
     block_on(async {
         let conn = target.connect().await.expect("open test database");
         vigil_db::target::query_i64(&conn, sql, ())

@@ -205,7 +205,9 @@ impl TokenSigner {
         .remove(0)
     }
 
-    pub fn sign(&self, claims: &Claims) -> String {
+    /// Sign any claims as a compact JWS (Vigil's own [`Claims`], or another
+    /// service's, such as a libSQL server's `{"a": "rw"}`).
+    pub fn sign<C: Serialize>(&self, claims: &C) -> String {
         let header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": self.kid });
         let signing_input = format!(
             "{}.{}",

@@ -52,6 +52,12 @@ impl Target {
         if self.is_local() {
             conn.busy_timeout(BUSY_TIMEOUT)?;
             conn.execute("PRAGMA foreign_keys = ON", ()).await?;
+        } else {
+            // A remote connection is lazy: probe it so that a wrong URL or token
+            // fails here, naming the database, before anything is attempted.
+            conn.query("SELECT 1", ())
+                .await
+                .with_context(|| format!("cannot use the database at {self:?}"))?;
         }
         Ok(conn)
     }

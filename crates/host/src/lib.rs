@@ -132,6 +132,11 @@ impl Host {
         })
     }
 
+    /// The compiled components (for instantiation benchmarks).
+    pub fn runtime(&self) -> &engine::Runtime {
+        &self.app.runtime
+    }
+
     /// The routes as `(component, path, is_wildcard)`, for a start-up banner.
     pub fn routes(&self) -> Vec<(String, String, bool)> {
         self.app.router.routes()

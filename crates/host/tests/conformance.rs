@@ -75,6 +75,19 @@ fn start(test: &str, rt: Runtime, env: &[(&str, &str)], with_rc: bool) -> anyhow
     })
 }
 
+/// Removes a passing test's work directories (a failing one keeps them for
+/// inspection: logs and databases).
+fn cleanup(test: &str) {
+    for rt in [Runtime::Host, Runtime::Spin] {
+        let dir = std::env::temp_dir().join(format!(
+            "vigil-host-conformance-{}-{test}-{}",
+            std::process::id(),
+            rt.name()
+        ));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct Reply {
     status: u16,
@@ -448,6 +461,8 @@ fn differential_against_spin() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    drop((host, spin));
+    cleanup("diff");
 }
 
 /// Many instances writing at once all succeed: each request's connection
@@ -495,6 +510,7 @@ fn concurrent_writers_succeed() {
             rt.name()
         );
     }
+    cleanup("writers");
 }
 
 /// A required variable without a value stops start-up, naming the variable.
@@ -516,6 +532,7 @@ fn missing_required_variable_fails_startup() {
             rt.name()
         );
     }
+    cleanup("novar");
 }
 
 /// A component granted a database label nobody configured stops start-up.
@@ -537,4 +554,5 @@ fn unconfigured_database_fails_startup() {
             rt.name()
         );
     }
+    cleanup("nodb");
 }
