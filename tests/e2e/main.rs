@@ -12,6 +12,7 @@ mod cli;
 mod console;
 mod http_basics;
 mod tokens;
+mod turso;
 mod users;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -133,18 +134,22 @@ fn main() {
     }
 
     if std::env::var("VIGIL_BASE_URL").is_err() {
-        let mut cli_cases: Vec<(&str, fn())> = cli::CASES.to_vec();
-        if vigil_e2e::sqld::sqld_binary().is_some() {
-            cli_cases.extend_from_slice(cli::SQLD_CASES);
-        } else {
-            println!(
-                "SKIPPED: {} cli cases against sqld: sqld not found (set VIGIL_SQLD or put sqld on PATH)",
-                cli::SQLD_CASES.len()
-            );
-            tally.skipped += cli::SQLD_CASES.len();
+        // Cases that start what they need themselves, once per run.
+        let mut once: Vec<(&str, &str, fn())> =
+            cli::CASES.iter().map(|(n, f)| ("cli", *n, *f)).collect();
+        match Leg::SpinSqld.missing() {
+            None => {
+                once.extend(cli::SQLD_CASES.iter().map(|(n, f)| ("cli", *n, *f)));
+                once.extend(turso::CASES.iter().map(|(n, f)| ("turso", *n, *f)));
+            }
+            Some(why) => {
+                let n = cli::SQLD_CASES.len() + turso::CASES.len();
+                println!("SKIPPED: {n} cases against sqld: {why}");
+                tally.skipped += n;
+            }
         }
-        for (name, case) in cli_cases {
-            let label = format!("cli::{name}");
+        for (group, name, case) in once {
+            let label = format!("{group}::{name}");
             if filter.is_some_and(|f| !label.contains(f)) {
                 continue;
             }

@@ -16,8 +16,8 @@ pub struct Sqld {
     /// A read-write token the server accepts.
     pub token: String,
     signer: TokenSigner,
-    child: Child,
-    log: PathBuf,
+    dir: PathBuf,
+    child: Option<Child>,
 }
 
 /// `VIGIL_SQLD` if set, else `sqld` on `PATH`.
@@ -33,36 +33,40 @@ pub fn sqld_binary() -> Option<PathBuf> {
 impl Sqld {
     /// Start `sqld` with its data under `dir` and wait until it answers `/health`.
     pub fn start(dir: &Path) -> Result<Sqld> {
-        let bin = sqld_binary().context("sqld not found (set VIGIL_SQLD or put sqld on PATH)")?;
         let signer = TokenSigner::generate("sqld");
-        let public_key = signer.public_jwk().x;
         // sqld does not report an ephemeral port, so pick a free one.
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        let log = dir.join("sqld.log");
-        let child = Command::new(bin)
-            .arg("--http-listen-addr")
-            .arg(addr.to_string())
-            .arg("--db-path")
-            .arg(dir.join("data.sqld"))
-            .env("SQLD_AUTH_JWT_KEY", public_key)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(File::create(&log)?)
-            .stderr(File::create(dir.join("sqld.stderr.log"))?)
-            .spawn()
-            .context("starting sqld")?;
         let token = signer.sign(&serde_json::json!({ "a": "rw" }));
-        let sqld = Sqld {
+        let mut sqld = Sqld {
             url: format!("http://{addr}"),
             addr,
             token,
             signer,
-            child,
-            log,
+            dir: dir.to_path_buf(),
+            child: None,
         };
-        sqld.wait_healthy()?;
+        sqld.resume()?;
         Ok(sqld)
+    }
+
+    /// (Re)start the server on the same address, key and data.
+    pub fn resume(&mut self) -> Result<()> {
+        let bin = sqld_binary().context("sqld not found (set VIGIL_SQLD or put sqld on PATH)")?;
+        let child = Command::new(bin)
+            .arg("--http-listen-addr")
+            .arg(self.addr.to_string())
+            .arg("--db-path")
+            .arg(self.dir.join("data.sqld"))
+            .env("SQLD_AUTH_JWT_KEY", self.signer.public_jwk().x)
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(File::create(self.dir.join("sqld.log"))?)
+            .stderr(File::create(self.dir.join("sqld.stderr.log"))?)
+            .spawn()
+            .context("starting sqld")?;
+        self.child = Some(child);
+        self.wait_healthy()
     }
 
     fn wait_healthy(&self) -> Result<()> {
@@ -77,8 +81,26 @@ impl Sqld {
         }
         bail!(
             "sqld did not become healthy: {}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
+            std::fs::read_to_string(self.dir.join("sqld.stderr.log")).unwrap_or_default()
         )
+    }
+
+    /// Stop the server (SIGTERM, then SIGKILL after 5 s); `resume` brings it back.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SAFETY: kill(2) on our own child; SIGTERM lets sqld shut down cleanly.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     /// A token signed by a key the server does not trust.
@@ -96,16 +118,6 @@ impl Sqld {
 
 impl Drop for Sqld {
     fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child; SIGTERM lets sqld shut down cleanly.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }

@@ -2,16 +2,17 @@
 //! endpoint and an authenticated read, at 1 and 32 concurrent keep-alive
 //! connections, through the built-in host and through `spin up`, side by side.
 //!
-//! Each runtime gets its own freshly migrated database; the load generator is
-//! in this process (one thread per connection, bounded in time), so the
-//! figures include its cost too, equally for both runtimes.
+//!
+//! A third column runs `spin up` with the database on a libSQL server (`sqld`).
+//! Each gets its own freshly migrated database. The load comes from `wrk` when
+//! it is installed, else from threads in this process; either way the client
+//! shares the machine with the server, equally for every column.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use vigil_core::Role;
-use vigil_core::token::{ACCESS_TOKEN_TTL_SECS, Claims, TokenSigner, jwks_json};
-use vigil_host::launch::{LaunchOptions, Runtime, launch};
+use vigil_e2e::{Leg, TestApp};
 
 use crate::{build, cargo, root, run};
 
@@ -83,6 +84,68 @@ fn load(
     }
 }
 
+/// Unit-aware parse of wrk's `1.23ms` / `456.00us` / `1.02s`.
+fn wrk_ms(value: &str) -> f64 {
+    let (number, scale) = if let Some(v) = value.strip_suffix("us") {
+        (v, 0.001)
+    } else if let Some(v) = value.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = value.strip_suffix('s') {
+        (v, 1000.0)
+    } else {
+        (value, 1.0)
+    };
+    number.parse::<f64>().unwrap_or(f64::NAN) * scale
+}
+
+/// Drive `url` with `wrk` (when installed: it is a far cheaper client than
+/// threads in this process, which share the machine's two cores with the server).
+fn load_wrk(
+    url: &str,
+    headers: &[(String, String)],
+    connections: usize,
+    duration: Duration,
+) -> Option<Figures> {
+    let mut cmd = std::process::Command::new("wrk");
+    cmd.args(["--latency", "-t", if connections == 1 { "1" } else { "2" }])
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{}s", duration.as_secs().max(1)));
+    for (k, v) in headers {
+        cmd.arg("-H").arg(format!("{k}: {v}"));
+    }
+    let out = cmd.arg(url).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |prefix: &str| {
+        text.lines().find_map(|l| {
+            l.trim()
+                .strip_prefix(prefix)
+                .map(|rest| rest.trim().to_string())
+        })
+    };
+    let requests = text.lines().find_map(|l| {
+        l.split(" requests in ")
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+    })?;
+    let errors = field("Non-2xx or 3xx responses:")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Some(Figures {
+        requests,
+        errors,
+        seconds: duration.as_secs_f64(),
+        p50_ms: wrk_ms(&field("50%")?),
+        p99_ms: wrk_ms(&field("99%")?),
+    })
+}
+
+fn has_wrk() -> bool {
+    std::process::Command::new("wrk")
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
 pub fn bench(args: &[String]) -> Result<()> {
     if args.first().map(String::as_str) != Some("host") {
         bail!("usage: cargo xtask bench host [--seconds N]");
@@ -97,80 +160,58 @@ pub fn bench(args: &[String]) -> Result<()> {
     // SAFETY: no other thread runs yet.
     unsafe { std::env::set_var("VIGIL_HOST_BIN", root().join("target/release/vigil-host")) };
 
-    let mut runtimes = vec![Runtime::Host];
-    if Runtime::spin_binary().is_some() {
-        runtimes.push(Runtime::Spin);
-    } else {
-        println!("SKIPPED: the spin column: spin not found (set VIGIL_SPIN or put spin on PATH)");
-    }
-    let signer = TokenSigner::generate("bench-1");
-    let now = vigil_core::time::now_millis() / 1000;
-    let token = signer.sign(&Claims {
-        iss: "vigil".into(),
-        aud: "vigil".into(),
-        sub: "bench".into(),
-        jti: vigil_core::id::new_id(),
-        iat: now,
-        exp: now + ACCESS_TOKEN_TTL_SECS,
-        nbf: None,
-        role: Some(Role::Viewer),
-        scopes: vec![],
-    });
-    let endpoints: [(&str, Vec<(String, String)>); 2] = [
-        ("/api/threats/health", vec![]),
-        (
-            "/api/auth/me",
-            vec![("authorization".into(), format!("Bearer {token}"))],
-        ),
-    ];
-
+    let wrk = has_wrk();
     println!(
-        "\n{:<6} {:<22} {:>5} {:>9} {:>8} {:>8} {:>7}",
+        "load generator: {}",
+        if wrk {
+            "wrk"
+        } else {
+            "in-process threads (install wrk for cheaper, more accurate figures)"
+        }
+    );
+    let mut legs = Vec::new();
+    for leg in [Leg::Host, Leg::Spin, Leg::SpinSqld] {
+        match leg.missing() {
+            None => legs.push(leg),
+            Some(why) => println!("SKIPPED: the {} column: {why}", leg.name()),
+        }
+    }
+    println!(
+        "\n{:<10} {:<22} {:>5} {:>9} {:>8} {:>8} {:>7}",
         "where", "endpoint", "conns", "req/s", "p50 ms", "p99 ms", "errors"
     );
-    for runtime in runtimes {
-        let dir = tempfile_dir(runtime.name())?;
-        let db = dir.join("vigil.db");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(vigil_db::migrations::migrate(
-            &vigil_db::Target::Local(db.clone()),
-            &vigil_db::migrations::embedded(),
-        ))?;
-        let runtime_config = dir.join("runtime-config.toml");
-        std::fs::write(
-            &runtime_config,
-            format!(
-                "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
-                db.display().to_string()
-            ),
-        )?;
+    for leg in legs {
         let started = Instant::now();
-        let running = launch(LaunchOptions {
-            runtime,
-            manifest: root().join("spin.toml"),
-            runtime_config: Some(runtime_config),
-            env: vec![(
-                "SPIN_VARIABLE_JWT_PUBLIC_KEYS".into(),
-                jwks_json(&[signer.public_jwk()]),
-            )],
-            workdir: dir.clone(),
-        })?;
+        let app = TestApp::start(leg)?;
         println!(
-            "{:<6} started in {:.2} s",
-            runtime.name(),
+            "{:<10} started in {:.2} s",
+            leg.name(),
             started.elapsed().as_secs_f64()
         );
+        let token = app.token(Role::Viewer);
+        let endpoints: [(&str, Vec<(String, String)>); 2] = [
+            ("/api/threats/health", vec![]),
+            (
+                "/api/auth/me",
+                vec![("authorization".into(), format!("Bearer {token}"))],
+            ),
+        ];
         for (path, headers) in &endpoints {
-            let url = format!("{}{path}", running.base_url);
+            let url = app.url(path);
             // Warm up: first requests pay lazy initialisation.
             load(&url, headers, 4, Duration::from_millis(500));
             for connections in [1, 32] {
-                let f = load(&url, headers, connections, Duration::from_secs(seconds));
+                let duration = Duration::from_secs(seconds);
+                let f = match wrk
+                    .then(|| load_wrk(&url, headers, connections, duration))
+                    .flatten()
+                {
+                    Some(f) => f,
+                    None => load(&url, headers, connections, duration),
+                };
                 println!(
-                    "{:<6} {:<22} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>7}",
-                    runtime.name(),
+                    "{:<10} {:<22} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>7}",
+                    leg.name(),
                     path,
                     connections,
                     f.requests as f64 / f.seconds,
@@ -180,16 +221,6 @@ pub fn bench(args: &[String]) -> Result<()> {
                 );
             }
         }
-        drop(running);
-        let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
-}
-
-fn tempfile_dir(name: &str) -> Result<std::path::PathBuf> {
-    let dir = root()
-        .join("target/bench")
-        .join(format!("{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

@@ -111,7 +111,9 @@ pub fn up(args: &[String]) -> Result<()> {
     let mut cmd = match &spin {
         Some(spin) => {
             let mut cmd = tokio::process::Command::new(spin);
-            cmd.args(["up", "--listen", &args.listen]);
+            cmd.args(["up", "--listen", &args.listen])
+                .arg("--log-dir")
+                .arg(state.join("logs"));
             cmd
         }
         None => {
