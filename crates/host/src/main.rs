@@ -86,7 +86,11 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match rt.block_on(run()) {
+    let result = rt.block_on(run());
+    // Connection tasks and blocking SQLite calls may still be parked (e.g. a
+    // client holding a keep-alive connection): give them a moment, then go.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:#}");
