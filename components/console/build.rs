@@ -48,6 +48,13 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../static");
     let mut files = Vec::new();
     walk(&root, &root, &mut files);
+    // The OpenAPI document, written from the route tables by `cargo xtask build`.
+    let openapi = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/vigil/openapi.json");
+    println!("cargo:rerun-if-changed={}", openapi.display());
+    let openapi = openapi.canonicalize().expect(
+        "target/vigil/openapi.json is missing: build with `cargo xtask build` (or `spin build`)",
+    );
+    files.push(("api/openapi.json".to_string(), openapi));
     let mut code = String::from("pub static FILES: &[StaticFile] = &[\n");
     for (rel, abs) in files {
         let bytes = fs::read(&abs).unwrap();

@@ -41,6 +41,8 @@ fn ensure_target() -> Result<()> {
 
 pub fn build() -> Result<()> {
     ensure_target()?;
+    // The console embeds the document, so it is written first.
+    crate::openapi::write()?;
     let mut cmd = cargo();
     cmd.args([
         "build",
@@ -91,7 +93,7 @@ fn compose(socket: &Path, plug: &Path, out: &Path) -> Result<()> {
 }
 
 /// Keep the artifact's mtime when nothing changed, so runtimes' caches stay warm.
-fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
+pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
     if fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(());
     }

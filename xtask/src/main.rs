@@ -1,8 +1,8 @@
 //! `cargo xtask`: the project's commands.
 //!
-//! - `build`: the components for wasm32-wasip2 in one cargo invocation, each
-//!   API component composed with `platform` into `target/vigil/<name>.wasm`
-//!   (the artifacts `spin.toml` names).
+//! - `build`: the OpenAPI document from the route tables, then the components
+//!   for wasm32-wasip2 in one cargo invocation, each API component composed
+//!   with `platform` into `target/vigil/<name>.wasm` (what `spin.toml` names).
 //! - `up`: build, migrate `.vigil/vigil.db`, run the app under `spin up` when
 //!   `spin` is installed (else the built-in wasmtime host) until Ctrl-C.
 //! - `test`: build, then every test (unit, host conformance, end-to-end on
@@ -13,6 +13,7 @@
 mod bench;
 mod build;
 mod devkey;
+mod openapi;
 mod up;
 
 use std::path::PathBuf;
@@ -65,7 +66,8 @@ fn main() -> ExitCode {
 }
 
 /// Build the components and the native binaries the tests start, then run
-/// every test of the native workspace members.
+/// every test of the native workspace members, and close with one summary
+/// line over all of them.
 fn test(extra: &[String]) -> Result<()> {
     build::build()?;
     run(cargo().args([
@@ -77,7 +79,37 @@ fn test(extra: &[String]) -> Result<()> {
         "--bins",
     ]))?;
     let mut cmd = cargo();
-    cmd.args(["test", "--no-fail-fast"])
-        .args(extra.iter().skip_while(|a| *a == "--"));
-    run(&mut cmd)
+    cmd.args(["test", "--no-fail-fast", "--lib", "--bins", "--tests"])
+        .args(extra.iter().skip_while(|a| *a == "--"))
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let (mut passed, mut failed, mut ignored) = (0u64, 0u64, 0u64);
+    let stdout = child.stdout.take().expect("piped");
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line?;
+        println!("{line}");
+        // libtest's closing line: `test result: ok. 21 passed; 0 failed; 3 ignored; …`
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let mut words = part.split_whitespace().rev();
+                let (Some(kind), Some(n)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let n: u64 = n.parse().unwrap_or(0);
+                match kind {
+                    "passed" => passed += n,
+                    "failed" => failed += n,
+                    "ignored" => ignored += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("\nsummary: {passed} passed, {failed} failed, {ignored} skipped");
+    if !status.success() {
+        bail!("tests failed ({status})");
+    }
+    Ok(())
 }

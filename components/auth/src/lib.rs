@@ -4,55 +4,70 @@
 //! tokens, the caller's own identity, and listing and creating users (admin).
 //! Login, refresh, 2FA and the rest of user management build on this.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use spin_sdk::http::{IncomingRequest, Response};
-use spin_sdk::http_component;
+use spin_sdk::http::Response;
 use spin_sdk::sqlite::Value;
-use vigil_api::router::DEFAULT_BODY_LIMIT;
+use vigil_api::router::{DEFAULT_BODY_LIMIT, Reply, schema_of};
 use vigil_api::{Access, ApiError, Component, Ctx, Permission, Route, db, health, response};
-use vigil_core::token::{KeySet, jwks_json};
+use vigil_core::token::{JwksDocument, KeySet, jwks_json};
 use vigil_core::{FieldError, Role, password, time::now_millis, user};
 
-static COMPONENT: Component = Component {
+pub static COMPONENT: Component = Component {
     name: "auth",
     version: env!("CARGO_PKG_VERSION"),
     routes: &[
-        Route {
-            method: "GET",
-            path: "/api/auth/health",
-            access: Access::Public,
-            handler: health::handle,
-        },
-        Route {
-            method: "GET",
-            path: "/api/auth/jwks.json",
-            access: Access::Public,
-            handler: jwks,
-        },
-        Route {
-            method: "GET",
-            path: "/api/auth/me",
-            access: Access::Authenticated,
-            handler: me,
-        },
-        Route {
-            method: "GET",
-            path: "/api/auth/users",
-            access: Access::Needs(Permission::UsersManage),
-            handler: list_users,
-        },
-        Route {
-            method: "POST",
-            path: "/api/auth/users",
-            access: Access::Needs(Permission::UsersManage),
-            handler: create_user,
-        },
+        health::route("/api/auth/health"),
+        Route::new("GET", "/api/auth/jwks.json", Access::Public, jwks)
+            .summary("The public keys that verify access tokens (JWKS)")
+            .replies(&[Reply {
+                status: 200,
+                description: "The key set: current key and, during a rotation, the previous one",
+                content_type: "application/jwk-set+json",
+                schema: Some(schema_of::<JwksDocument>),
+            }]),
+        Route::new("GET", "/api/auth/me", Access::Authenticated, me)
+            .summary("The caller's identity, role, permissions and user record")
+            .replies(&[Reply::json(
+                200,
+                "Who the access token belongs to",
+                schema_of::<Me>,
+            )])
+            .errors(&[503]),
+        Route::new(
+            "GET",
+            "/api/auth/users",
+            Access::Needs(Permission::UsersManage),
+            list_users,
+        )
+        .summary("List users")
+        .replies(&[Reply::json(
+            200,
+            "All users, by username",
+            schema_of::<UserList>,
+        )])
+        .errors(&[503]),
+        Route::new(
+            "POST",
+            "/api/auth/users",
+            Access::Needs(Permission::UsersManage),
+            create_user,
+        )
+        .summary("Create a user; audited (`user.created`) and published in one transaction")
+        .request(schema_of::<NewUser>)
+        .replies(&[Reply::json(
+            201,
+            "Created; `Location` names the user",
+            schema_of::<User>,
+        )])
+        .errors(&[409, 503]),
     ],
     body_limit: DEFAULT_BODY_LIMIT,
 };
 
-#[http_component]
-async fn handle(req: IncomingRequest) -> Response {
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::http_component]
+async fn handle(req: spin_sdk::http::IncomingRequest) -> Response {
     vigil_api::serve(&COMPONENT, req).await
 }
 
@@ -75,23 +90,33 @@ fn jwks(_ctx: &mut Ctx) -> Result<Response, ApiError> {
         .build())
 }
 
-#[derive(Serialize)]
-struct Me<'a> {
-    subject: &'a str,
+#[derive(Serialize, JsonSchema)]
+struct Me {
+    subject: String,
+    /// `user` or `api_key`.
     kind: &'static str,
-    role: Option<&'static str>,
+    role: Option<Role>,
+    /// Every permission the caller holds, by wire name.
     permissions: Vec<&'static str>,
+    /// The user record, for users that exist in the database.
     user: Option<User>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
+struct UserList {
+    users: Vec<User>,
+}
+
+#[derive(Serialize, JsonSchema)]
 struct User {
+    #[schemars(extend("format" = "uuid"))]
     id: String,
     username: String,
     display_name: String,
-    role: String,
+    role: Role,
     disabled: bool,
     must_change_password: bool,
+    #[schemars(extend("format" = "date-time"))]
     created_at: String,
 }
 
@@ -111,7 +136,7 @@ fn user_from_row(row: &[Value]) -> Option<User> {
         id: text(0)?,
         username: text(1)?,
         display_name: text(2)?,
-        role: text(3)?,
+        role: Role::parse(&text(3)?)?,
         disabled: int(4)? != 0,
         must_change_password: int(5)? != 0,
         created_at: vigil_core::time::rfc3339(int(6)?),
@@ -140,13 +165,13 @@ fn me(ctx: &mut Ctx) -> Result<Response, ApiError> {
     Ok(response::json(
         200,
         &Me {
-            subject: &who.subject,
+            subject: who.subject.clone(),
             kind: if who.role.is_some() {
                 "user"
             } else {
                 "api_key"
             },
-            role: who.role.map(|r| r.as_str()),
+            role: who.role,
             permissions,
             user,
         },
@@ -161,16 +186,21 @@ fn list_users(_ctx: &mut Ctx) -> Result<Response, ApiError> {
         &[],
     )?;
     let users: Vec<User> = rows.iter().filter_map(|r| user_from_row(r)).collect();
-    Ok(response::json(200, &serde_json::json!({ "users": users })))
+    Ok(response::json(200, &UserList { users }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUser {
+    /// 3-64 characters of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit.
+    #[schemars(length(min = 3, max = 64), regex(pattern = r"^[a-z0-9][a-z0-9._-]*$"))]
     username: String,
     #[serde(default)]
+    #[schemars(length(max = 128))]
     display_name: String,
     role: Role,
+    /// 12-1024 bytes after NFKC normalisation; not a common password.
+    #[schemars(length(min = 12), extend("format" = "password"))]
     password: String,
 }
 
@@ -253,7 +283,7 @@ fn create_user(ctx: &mut Ctx) -> Result<Response, ApiError> {
             id: id.clone(),
             username: new.username.clone(),
             display_name: new.display_name.clone(),
-            role: new.role.as_str().into(),
+            role: new.role,
             disabled: false,
             must_change_password: false,
             created_at: vigil_core::time::rfc3339(now),

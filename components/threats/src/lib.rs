@@ -1,26 +1,21 @@
-//! The `threats` component: sensor events, alerts, sensors and playbooks (`/api/threats/...`, `/api/alerts/...`, `/api/sensors/...`, `/api/playbooks/...`).
+//! The `threats` component: sensor events, alerts, sensors and playbooks (`/api/threats/...`,
+//! `/api/alerts/...`, `/api/sensors/...`, `/api/playbooks/...`).
 //!
 //! At this stage it serves its health check; every other path under its
 //! routes answers a problem+json 404 (see `vigil_api::router`).
 
-use spin_sdk::http::{IncomingRequest, Response};
-use spin_sdk::http_component;
 use vigil_api::router::DEFAULT_BODY_LIMIT;
-use vigil_api::{Access, Component, Route, health};
+use vigil_api::{Component, health};
 
-static COMPONENT: Component = Component {
+pub static COMPONENT: Component = Component {
     name: "threats",
     version: env!("CARGO_PKG_VERSION"),
-    routes: &[Route {
-        method: "GET",
-        path: "/api/threats/health",
-        access: Access::Public,
-        handler: health::handle,
-    }],
+    routes: &[health::route("/api/threats/health")],
     body_limit: DEFAULT_BODY_LIMIT,
 };
 
-#[http_component]
-async fn handle(req: IncomingRequest) -> Response {
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::http_component]
+async fn handle(req: spin_sdk::http::IncomingRequest) -> spin_sdk::http::Response {
     vigil_api::serve(&COMPONENT, req).await
 }

@@ -15,12 +15,109 @@ use crate::{Ctx, authz, response};
 
 pub type Handler = fn(&mut Ctx) -> Result<Response, ApiError>;
 
+/// Produces the JSON Schema of a request or response type (see [`schema_of`]).
+pub type SchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+
+/// The schema of `T`, for a route's request or reply.
+pub fn schema_of<T: schemars::JsonSchema>(
+    generator: &mut schemars::SchemaGenerator,
+) -> schemars::Schema {
+    generator.subschema_for::<T>()
+}
+
+/// One route: how it is dispatched and, from the same declaration, how the
+/// OpenAPI document describes it (`crate::openapi`), so no route can exist
+/// undocumented.
 pub struct Route {
     pub method: &'static str,
     /// `/api/threats/{id}`: literal segments and `{name}` parameters.
     pub path: &'static str,
     pub access: Access,
     pub handler: Handler,
+    pub summary: &'static str,
+    /// The JSON request body, if the route takes one.
+    pub request: Option<SchemaFn>,
+    /// The successful responses.
+    pub replies: &'static [Reply],
+    /// Error statuses the handler itself can return (the dispatcher's own —
+    /// 401, 403, 400, 413, 415, 422 — are added from `access` and `request`).
+    pub errors: &'static [u16],
+}
+
+/// A successful response of a route.
+pub struct Reply {
+    pub status: u16,
+    pub description: &'static str,
+    pub content_type: &'static str,
+    pub schema: Option<SchemaFn>,
+}
+
+impl Reply {
+    /// A JSON body described by `schema`.
+    pub const fn json(status: u16, description: &'static str, schema: SchemaFn) -> Reply {
+        Reply {
+            status,
+            description,
+            content_type: crate::response::JSON,
+            schema: Some(schema),
+        }
+    }
+}
+
+impl Route {
+    pub const fn new(
+        method: &'static str,
+        path: &'static str,
+        access: Access,
+        handler: Handler,
+    ) -> Route {
+        Route {
+            method,
+            path,
+            access,
+            handler,
+            summary: "",
+            request: None,
+            replies: &[],
+            errors: &[],
+        }
+    }
+
+    pub const fn summary(mut self, summary: &'static str) -> Route {
+        self.summary = summary;
+        self
+    }
+
+    pub const fn request(mut self, schema: SchemaFn) -> Route {
+        self.request = Some(schema);
+        self
+    }
+
+    pub const fn replies(mut self, replies: &'static [Reply]) -> Route {
+        self.replies = replies;
+        self
+    }
+
+    pub const fn errors(mut self, errors: &'static [u16]) -> Route {
+        self.errors = errors;
+        self
+    }
+
+    /// Every error status this route can answer with.
+    pub fn error_statuses(&self) -> Vec<u16> {
+        let mut all: Vec<u16> = self.errors.to_vec();
+        match self.access {
+            Access::Public => {}
+            Access::Authenticated => all.push(401),
+            Access::Needs(_) => all.extend([401, 403]),
+        }
+        if self.request.is_some() {
+            all.extend([400, 413, 415, 422]);
+        }
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
 }
 
 /// Who may call a route.

@@ -6,8 +6,28 @@ use serde::Serialize;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
+/// The wire form of a problem (what [`ApiError::body`] writes, and what the
+/// OpenAPI document describes).
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Problem")]
+pub struct ProblemDocument<'a> {
+    /// `urn:vigil:problem:<kind>`, stable per kind of error.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: &'a str,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'a str>,
+    /// The request path.
+    pub instance: &'a str,
+    pub request_id: &'a str,
+    /// For validation errors: each violated rule, by field.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub errors: &'a [FieldError],
+}
+
 /// A field that failed validation, named by its JSON path (e.g. `events[3].source_ip`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -101,20 +121,7 @@ impl ApiError {
 
     /// The problem document. `instance` is the request path.
     pub fn body(&self, instance: &str, request_id: &str) -> String {
-        #[derive(Serialize)]
-        struct Doc<'a> {
-            #[serde(rename = "type")]
-            type_: String,
-            title: &'a str,
-            status: u16,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            detail: Option<&'a str>,
-            instance: &'a str,
-            request_id: &'a str,
-            #[serde(skip_serializing_if = "<[_]>::is_empty")]
-            errors: &'a [FieldError],
-        }
-        serde_json::to_string(&Doc {
+        serde_json::to_string(&ProblemDocument {
             type_: self.type_uri(),
             title: self.title,
             status: self.status,

@@ -78,7 +78,7 @@ struct Header {
 }
 
 /// One entry of a JWKS document (`kty: OKP`, `crv: Ed25519`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Jwk {
     pub kty: String,
     pub crv: String,
@@ -98,9 +98,11 @@ pub struct KeySet {
     keys: Vec<(String, VerifyingKey)>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct JwksDocument {
-    keys: Vec<Jwk>,
+/// A JWKS document: `{"keys": [...]}`.
+#[derive(Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Jwks")]
+pub struct JwksDocument {
+    pub keys: Vec<Jwk>,
 }
 
 impl KeySet {
