@@ -20,6 +20,10 @@ pub const CASES: &[Case] = &[
     ),
     ("console_is_read_only", console_is_read_only),
     ("openapi_document_is_served", openapi_document_is_served),
+    (
+        "every_documented_operation_is_served",
+        every_documented_operation_is_served,
+    ),
 ];
 
 fn console_serves_the_page_with_etag_and_cache_headers(app: &TestApp) {
@@ -88,7 +92,52 @@ fn openapi_document_is_served(app: &TestApp) {
     let r = app.get("/api/openapi.json");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
+    let etag = r.header("etag").expect("an ETag").to_string();
+    assert_eq!(
+        app.request(
+            "GET",
+            "/api/openapi.json",
+            &[("if-none-match", &etag)],
+            None
+        )
+        .status,
+        304
+    );
     let doc = r.json();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/api/auth/me"].is_object());
+}
+
+/// Every operation the document lists is served: the component behind the
+/// path answers OPTIONS with an `Allow` naming the documented methods.
+fn every_documented_operation_is_served(app: &TestApp) {
+    let doc = app.get("/api/openapi.json").json();
+    let paths = doc["paths"].as_object().unwrap();
+    let mut checked = 0;
+    for (template, ops) in paths
+        .iter()
+        .filter(|(p, _)| p.starts_with("/api/") && *p != "/api/openapi.json")
+    {
+        let path: String = template
+            .split('/')
+            .map(|seg| if seg.starts_with('{') { "probe" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
+        let r = app.request("OPTIONS", &path, &[], None);
+        assert_eq!(
+            r.status,
+            204,
+            "{template} is documented but not served: {}",
+            r.text()
+        );
+        let allow = r.header("allow").unwrap_or("").to_string();
+        for method in ops.as_object().unwrap().keys() {
+            assert!(
+                allow.contains(&method.to_uppercase()),
+                "{template}: {method} documented, Allow is {allow}"
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} paths checked");
 }

@@ -6,13 +6,14 @@
 //! - `up`: build, migrate `.vigil/vigil.db`, run the app under `spin up` when
 //!   `spin` is installed (else the built-in wasmtime host) until Ctrl-C.
 //! - `test`: build, then every test (unit, host conformance, end-to-end on
-//!   both runtimes).
+//!   every leg), then the OpenAPI document under a fuzzer.
 //! - `token`: mint an access token with the local development key.
 //! - `bench host`: throughput and latency of the host and of `spin up`.
 
 mod bench;
 mod build;
 mod devkey;
+mod fuzz;
 mod openapi;
 mod up;
 
@@ -107,9 +108,23 @@ fn test(extra: &[String]) -> Result<()> {
         }
     }
     let status = child.wait()?;
+
+    println!("\nThe OpenAPI document under a fuzzer (schemathesis against spin up):");
+    let fuzz = fuzz::run();
+    match &fuzz {
+        Ok(fuzz::Outcome::Passed) => passed += 1,
+        Ok(fuzz::Outcome::Skipped(why)) => {
+            println!("SKIPPED: the OpenAPI fuzz step: {why}");
+            ignored += 1;
+        }
+        Err(e) => {
+            println!("fuzz: FAILED: {e:#}");
+            failed += 1;
+        }
+    }
     println!("\nsummary: {passed} passed, {failed} failed, {ignored} skipped");
-    if !status.success() {
-        bail!("tests failed ({status})");
+    if !status.success() || fuzz.is_err() {
+        bail!("tests failed");
     }
     Ok(())
 }

@@ -53,6 +53,16 @@ fn operation_id(route: &Route) -> String {
     id
 }
 
+/// The `{name}` segments of a path template, as OpenAPI path parameters.
+fn path_parameters(path: &str) -> Option<Value> {
+    let params: Vec<Value> = path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect();
+    (!params.is_empty()).then_some(Value::Array(params))
+}
+
 fn operation(component: &str, route: &Route, generator: &mut schemars::SchemaGenerator) -> Value {
     let mut op = Map::new();
     op.insert("operationId".into(), json!(operation_id(route)));
@@ -74,14 +84,8 @@ fn operation(component: &str, route: &Route, generator: &mut schemars::SchemaGen
     };
     op.insert("description".into(), json!(access));
 
-    let params: Vec<Value> = route
-        .path
-        .split('/')
-        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
-        .collect();
-    if !params.is_empty() {
-        op.insert("parameters".into(), Value::Array(params));
+    if let Some(params) = path_parameters(route.path) {
+        op.insert("parameters".into(), params);
     }
     if let Some(schema) = route.request {
         op.insert(
@@ -127,7 +131,7 @@ pub fn document(version: &str, components: &[&Component], statics: &[StaticOpera
         }
     }
     for s in statics {
-        let op = json!({
+        let mut op = json!({
             "operationId": format!("get{}", s.path.replace(['/', '.', '{', '}', '-'], "_")),
             "summary": s.summary,
             "tags": ["console"],
@@ -139,6 +143,9 @@ pub fn document(version: &str, components: &[&Component], statics: &[StaticOpera
                 "404": {"description": "No such file", "content": {PROBLEM_JSON: {"schema": problem.clone()}}}
             }
         });
+        if let Some(params) = path_parameters(s.path) {
+            op["parameters"] = params;
+        }
         paths.entry(s.path).or_default().insert("get".into(), op);
     }
     let schemas = generator.take_definitions(true);

@@ -22,7 +22,7 @@ pub struct ProblemDocument<'a> {
     pub instance: &'a str,
     pub request_id: &'a str,
     /// For validation errors: each violated rule, by field.
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    #[serde(default, skip_serializing_if = "<[_]>::is_empty")]
     pub errors: &'a [FieldError],
 }
 

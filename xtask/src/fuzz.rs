@@ -1,0 +1,113 @@
+//! The OpenAPI step of `cargo xtask test`: validate the generated document
+//! as OpenAPI 3.1, then fuzz the app under `spin up` with schemathesis
+//! (pinned, in a virtualenv under `target/`), as an admin, with a bounded
+//! number of examples per operation and a time cap. Any 5xx, undocumented
+//! status or content type, or response that breaks its schema fails it.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use vigil_core::Role;
+use vigil_e2e::{Leg, TestApp};
+
+use crate::root;
+
+const PACKAGES: [&str; 2] = ["schemathesis==4.32.5", "openapi-spec-validator==0.9.0"];
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance";
+const EXAMPLES_PER_OPERATION: &str = "25";
+const MAX_SECONDS: &str = "90";
+/// Fixed, so a CI failure reproduces; change it to explore further.
+const SEED: &str = "20261127";
+
+pub enum Outcome {
+    Passed,
+    Skipped(String),
+}
+
+fn venv() -> PathBuf {
+    root().join("target/fuzz-venv")
+}
+
+/// Create the virtualenv and install the pinned packages, once.
+fn ensure_tools() -> Result<Option<PathBuf>> {
+    let python = venv().join("bin/python");
+    let marker = venv().join("vigil-packages.txt");
+    let wanted = PACKAGES.join("\n");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) {
+        return Ok(Some(python));
+    }
+    if Command::new("python3").arg("--version").output().is_err() {
+        return Ok(None);
+    }
+    crate::run(Command::new("python3").arg("-m").arg("venv").arg(venv()))?;
+    crate::run(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(PACKAGES),
+    )?;
+    std::fs::write(marker, wanted)?;
+    Ok(Some(python))
+}
+
+pub fn run() -> Result<Outcome> {
+    if let Some(why) = Leg::Spin.missing() {
+        return Ok(Outcome::Skipped(why.to_string()));
+    }
+    let Some(python) = ensure_tools()? else {
+        return Ok(Outcome::Skipped("python3 not found".into()));
+    };
+    let document = crate::openapi::path();
+    crate::run(Command::new(&python).args(["-c", "import json, sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('openapi: the document is valid OpenAPI 3.1')"]).arg(&document))?;
+
+    let app = TestApp::start(Leg::Spin).context("starting Vigil under spin for the fuzzer")?;
+    let started = Instant::now();
+    let output = Command::new(venv().join("bin/st"))
+        .args(["run", &app.url("/api/openapi.json"), "--checks", CHECKS])
+        .args([
+            "--max-examples",
+            EXAMPLES_PER_OPERATION,
+            "--max-time",
+            MAX_SECONDS,
+            "--seed",
+            SEED,
+        ])
+        .args(["--no-color", "--header"])
+        .arg(format!("Authorization: Bearer {}", app.token(Role::Admin)))
+        .current_dir(root().join("target"))
+        .output()
+        .context("running schemathesis")?;
+    let seconds = started.elapsed().as_secs_f64();
+    let text = String::from_utf8_lossy(&output.stdout);
+    print!("{text}");
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    let operations = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Tested: "))
+        .unwrap_or("?");
+    let examples = text
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .split(" generated")
+                .next()
+                .filter(|n| n.chars().all(|c| c.is_ascii_digit()) && !n.is_empty())
+        })
+        .unwrap_or("?");
+    let failures = text
+        .lines()
+        .find_map(|l| {
+            l.split(" found ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+        })
+        .unwrap_or("0");
+    println!(
+        "fuzz: {operations} operations, {examples} examples, {failures} failures, {seconds:.0} s"
+    );
+    if !output.status.success() {
+        bail!("schemathesis found failures (reproduce with the curl commands above; seed {SEED})");
+    }
+    Ok(Outcome::Passed)
+}
