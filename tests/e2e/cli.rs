@@ -36,6 +36,17 @@ pub const CASES: &[(&str, fn())] = &[
     ),
 ];
 
+/// `vigil admin create-user` for an admin named `admin`, password on stdin.
+const CREATE_ADMIN: &[&str] = &[
+    "admin",
+    "create-user",
+    "--username",
+    "admin",
+    "--role",
+    "admin",
+    "--password-stdin",
+];
+
 fn vigil_bin() -> PathBuf {
     let dir = std::env::current_exe()
         .unwrap()
@@ -141,69 +152,21 @@ fn migrate_refuses_a_changed_migration_and_changes_nothing() {
 fn create_user_reads_the_password_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("v.db");
-    let unmigrated = vigil(
-        &db,
-        &[
-            "admin",
-            "create-user",
-            "--username",
-            "admin",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        Some("a long enough passphrase\n"),
-    );
+    let unmigrated = vigil(&db, CREATE_ADMIN, Some("a long enough passphrase\n"));
     assert!(!unmigrated.status.success());
     assert!(vigil(&db, &["migrate"], None).status.success());
-    let weak = vigil(
-        &db,
-        &[
-            "admin",
-            "create-user",
-            "--username",
-            "admin",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        Some("password1234\n"),
-    );
+    let weak = vigil(&db, CREATE_ADMIN, Some("password1234\n"));
     assert!(!weak.status.success());
     assert!(
         String::from_utf8_lossy(&weak.stderr).contains("common"),
         "{}",
         String::from_utf8_lossy(&weak.stderr)
     );
-    let no_password = vigil(
-        &db,
-        &[
-            "admin",
-            "create-user",
-            "--username",
-            "admin",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        Some(""),
-    );
+    let no_password = vigil(&db, CREATE_ADMIN, Some(""));
     assert!(!no_password.status.success());
     assert_eq!(scalar(&db, "SELECT count(*) FROM users"), Some(0));
 
-    let ok = vigil(
-        &db,
-        &[
-            "admin",
-            "create-user",
-            "--username",
-            "admin",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
-        Some("a long enough passphrase\n"),
-    );
+    let ok = vigil(&db, CREATE_ADMIN, Some("a long enough passphrase\n"));
     assert!(
         ok.status.success(),
         "{}",
@@ -265,15 +228,7 @@ fn remote_migrate_applies_once_and_refuses_changes() {
     let created = remote(
         &sqld,
         &sqld.token,
-        &[
-            "admin",
-            "create-user",
-            "--username",
-            "admin",
-            "--role",
-            "admin",
-            "--password-stdin",
-        ],
+        CREATE_ADMIN,
         Some("a long enough passphrase\n"),
     );
     assert!(

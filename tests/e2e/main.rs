@@ -8,9 +8,11 @@
 //! `cargo xtask test` builds what this needs; an argument filters cases by
 //! substring, as with libtest.
 
+mod api_keys;
 mod cli;
 mod console;
 mod http_basics;
+mod login;
 mod tokens;
 mod turso;
 mod users;
@@ -27,6 +29,8 @@ fn app_cases() -> Vec<Case> {
         http_basics::CASES,
         tokens::CASES,
         users::CASES,
+        login::CASES,
+        api_keys::CASES,
         console::CASES,
     ]
     .concat()

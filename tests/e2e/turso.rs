@@ -33,10 +33,7 @@ fn spin_on(sqld: &Sqld, token: &str, dir: &std::path::Path) -> Running {
         runtime: Runtime::Spin,
         manifest: workspace_root().join("spin.toml"),
         runtime_config: Some(config),
-        env: vec![(
-            "SPIN_VARIABLE_JWT_PUBLIC_KEYS".into(),
-            vigil_core::token::jwks_json(&[signer.public_jwk()]),
-        )],
+        env: vigil_e2e::app_variables(&signer),
         workdir: dir.to_path_buf(),
     })
     .expect("spin starts even when its database is unreachable")

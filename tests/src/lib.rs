@@ -19,7 +19,7 @@ use vigil_db::Target;
 
 use anyhow::{Context, Result};
 use vigil_core::Role;
-use vigil_core::token::{ACCESS_TOKEN_TTL_SECS, Claims, TokenSigner, jwks_json};
+use vigil_core::token::{Claims, TokenSigner, jwks_json};
 use vigil_host::launch::{LaunchOptions, Running, Runtime, launch};
 
 pub use client::Resp;
@@ -108,6 +108,7 @@ impl TestApp {
             }
         };
         migrate(&db)?;
+        seed_principals(&db)?;
         let runtime_config_path = dir.path().join("runtime-config.toml");
         std::fs::write(&runtime_config_path, runtime_config)?;
         let signer = TokenSigner::generate("test-1");
@@ -119,10 +120,7 @@ impl TestApp {
             },
             manifest: workspace_root().join("spin.toml"),
             runtime_config: Some(runtime_config_path),
-            env: vec![(
-                "SPIN_VARIABLE_JWT_PUBLIC_KEYS".into(),
-                jwks_json(&[signer.public_jwk()]),
-            )],
+            env: app_variables(&signer),
             workdir: dir.path().to_path_buf(),
         })
         .with_context(|| format!("starting Vigil under {name}"))?;
@@ -163,17 +161,8 @@ impl TestApp {
     /// Claims for a user with `role`, valid now.
     pub fn claims(&self, role: Role) -> Claims {
         let now = vigil_core::time::now_millis() / 1000;
-        Claims {
-            iss: "vigil".into(),
-            aud: "vigil".into(),
-            sub: format!("test-{}", role.as_str()),
-            jti: vigil_core::id::new_id(),
-            iat: now,
-            exp: now + ACCESS_TOKEN_TTL_SECS,
-            nbf: None,
-            role: Some(role),
-            scopes: vec![],
-        }
+        let (user, session) = test_principal(role);
+        Claims::user_access("vigil", "vigil", &user, role, &session, now)
     }
 
     /// A valid access token for a user with `role`.
@@ -216,6 +205,44 @@ impl TestApp {
     }
 }
 
+/// The variables an app under test gets: `signer` both signs (in `auth`) and
+/// verifies (everywhere), so tokens minted by the tests are accepted too.
+pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
+    vec![
+        (
+            "SPIN_VARIABLE_JWT_PUBLIC_KEYS".into(),
+            jwks_json(&[signer.public_jwk()]),
+        ),
+        ("SPIN_VARIABLE_JWT_SIGNING_KEY".into(), signer.seed_b64()),
+        ("SPIN_VARIABLE_JWT_SIGNING_KID".into(), signer.kid().into()),
+    ]
+}
+
+/// The user id and session id of the seeded principal with `role`.
+pub fn test_principal(role: Role) -> (String, String) {
+    (
+        format!("test-{}", role.as_str()),
+        format!("test-session-{}", role.as_str()),
+    )
+}
+
+/// One user per role, each with a live session, so that tests can mint
+/// tokens for every role (a user's token must name a live session).
+pub fn seed_principals(db: &Target) -> Result<()> {
+    let far = vigil_core::time::now_millis() + 365 * 24 * 3600 * 1000;
+    let mut sql = String::new();
+    for role in Role::ALL {
+        let (user, session) = test_principal(role);
+        sql += &format!(
+            "INSERT INTO users (id, username, role, created_at, updated_at) VALUES ('{user}', '{user}', '{r}', 0, 0);
+             INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at) VALUES ('{session}', '{user}', 0, 0, {far});",
+            r = role.as_str()
+        );
+    }
+    block_on(async { anyhow::Ok(db.connect().await?.execute_batch(&sql).await.map(drop)?) })?;
+    Ok(())
+}
+
 /// Apply the migrations to a fresh database.
 pub fn migrate(db: &Target) -> Result<()> {
     block_on(vigil_db::migrations::migrate(
@@ -252,4 +279,56 @@ pub fn count(app: &TestApp, sql: &str) -> Option<i64> {
             .await
             .expect("count query")
     })
+}
+
+/// A user made through the API, with the password it was given.
+pub struct NewUser {
+    pub id: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl TestApp {
+    /// Create a user with `role` (as the seeded admin) and return it.
+    pub fn create_user(&self, role: Role, password: &str) -> NewUser {
+        let username = format!("u-{}", &vigil_core::id::new_id()[..12]);
+        let body =
+            serde_json::json!({"username": username, "role": role.as_str(), "password": password});
+        let r = self.post_json_as(Role::Admin, "/api/auth/users", &body);
+        assert_eq!(r.status, 201, "create user: {}", r.text());
+        NewUser {
+            id: r.json()["id"].as_str().unwrap().to_string(),
+            username,
+            password: password.to_string(),
+        }
+    }
+
+    /// `POST /api/auth/login`.
+    pub fn login(&self, username: &str, password: &str) -> Resp {
+        self.post_json(
+            "/api/auth/login",
+            &serde_json::json!({"username": username, "password": password}),
+            None,
+        )
+    }
+
+    /// POST a JSON body, with a bearer credential if given.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value, bearer: Option<&str>) -> Resp {
+        let auth = bearer.map(|b| format!("Bearer {b}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(auth) = &auth {
+            headers.push(("authorization", auth));
+        }
+        self.request("POST", path, &headers, Some(body.to_string().as_bytes()))
+    }
+
+    /// A request with a bearer credential.
+    pub fn with_bearer(&self, method: &str, path: &str, bearer: &str) -> Resp {
+        self.request(
+            method,
+            path,
+            &[("authorization", &format!("Bearer {bearer}"))],
+            None,
+        )
+    }
 }

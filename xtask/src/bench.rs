@@ -160,6 +160,8 @@ pub fn bench(args: &[String]) -> Result<()> {
     // SAFETY: no other thread runs yet.
     unsafe { std::env::set_var("VIGIL_HOST_BIN", root().join("target/release/vigil-host")) };
 
+    instantiation_cost()?;
+
     let wrk = has_wrk();
     println!(
         "load generator: {}",
@@ -222,5 +224,52 @@ pub fn bench(args: &[String]) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// What a fresh instance per request costs in the built-in host: a new
+/// `Store` and instantiation of the composed `threats` component, in a loop.
+fn instantiation_cost() -> Result<()> {
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
+            dir.join("unused.db").display().to_string()
+        ),
+    )?;
+    let signer = vigil_core::token::TokenSigner::generate("bench");
+    // SAFETY: no other thread runs yet.
+    for (name, value) in vigil_e2e::app_variables(&signer) {
+        unsafe { std::env::set_var(name, value) };
+    }
+    let started = Instant::now();
+    let host = vigil_host::Host::load(vigil_host::HostOptions {
+        manifest: root().join("spin.toml"),
+        runtime_config: Some(config),
+    })?;
+    let load = started.elapsed();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let runtime = host.runtime();
+    let component = runtime.components["threats"].clone();
+    const N: u32 = 500;
+    let per = rt.block_on(async {
+        let started = Instant::now();
+        for _ in 0..N {
+            let mut store = runtime.new_store(&component)?;
+            component.pre.instantiate_async(&mut store).await?;
+        }
+        anyhow::Ok(started.elapsed() / N)
+    })?;
+    println!(
+        "host: load {:.0} ms (compile {} ms, cache warm after the first run); fresh store + instantiate of `threats`: {:.0} µs per request (N={N})",
+        load.as_secs_f64() * 1000.0,
+        host.compile_ms,
+        per.as_secs_f64() * 1e6
+    );
     Ok(())
 }

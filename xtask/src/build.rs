@@ -72,6 +72,19 @@ pub fn build() -> Result<()> {
     Ok(())
 }
 
+/// The components, and the native binaries that run them (`vigil-host`, `vigil`).
+pub fn build_all() -> Result<()> {
+    build()?;
+    run(cargo().args([
+        "build",
+        "--package",
+        "vigil-host",
+        "--package",
+        "vigil-relay",
+        "--bins",
+    ]))
+}
+
 /// Plug `platform`'s exports into the component's imports. A component that
 /// imports nothing from `platform` (the console) is copied as it is.
 fn compose(socket: &Path, plug: &Path, out: &Path) -> Result<()> {

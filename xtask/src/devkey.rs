@@ -1,13 +1,12 @@
 //! The local development signing key (`.vigil/jwt-signing-key`), made on
-//! first use. `cargo xtask up` gives its public half to the app as
-//! `jwt_public_keys`; `cargo xtask token` signs tokens with it.
+//! first use. `cargo xtask up` gives it to the app: the seed to `auth` as
+//! `jwt_signing_key`, the public half to every component as `jwt_public_keys`.
 
 use std::fs;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
-use vigil_core::token::{ACCESS_TOKEN_TTL_SECS, Claims, TokenSigner, jwks_json};
-use vigil_core::{Role, time::now_millis};
+use anyhow::{Context, Result};
+use vigil_core::token::{TokenSigner, jwks_json};
 
 use crate::root;
 
@@ -33,44 +32,15 @@ pub fn signer() -> Result<TokenSigner> {
     Ok(signer)
 }
 
-pub fn public_keys() -> Result<String> {
-    Ok(jwks_json(&[signer()?.public_jwk()]))
-}
-
-/// `cargo xtask token --role admin [--sub <user id>] [--issuer vigil] [--audience vigil]`
-pub fn token(args: &[String]) -> Result<()> {
-    let mut role = None;
-    let mut sub = "dev".to_string();
-    let mut iss = "vigil".to_string();
-    let mut aud = "vigil".to_string();
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--role" => {
-                role = Some(
-                    Role::parse(value).context("--role is viewer, analyst, supervisor or admin")?,
-                )
-            }
-            "--sub" => sub = value.clone(),
-            "--issuer" => iss = value.clone(),
-            "--audience" => aud = value.clone(),
-            _ => bail!("unknown flag {flag}"),
-        }
-    }
-    let role = role.context("--role is required")?;
-    let now = now_millis() / 1000;
-    let claims = Claims {
-        iss,
-        aud,
-        sub,
-        jti: vigil_core::id::new_id(),
-        iat: now,
-        exp: now + ACCESS_TOKEN_TTL_SECS,
-        nbf: None,
-        role: Some(role),
-        scopes: vec![],
-    };
-    println!("{}", signer()?.sign(&claims));
-    Ok(())
+/// The app variables for the development key: it signs (in `auth`) and verifies.
+pub fn variables() -> Result<Vec<(String, String)>> {
+    let signer = signer()?;
+    Ok(vec![
+        (
+            "SPIN_VARIABLE_JWT_PUBLIC_KEYS".into(),
+            jwks_json(&[signer.public_jwk()]),
+        ),
+        ("SPIN_VARIABLE_JWT_SIGNING_KEY".into(), signer.seed_b64()),
+        ("SPIN_VARIABLE_JWT_SIGNING_KID".into(), KID.into()),
+    ])
 }

@@ -7,7 +7,6 @@
 //!   `spin` is installed (else the built-in wasmtime host) until Ctrl-C.
 //! - `test`: build, then every test (unit, host conformance, end-to-end on
 //!   every leg), then the OpenAPI document under a fuzzer.
-//! - `token`: mint an access token with the local development key.
 //! - `bench host`: throughput and latency of the host and of `spin up`.
 
 mod bench;
@@ -42,7 +41,7 @@ pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-const USAGE: &str = "usage: cargo xtask <build | up [--database-url URL --database-token TOKEN] | test [-- cargo test args] | token --role ROLE [--sub ID] | bench host>";
+const USAGE: &str = "usage: cargo xtask <build | up [--database-url URL --database-token TOKEN] | test [-- cargo test args] | bench host>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,7 +49,6 @@ fn main() -> ExitCode {
         Some("build") => build::build(),
         Some("up") => up::up(&args[1..]),
         Some("test") => test(&args[1..]),
-        Some("token") => devkey::token(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
@@ -70,15 +68,7 @@ fn main() -> ExitCode {
 /// every test of the native workspace members, and close with one summary
 /// line over all of them.
 fn test(extra: &[String]) -> Result<()> {
-    build::build()?;
-    run(cargo().args([
-        "build",
-        "--package",
-        "vigil-host",
-        "--package",
-        "vigil-relay",
-        "--bins",
-    ]))?;
+    build::build_all()?;
     let mut cmd = cargo();
     cmd.args(["test", "--no-fail-fast", "--lib", "--bins", "--tests"])
         .args(extra.iter().skip_while(|a| *a == "--"))

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use vigil_db::Target;
 
-use crate::{build, cargo, devkey, root, run};
+use crate::{build, devkey, root};
 
 struct UpArgs {
     listen: String,
@@ -82,15 +82,7 @@ pub fn up(args: &[String]) -> Result<()> {
         None => Target::Local(root().join(".vigil/vigil.db")),
     };
 
-    build::build()?;
-    run(cargo().args([
-        "build",
-        "--package",
-        "vigil-host",
-        "--package",
-        "vigil-relay",
-        "--bins",
-    ]))?;
+    build::build_all()?;
 
     let state = root().join(".vigil");
     fs::create_dir_all(&state)?;
@@ -127,7 +119,7 @@ pub fn up(args: &[String]) -> Result<()> {
         .arg(root().join("spin.toml"))
         .arg("--runtime-config-file")
         .arg(&runtime_config)
-        .env("SPIN_VARIABLE_JWT_PUBLIC_KEYS", devkey::public_keys()?)
+        .envs(devkey::variables()?)
         .current_dir(root())
         .stdin(Stdio::null());
 
@@ -138,7 +130,7 @@ pub fn up(args: &[String]) -> Result<()> {
     println!(
         "\nVigil: http://{listen}\n\
          Create the first admin (once):\n  cargo run --quiet --package vigil-relay --{db_flags} admin create-user --username admin --role admin\n\
-         Until the auth component issues tokens, mint one with the local key:\n  cargo xtask token --role admin\n\
+         Then log in:\n  curl -s -H 'content-type: application/json' -d '{{\"username\":\"admin\",\"password\":\"…\"}}' http://{listen}/api/auth/login\n\
          Ctrl-C stops it.\n",
         listen = args.listen
     );

@@ -1,17 +1,25 @@
 //! The `auth` component (`/api/auth/...`): identities and tokens.
 //!
-//! Foundation scope: health, the public-key set (JWKS) that verifies access
-//! tokens, the caller's own identity, and listing and creating users (admin).
-//! Login, refresh, 2FA and the rest of user management build on this.
+//! - [`login`]: login (lockout, throttle, identical failures), refresh with
+//!   rotation and reuse detection, logout, password change.
+//! - [`sessions`]: sessions and refresh tokens; listing and ending them.
+//! - [`users`]: the caller's identity; users for admins (last-admin rule).
+//! - [`keys`]: API keys for sensors and services.
+//! - [`settings`]: this component's variables (the signing key lives here only).
+//!
+//! Not yet: TOTP 2FA, invitations, admin password reset (see the issue notes).
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+mod keys;
+mod login;
+mod sessions;
+mod settings;
+mod users;
+
+use sessions::Tokens;
 use spin_sdk::http::Response;
-use spin_sdk::sqlite::Value;
 use vigil_api::router::{DEFAULT_BODY_LIMIT, Reply, schema_of};
-use vigil_api::{Access, ApiError, Component, Ctx, Permission, Route, db, health, response};
+use vigil_api::{Access, ApiError, Component, Ctx, Permission, Route, health};
 use vigil_core::token::{JwksDocument, KeySet, jwks_json};
-use vigil_core::{FieldError, Role, password, time::now_millis, user};
 
 pub static COMPONENT: Component = Component {
     name: "auth",
@@ -26,43 +34,166 @@ pub static COMPONENT: Component = Component {
                 content_type: "application/jwk-set+json",
                 schema: Some(schema_of::<JwksDocument>),
             }]),
-        Route::new("GET", "/api/auth/me", Access::Authenticated, me)
+        Route::new("POST", "/api/auth/login", Access::Public, login::login)
+            .summary("Log in with username and password; a failure never says why")
+            .request(schema_of::<login::LoginRequest>)
+            .replies(&[Reply::json(
+                200,
+                "Tokens for a new session",
+                schema_of::<Tokens>,
+            )])
+            .errors(&[401, 429, 503]),
+        Route::new("POST", "/api/auth/refresh", Access::Public, login::refresh)
+            .summary("Exchange a refresh token for new tokens; reuse ends the session")
+            .request(schema_of::<login::RefreshRequest>)
+            .replies(&[Reply::json(
+                200,
+                "New tokens; the old refresh token is dead",
+                schema_of::<Tokens>,
+            )])
+            .errors(&[401, 503]),
+        Route::new(
+            "POST",
+            "/api/auth/logout",
+            Access::Authenticated,
+            login::logout,
+        )
+        .summary("End the session of this access token")
+        .replies(&[NO_CONTENT])
+        .errors(&[400, 503]),
+        Route::new(
+            "POST",
+            "/api/auth/password",
+            Access::Authenticated,
+            login::change_password,
+        )
+        .summary("Change one's own password; every other session ends")
+        .request(schema_of::<login::PasswordChange>)
+        .replies(&[NO_CONTENT])
+        .errors(&[404, 503]),
+        Route::new("GET", "/api/auth/me", Access::Authenticated, users::me)
             .summary("The caller's identity, role, permissions and user record")
             .replies(&[Reply::json(
                 200,
                 "Who the access token belongs to",
-                schema_of::<Me>,
+                schema_of::<users::Me>,
             )])
             .errors(&[503]),
         Route::new(
             "GET",
+            "/api/auth/sessions",
+            Access::Authenticated,
+            sessions::list,
+        )
+        .summary("Live sessions: one's own, or with `user_id` (admin) anyone's")
+        .replies(&[Reply::json(
+            200,
+            "Newest first",
+            schema_of::<sessions::SessionList>,
+        )])
+        .errors(&[403, 503]),
+        Route::new(
+            "DELETE",
+            "/api/auth/sessions/{id}",
+            Access::Authenticated,
+            sessions::delete,
+        )
+        .summary("End a session: one's own, or (admin) anyone's")
+        .replies(&[NO_CONTENT])
+        .errors(&[404, 503]),
+        Route::new(
+            "GET",
             "/api/auth/users",
             Access::Needs(Permission::UsersManage),
-            list_users,
+            users::list,
         )
         .summary("List users")
         .replies(&[Reply::json(
             200,
             "All users, by username",
-            schema_of::<UserList>,
+            schema_of::<users::UserList>,
         )])
         .errors(&[503]),
         Route::new(
             "POST",
             "/api/auth/users",
             Access::Needs(Permission::UsersManage),
-            create_user,
+            users::create,
         )
         .summary("Create a user; audited (`user.created`) and published in one transaction")
-        .request(schema_of::<NewUser>)
+        .request(schema_of::<users::NewUser>)
         .replies(&[Reply::json(
             201,
             "Created; `Location` names the user",
-            schema_of::<User>,
+            schema_of::<users::User>,
         )])
         .errors(&[409, 503]),
+        Route::new(
+            "GET",
+            "/api/auth/users/{id}",
+            Access::Needs(Permission::UsersManage),
+            users::get,
+        )
+        .summary("One user")
+        .replies(&[Reply::json(200, "The user", schema_of::<users::User>)])
+        .errors(&[404, 503]),
+        Route::new(
+            "PATCH",
+            "/api/auth/users/{id}",
+            Access::Needs(Permission::UsersManage),
+            users::patch,
+        )
+        .summary(
+            "Change a user's role, disabled flag or display name; disabling ends their sessions",
+        )
+        .request(schema_of::<users::UserPatch>)
+        .replies(&[Reply::json(
+            200,
+            "The user as changed",
+            schema_of::<users::User>,
+        )])
+        .errors(&[404, 409, 503]),
+        Route::new(
+            "POST",
+            "/api/auth/api-keys",
+            Access::Needs(Permission::ApiKeysManage),
+            keys::create,
+        )
+        .summary("Create an API key for a sensor or service; the secret is shown once")
+        .request(schema_of::<keys::NewKey>)
+        .replies(&[Reply::json(
+            201,
+            "The key, with its secret",
+            schema_of::<keys::CreatedKey>,
+        )])
+        .errors(&[503]),
+        Route::new(
+            "GET",
+            "/api/auth/api-keys",
+            Access::Needs(Permission::ApiKeysManage),
+            keys::list,
+        )
+        .summary("Live API keys, without secrets")
+        .replies(&[Reply::json(200, "The keys", schema_of::<keys::KeyList>)])
+        .errors(&[503]),
+        Route::new(
+            "DELETE",
+            "/api/auth/api-keys/{id}",
+            Access::Needs(Permission::ApiKeysManage),
+            keys::revoke,
+        )
+        .summary("Revoke an API key; it stops working at once")
+        .replies(&[NO_CONTENT])
+        .errors(&[404, 503]),
     ],
     body_limit: DEFAULT_BODY_LIMIT,
+};
+
+const NO_CONTENT: Reply = Reply {
+    status: 204,
+    description: "Done",
+    content_type: "",
+    schema: None,
 };
 
 #[cfg(target_arch = "wasm32")]
@@ -88,214 +219,4 @@ fn jwks(_ctx: &mut Ctx) -> Result<Response, ApiError> {
         .header("cache-control", "public, max-age=300")
         .body(body)
         .build())
-}
-
-#[derive(Serialize, JsonSchema)]
-struct Me {
-    subject: String,
-    /// `user` or `api_key`.
-    kind: &'static str,
-    role: Option<Role>,
-    /// Every permission the caller holds, by wire name.
-    permissions: Vec<&'static str>,
-    /// The user record, for users that exist in the database.
-    user: Option<User>,
-}
-
-#[derive(Serialize, JsonSchema)]
-struct UserList {
-    users: Vec<User>,
-}
-
-#[derive(Serialize, JsonSchema)]
-struct User {
-    #[schemars(extend("format" = "uuid"))]
-    id: String,
-    username: String,
-    display_name: String,
-    role: Role,
-    disabled: bool,
-    must_change_password: bool,
-    #[schemars(extend("format" = "date-time"))]
-    created_at: String,
-}
-
-const USER_COLUMNS: &str =
-    "id, username, display_name, role, disabled, must_change_password, created_at";
-
-fn user_from_row(row: &[Value]) -> Option<User> {
-    let text = |i: usize| match row.get(i) {
-        Some(Value::Text(s)) => Some(s.clone()),
-        _ => None,
-    };
-    let int = |i: usize| match row.get(i) {
-        Some(Value::Integer(n)) => Some(*n),
-        _ => None,
-    };
-    Some(User {
-        id: text(0)?,
-        username: text(1)?,
-        display_name: text(2)?,
-        role: Role::parse(&text(3)?)?,
-        disabled: int(4)? != 0,
-        must_change_password: int(5)? != 0,
-        created_at: vigil_core::time::rfc3339(int(6)?),
-    })
-}
-
-fn me(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let who = ctx.principal();
-    let user = match who.role {
-        Some(_) => {
-            let conn = db::open()?;
-            let rows = db::query(
-                &conn,
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-                &[Value::Text(who.subject.clone())],
-            )?;
-            rows.first().and_then(|r| user_from_row(r))
-        }
-        None => None,
-    };
-    let permissions = Permission::ALL
-        .iter()
-        .filter(|p| who.may(**p))
-        .map(|p| p.as_str())
-        .collect();
-    Ok(response::json(
-        200,
-        &Me {
-            subject: who.subject.clone(),
-            kind: if who.role.is_some() {
-                "user"
-            } else {
-                "api_key"
-            },
-            role: who.role,
-            permissions,
-            user,
-        },
-    ))
-}
-
-fn list_users(_ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let conn = db::open()?;
-    let rows = db::query(
-        &conn,
-        &format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"),
-        &[],
-    )?;
-    let users: Vec<User> = rows.iter().filter_map(|r| user_from_row(r)).collect();
-    Ok(response::json(200, &UserList { users }))
-}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct NewUser {
-    /// 3-64 characters of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit.
-    #[schemars(length(min = 3, max = 64), regex(pattern = r"^[a-z0-9][a-z0-9._-]*$"))]
-    username: String,
-    #[serde(default)]
-    #[schemars(length(max = 128))]
-    display_name: String,
-    role: Role,
-    /// 12-1024 bytes after NFKC normalisation; not a common password.
-    #[schemars(length(min = 12), extend("format" = "password"))]
-    password: String,
-}
-
-impl NewUser {
-    /// Every violated rule, each naming its field.
-    fn validate(&self) -> Result<(), ApiError> {
-        let mut errors = Vec::new();
-        let mut check = |field: &str, result: Result<(), String>| {
-            if let Err(message) = result {
-                errors.push(FieldError {
-                    field: field.into(),
-                    message,
-                });
-            }
-        };
-        check(
-            "username",
-            user::check_username(&self.username).map_err(String::from),
-        );
-        check(
-            "display_name",
-            user::check_display_name(&self.display_name).map_err(String::from),
-        );
-        check(
-            "password",
-            password::check_policy(&self.password)
-                .map(drop)
-                .map_err(|e| e.to_string()),
-        );
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::validation(errors))
-        }
-    }
-}
-
-/// `POST /api/auth/users`: create a user; audited and announced in one transaction.
-fn create_user(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let new: NewUser = ctx.json()?;
-    new.validate()?;
-    let hash = password::hash(&new.password);
-    let id = vigil_core::id::new_id();
-    let now = now_millis();
-    let conn = db::open()?;
-    let created = db::transaction(&conn, |conn| {
-        let taken = db::query(
-            conn,
-            "SELECT 1 FROM users WHERE username = ?1",
-            &[Value::Text(new.username.clone())],
-        )?;
-        if !taken.is_empty() {
-            return Err(ApiError::conflict(format!(
-                "a user named {:?} already exists",
-                new.username
-            )));
-        }
-        db::query(
-            conn,
-            "INSERT INTO users (id, username, display_name, role, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            &[
-                Value::Text(id.clone()),
-                Value::Text(new.username.clone()),
-                Value::Text(new.display_name.clone()),
-                Value::Text(new.role.as_str().into()),
-                Value::Integer(now),
-            ],
-        )?;
-        db::query(
-            conn,
-            "INSERT INTO credentials (user_id, password_hash, password_changed_at) VALUES (?1, ?2, ?3)",
-            &[
-                Value::Text(id.clone()),
-                Value::Text(hash),
-                Value::Integer(now),
-            ],
-        )?;
-        let created = User {
-            id: id.clone(),
-            username: new.username.clone(),
-            display_name: new.display_name.clone(),
-            role: new.role,
-            disabled: false,
-            must_change_password: false,
-            created_at: vigil_core::time::rfc3339(now),
-        };
-        let record = serde_json::to_value(&created).expect("user serializes");
-        let mut entry = ctx.audit_entry("user.created", "user", &id, now);
-        entry.after = Some(record.to_string());
-        vigil_api::audit::append(conn, &entry)?;
-        vigil_api::audit::publish(conn, "user.created", &record, now)?;
-        Ok(created)
-    })?;
-    let mut response = response::json(201, &created);
-    response.set_header("location", format!("/api/auth/users/{}", created.id));
-    Ok(response)
 }

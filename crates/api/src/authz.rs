@@ -16,6 +16,13 @@ use vigil::platform::authz::{self, AuthError};
 pub fn authenticate(header: Option<&str>) -> Result<Principal, ApiError> {
     match authz::authenticate(header) {
         Ok(p) => Ok(principal_from_wit(p)),
+        Err(AuthError::Unavailable(why)) => {
+            eprintln!(
+                "{}",
+                serde_json::json!({"level": "error", "msg": "database error", "database": "default", "during": "authentication", "error": why})
+            );
+            Err(ApiError::unavailable("the database is unavailable"))
+        }
         Err(AuthError::Misconfigured(why)) => {
             eprintln!(
                 "{}",
@@ -43,7 +50,13 @@ fn describe(e: &AuthError) -> String {
         AuthError::BadSignature => "the access token's signature is invalid".into(),
         AuthError::Expired => "the access token has expired".into(),
         AuthError::InvalidClaims(why) => format!("the access token's claims are invalid: {why}"),
-        AuthError::Misconfigured(_) => "authentication is misconfigured".into(),
+        AuthError::SessionEnded => {
+            "the session of this access token has ended; log in again".into()
+        }
+        AuthError::InvalidApiKey => "the API key is unknown, malformed or revoked".into(),
+        AuthError::Misconfigured(_) | AuthError::Unavailable(_) => {
+            "authentication is unavailable".into()
+        }
     }
 }
 

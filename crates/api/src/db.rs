@@ -66,3 +66,19 @@ pub fn transaction<T>(
 pub fn opt_text(value: Option<&str>) -> Value {
     value.map_or(Value::Null, |s| Value::Text(s.to_string()))
 }
+
+/// Column `i` of a row as text, if it is text.
+pub fn text(row: &[Value], i: usize) -> Option<String> {
+    match row.get(i) {
+        Some(Value::Text(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Column `i` of a row as an integer, if it is one.
+pub fn int(row: &[Value], i: usize) -> Option<i64> {
+    match row.get(i) {
+        Some(Value::Integer(n)) => Some(*n),
+        _ => None,
+    }
+}

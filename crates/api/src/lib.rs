@@ -24,4 +24,4 @@ pub mod router;
 
 pub use request::Ctx;
 pub use router::{Access, Component, Route, serve};
-pub use vigil_core::{ApiError, Permission};
+pub use vigil_core::{ApiError, FieldError, Permission};

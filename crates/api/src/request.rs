@@ -28,9 +28,14 @@ impl Ctx {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
-    /// The client address Spin reports (`spin-client-addr`), for audit.
-    pub fn client_addr(&self) -> Option<&str> {
-        self.header("spin-client-addr")
+    /// The client's IP address from Spin's `spin-client-addr` (which also
+    /// carries the port: every connection would otherwise be a new client).
+    pub fn client_addr(&self) -> Option<String> {
+        let raw = self.header("spin-client-addr")?;
+        Some(
+            raw.parse::<std::net::SocketAddr>()
+                .map_or_else(|_| raw.to_string(), |a| a.ip().to_string()),
+        )
     }
 
     /// An audit entry for an action of this request's principal.
@@ -51,10 +56,20 @@ impl Ctx {
             subject_kind: Some(subject_kind.into()),
             subject_id: Some(subject_id.into()),
             request_id: Some(self.request_id.clone()),
-            client_addr: self.client_addr().map(str::to_string),
+            client_addr: self.client_addr(),
             before: None,
             after: None,
         }
+    }
+
+    /// A query-string parameter, percent-decoded (`+` is a space).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == name)
+                .then(|| crate::router::percent_decode(&v.replace('+', " ")))
+                .flatten()
+        })
     }
 
     pub fn param(&self, name: &str) -> &str {

@@ -165,7 +165,7 @@ fn match_path(template: &'static str, path: &str) -> Option<Vec<(&'static str, S
     }
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -168,6 +168,8 @@ pub struct Principal {
     pub scopes: Vec<Permission>,
     /// The access token's `jti`.
     pub token_id: String,
+    /// The session a user's token belongs to; `None` for API keys.
+    pub session: Option<String>,
 }
 
 impl Principal {
@@ -230,6 +232,7 @@ macro_rules! wit_conversions {
                 role: p.role.map(role_to_wit),
                 scopes: p.scopes.iter().copied().map(permission_to_wit).collect(),
                 token_id: p.token_id.clone(),
+                session: p.session.clone(),
             }
         }
 
@@ -239,6 +242,7 @@ macro_rules! wit_conversions {
                 role: p.role.map(role_from_wit),
                 scopes: p.scopes.into_iter().map(permission_from_wit).collect(),
                 token_id: p.token_id,
+                session: p.session,
             }
         }
     };
@@ -254,6 +258,7 @@ mod tests {
             role: Some(role),
             scopes: vec![],
             token_id: "t".into(),
+            session: Some("s".into()),
         }
     }
 
@@ -294,6 +299,7 @@ mod tests {
             role: None,
             scopes: vec![Permission::SensorsIngest],
             token_id: "k".into(),
+            session: None,
         };
         assert!(key.may(Permission::SensorsIngest));
         assert!(!key.may(Permission::ThreatsRead));

@@ -3,10 +3,12 @@
 //!
 //! - [`access`]: roles, the permission table (the one place that says who may
 //!   do what) and principals.
+//! - [`api_key`]: API keys for sensors and services.
 //! - [`token`]: Ed25519 (EdDSA) JWT access tokens: the public-key set, signing
 //!   (used by `auth` and by tests) and verification (used by `platform`).
 //! - [`problem`]: the RFC 7807 error every endpoint returns, with a stable
 //!   `type` per kind of error.
+//! - [`login`]: lockout, session lifetimes, refresh-token secrets.
 //! - [`password`]: argon2id hashing and the password policy.
 //! - [`audit`]: the hash chain over audit entries.
 //! - [`id`]: random UUIDv4 identifiers.
@@ -14,8 +16,10 @@
 //! - [`time`]: UTC milliseconds and RFC 3339 formatting.
 
 pub mod access;
+pub mod api_key;
 pub mod audit;
 pub mod id;
+pub mod login;
 pub mod password;
 pub mod problem;
 pub mod time;

@@ -73,6 +73,16 @@ pub fn hash(password: &str) -> String {
         .to_string()
 }
 
+/// A hash of a password nobody knows, with the same parameters as real ones:
+/// verifying against it costs what a real verification costs, so a login for
+/// an unknown or locked account takes as long as one with a wrong password.
+const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$yKM7zpa6EV7yIAEWPH9pOg$PtTFOAj0pLyhd9oLcDndiTpmPf5XbO2RhVHWKEHNHx8";
+
+/// Spend the time of one verification, for accounts that cannot log in.
+pub fn dummy_verify(password: &str) {
+    let _ = verify(password, DUMMY_PHC);
+}
+
 /// Verify against a stored PHC string; false for a wrong password or an unreadable hash.
 pub fn verify(password: &str, phc: &str) -> bool {
     if password.len() > MAX_BYTES * 4 {
@@ -113,5 +123,13 @@ mod tests {
         assert!(verify(&long_a, &phc));
         assert!(!verify(&long_b, &phc), "bytes past 72 must matter");
         assert!(!verify(&long_a, "not a phc string"));
+    }
+
+    #[test]
+    fn the_dummy_hash_has_the_real_parameters() {
+        let real = hash("correct horse battery staple");
+        let params = |phc: &str| phc.split('$').take(4).collect::<Vec<_>>().join("$");
+        assert_eq!(params(DUMMY_PHC), params(&real));
+        assert!(PasswordHash::new(DUMMY_PHC).is_ok());
     }
 }

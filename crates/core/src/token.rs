@@ -61,6 +61,9 @@ pub struct Claims {
     /// Present for API keys: their permissions by wire name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// The session a user's token belongs to; ending the session ends the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// What a token must say about who issued it and for whom.
@@ -308,6 +311,30 @@ fn decode_json<T: serde::de::DeserializeOwned>(part: &str, what: &str) -> Result
 }
 
 impl Claims {
+    /// A user's access token for session `sid`, valid for
+    /// [`ACCESS_TOKEN_TTL_SECS`] from `now` (Unix seconds).
+    pub fn user_access(
+        issuer: &str,
+        audience: &str,
+        subject: &str,
+        role: Role,
+        sid: &str,
+        now: i64,
+    ) -> Claims {
+        Claims {
+            sid: Some(sid.into()),
+            iss: issuer.into(),
+            aud: audience.into(),
+            sub: subject.into(),
+            jti: crate::id::new_id(),
+            iat: now,
+            exp: now + ACCESS_TOKEN_TTL_SECS,
+            nbf: None,
+            role: Some(role),
+            scopes: vec![],
+        }
+    }
+
     /// The principal these (verified) claims describe. A token must carry
     /// either a role (a user) or scopes (an API key), never both.
     pub fn principal(&self) -> Result<Principal, TokenError> {
@@ -324,11 +351,15 @@ impl Claims {
                 "role and scopes are exclusive".into(),
             )),
             (None, true) => Err(TokenError::InvalidClaims("neither role nor scopes".into())),
+            (Some(_), true) if self.sid.is_none() => Err(TokenError::InvalidClaims(
+                "a user's token must name its session".into(),
+            )),
             (role, _) => Ok(Principal {
                 subject: self.sub.clone(),
                 role,
                 scopes,
                 token_id: self.jti.clone(),
+                session: self.sid.clone(),
             }),
         }
     }
@@ -358,6 +389,7 @@ mod tests {
             nbf: None,
             role: Some(Role::Analyst),
             scopes: vec![],
+            sid: Some("s1".into()),
         }
     }
 
@@ -509,5 +541,13 @@ mod tests {
         );
         c.scopes = vec!["root:everything".into()];
         assert!(c.principal().is_err());
+    }
+
+    #[test]
+    fn a_users_token_must_name_its_session() {
+        let mut c = claims();
+        assert_eq!(c.principal().unwrap().session.as_deref(), Some("s1"));
+        c.sid = None;
+        assert!(matches!(c.principal(), Err(TokenError::InvalidClaims(_))));
     }
 }

@@ -1,0 +1,208 @@
+//! API keys for sensors and services (admin): created with their scopes and
+//! shown once, listed without secrets, revoked. `platform` accepts them as
+//! `Authorization: Bearer vgk_…` for their scopes only.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use spin_sdk::http::Response;
+use spin_sdk::sqlite::Value;
+use vigil_api::{ApiError, Ctx, FieldError, Permission, db, response};
+use vigil_core::time::{now_millis, rfc3339};
+use vigil_core::{api_key, id::new_id};
+
+#[derive(Deserialize, JsonSchema, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    Sensor,
+    Service,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    #[schemars(length(min = 1, max = 100))]
+    name: String,
+    kind: KeyKind,
+    /// Required for sensor keys: the sensor the key speaks for.
+    #[schemars(length(min = 1, max = 64))]
+    sensor_id: Option<String>,
+    /// Permission wire names, e.g. `sensors:ingest`.
+    #[schemars(length(min = 1))]
+    scopes: Vec<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Key {
+    #[schemars(extend("format" = "uuid"))]
+    id: String,
+    name: String,
+    kind: KeyKind,
+    sensor_id: Option<String>,
+    /// Identifies the key in lists and logs; not secret.
+    prefix: String,
+    scopes: Vec<String>,
+    #[schemars(extend("format" = "date-time"))]
+    created_at: String,
+    #[schemars(extend("format" = "date-time"))]
+    last_used_at: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    key: Key,
+    /// The key itself: shown this once, stored only as a hash.
+    secret: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct KeyList {
+    api_keys: Vec<Key>,
+}
+
+impl NewKey {
+    fn validate(&self) -> Result<(), ApiError> {
+        let mut errors = Vec::new();
+        if self.name.trim().is_empty()
+            || self.name.chars().count() > 100
+            || self.name.chars().any(char::is_control)
+        {
+            errors.push(FieldError {
+                field: "name".into(),
+                message: "must be 1-100 characters without control characters".into(),
+            });
+        }
+        match (self.kind, &self.sensor_id) {
+            (KeyKind::Sensor, None) => errors.push(FieldError {
+                field: "sensor_id".into(),
+                message: "is required for a sensor key".into(),
+            }),
+            (KeyKind::Service, Some(_)) => errors.push(FieldError {
+                field: "sensor_id".into(),
+                message: "is only for sensor keys".into(),
+            }),
+            _ => {}
+        }
+        if self.scopes.is_empty() {
+            errors.push(FieldError {
+                field: "scopes".into(),
+                message: "must name at least one permission".into(),
+            });
+        }
+        for (i, scope) in self.scopes.iter().enumerate() {
+            if Permission::parse(scope).is_none() {
+                errors.push(FieldError {
+                    field: format!("scopes[{i}]"),
+                    message: format!("{scope:?} is not a permission"),
+                });
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(errors))
+        }
+    }
+}
+
+const KEY_COLUMNS: &str = "id, name, kind, sensor_id, prefix, scopes, created_at, last_used_at";
+
+fn key_from_row(r: &[Value]) -> Option<Key> {
+    Some(Key {
+        id: db::text(r, 0)?,
+        name: db::text(r, 1)?,
+        kind: if db::text(r, 2)? == "sensor" {
+            KeyKind::Sensor
+        } else {
+            KeyKind::Service
+        },
+        sensor_id: db::text(r, 3),
+        prefix: db::text(r, 4)?,
+        scopes: serde_json::from_str(&db::text(r, 5)?).ok()?,
+        created_at: rfc3339(db::int(r, 6)?),
+        last_used_at: db::int(r, 7).map(rfc3339),
+    })
+}
+
+/// `POST /api/auth/api-keys`.
+pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let new: NewKey = ctx.json()?;
+    new.validate()?;
+    let (secret, prefix, hash) = api_key::generate();
+    let id = new_id();
+    let now = now_millis();
+    let conn = db::open()?;
+    let key = db::transaction(&conn, |conn| {
+        let kind = if new.kind == KeyKind::Sensor {
+            "sensor"
+        } else {
+            "service"
+        };
+        db::query(
+            conn,
+            "INSERT INTO api_keys (id, name, kind, sensor_id, prefix, secret_hash, scopes, created_by, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            &[
+                Value::Text(id.clone()),
+                Value::Text(new.name.clone()),
+                Value::Text(kind.into()),
+                db::opt_text(new.sensor_id.as_deref()),
+                Value::Text(prefix.clone()),
+                Value::Text(hash),
+                Value::Text(serde_json::to_string(&new.scopes).expect("strings serialize")),
+                Value::Text(ctx.principal().subject.clone()),
+                Value::Integer(now),
+            ],
+        )?;
+        let rows = db::query(
+            conn,
+            &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"),
+            &[Value::Text(id.clone())],
+        )?;
+        let key = rows
+            .first()
+            .and_then(|r| key_from_row(r))
+            .ok_or_else(ApiError::internal)?;
+        let mut entry = ctx.audit_entry("api_key.created", "api_key", &id, now);
+        entry.after = Some(serde_json::to_string(&key).expect("key serializes"));
+        vigil_api::audit::append(conn, &entry)?;
+        Ok(key)
+    })?;
+    let mut response = response::json(201, &CreatedKey { key, secret });
+    response.set_header("location", format!("/api/auth/api-keys/{id}"));
+    Ok(response)
+}
+
+/// `GET /api/auth/api-keys`: live keys, never their secrets.
+pub fn list(_ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let conn = db::open()?;
+    let rows = db::query(
+        &conn,
+        &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at"),
+        &[],
+    )?;
+    let api_keys = rows.iter().filter_map(|r| key_from_row(r)).collect();
+    Ok(response::json(200, &KeyList { api_keys }))
+}
+
+/// `DELETE /api/auth/api-keys/{id}`: revoke; the key stops working at once.
+pub fn revoke(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let id = ctx.param("id").to_string();
+    let now = now_millis();
+    let conn = db::open()?;
+    db::transaction(&conn, |conn| {
+        let rows = db::query(
+            conn,
+            "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL RETURNING id",
+            &[Value::Text(id.clone()), Value::Integer(now)],
+        )?;
+        if rows.is_empty() {
+            return Err(ApiError::not_found());
+        }
+        vigil_api::audit::append(
+            conn,
+            &ctx.audit_entry("api_key.revoked", "api_key", &id, now),
+        )
+    })?;
+    Ok(Response::builder().status(204).build())
+}

@@ -1,0 +1,350 @@
+//! Logging in, refreshing, logging out, changing one's password.
+//!
+//! A failed login looks the same to the caller whatever the reason (unknown
+//! user, wrong password, locked or disabled account): same status, same
+//! body, and the same argon2 work. The reason goes to the audit log only.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use spin_sdk::http::Response;
+use spin_sdk::sqlite::{Connection, Value};
+use vigil_api::{ApiError, Ctx, FieldError, db, response};
+use vigil_core::Role;
+use vigil_core::login::{FailureState, LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE, secret_hash};
+use vigil_core::password;
+use vigil_core::time::now_millis;
+
+use crate::sessions;
+use crate::settings::signing;
+
+fn invalid_credentials() -> ApiError {
+    ApiError::new(401, "invalid-credentials", "Invalid credentials")
+        .with_detail("the username or password is wrong, or the account cannot log in now")
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schemars(length(max = 64))]
+    username: String,
+    #[schemars(length(max = 4096), extend("format" = "password"))]
+    password: String,
+}
+
+/// Count this attempt against the client address (its own statement, so the
+/// count stands whatever the login's outcome); over the limit → 429.
+fn throttle(conn: &Connection, addr: &str, now: i64) -> Result<(), ApiError> {
+    let window = now - now.rem_euclid(60_000);
+    let rows = db::query(
+        conn,
+        "INSERT INTO rate_limits (bucket, key, window_start, count) VALUES ('login:addr', ?1, ?2, 1)
+         ON CONFLICT (bucket, key, window_start) DO UPDATE SET count = count + 1
+         RETURNING count",
+        &[Value::Text(addr.into()), Value::Integer(window)],
+    )?;
+    if rows.first().and_then(|r| db::int(r, 0)).unwrap_or(0) > LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE
+    {
+        return Err(ApiError::too_many_requests(
+            "too many login attempts from this address; wait a minute",
+        ));
+    }
+    Ok(())
+}
+
+struct Account {
+    id: String,
+    role: Role,
+    disabled: bool,
+    password_hash: String,
+    failures: FailureState,
+}
+
+fn load_account(conn: &Connection, username: &str) -> Result<Option<Account>, ApiError> {
+    let rows = db::query(
+        conn,
+        "SELECT u.id, u.role, u.disabled, c.password_hash, c.failed_logins, c.first_failure_at, c.locked_until, c.lockouts
+         FROM users u JOIN credentials c ON c.user_id = u.id WHERE u.username = ?1",
+        &[Value::Text(username.into())],
+    )?;
+    Ok(rows.first().and_then(|r| {
+        Some(Account {
+            id: db::text(r, 0)?,
+            role: Role::parse(&db::text(r, 1)?)?,
+            disabled: db::int(r, 2)? != 0,
+            password_hash: db::text(r, 3)?,
+            failures: FailureState {
+                failed_logins: db::int(r, 4)?,
+                first_failure_at: db::int(r, 5),
+                locked_until: db::int(r, 6),
+                lockouts: db::int(r, 7)?,
+            },
+        })
+    }))
+}
+
+fn save_failures(conn: &Connection, user_id: &str, s: FailureState) -> Result<(), ApiError> {
+    db::query(
+        conn,
+        "UPDATE credentials SET failed_logins = ?2, first_failure_at = ?3, locked_until = ?4, lockouts = ?5 WHERE user_id = ?1",
+        &[
+            Value::Text(user_id.into()),
+            Value::Integer(s.failed_logins),
+            s.first_failure_at.map_or(Value::Null, Value::Integer),
+            s.locked_until.map_or(Value::Null, Value::Integer),
+            Value::Integer(s.lockouts),
+        ],
+    )?;
+    Ok(())
+}
+
+/// `POST /api/auth/login`.
+pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let req: LoginRequest = ctx.json()?;
+    let now = now_millis();
+    let conn = db::open()?;
+    throttle(
+        &conn,
+        &ctx.client_addr().unwrap_or_else(|| "unknown".into()),
+        now,
+    )?;
+    let signing = signing()?;
+
+    // The slow part (argon2) runs before the write transaction, so logins do
+    // not queue behind each other for the write lock.
+    let account = load_account(&conn, &req.username)?;
+    let refusal = match &account {
+        None => Some("unknown_user"),
+        Some(a) if a.disabled => Some("disabled"),
+        Some(a) if a.failures.is_locked(now) => Some("locked"),
+        Some(_) => None,
+    };
+    let verified = match (&account, refusal) {
+        (Some(a), None) => password::verify(&req.password, &a.password_hash),
+        _ => {
+            password::dummy_verify(&req.password);
+            false
+        }
+    };
+
+    let tokens = db::transaction(&conn, |conn| {
+        let mut entry = ctx.audit_entry("auth.login.failed", "user", "", now);
+        entry.actor = account
+            .as_ref()
+            .map_or_else(|| "anonymous".into(), |a| a.id.clone());
+        entry.subject_id = account.as_ref().map(|a| a.id.clone());
+        let Some(account) = account.as_ref() else {
+            entry.after = Some(
+                serde_json::json!({"reason": "unknown_user", "username": req.username}).to_string(),
+            );
+            vigil_api::audit::append(conn, &entry)?;
+            return Ok(None);
+        };
+        if verified {
+            save_failures(conn, &account.id, account.failures.after_success())?;
+            let tokens = sessions::start(ctx, conn, &signing, &account.id, account.role, now)?;
+            entry.action = "auth.login.succeeded".into();
+            entry.after = Some(serde_json::json!({"session_id": tokens.session_id}).to_string());
+            vigil_api::audit::append(conn, &entry)?;
+            return Ok(Some(tokens));
+        }
+        let reason = refusal.unwrap_or("wrong_password");
+        entry.after = Some(serde_json::json!({"reason": reason}).to_string());
+        vigil_api::audit::append(conn, &entry)?;
+        if reason == "wrong_password" {
+            // Re-read under the write lock: concurrent failures all count.
+            let current =
+                load_account(conn, &req.username)?.map_or(account.failures, |a| a.failures);
+            let next = current.after_failure(now);
+            save_failures(conn, &account.id, next)?;
+            if next.is_locked(now) {
+                let mut lock = ctx.audit_entry("auth.lockout", "user", &account.id, now);
+                lock.actor = "system".into();
+                lock.after = Some(serde_json::json!({"locked_until": next.locked_until, "lockouts": next.lockouts}).to_string());
+                vigil_api::audit::append(conn, &lock)?;
+            }
+        }
+        Ok(None)
+    })?;
+    match tokens {
+        Some(tokens) => Ok(response::json(200, &tokens)),
+        None => Err(invalid_credentials()),
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    #[schemars(length(max = 128))]
+    refresh_token: String,
+}
+
+fn invalid_refresh() -> ApiError {
+    ApiError::new(401, "invalid-refresh-token", "Invalid refresh token").with_detail(
+        "the refresh token is unknown, used, expired or its session has ended; log in again",
+    )
+}
+
+/// `POST /api/auth/refresh`: rotate. A refresh token already used is proof
+/// that it leaked: its whole session ends, audited as reuse.
+pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let req: RefreshRequest = ctx.json()?;
+    let now = now_millis();
+    let signing = signing()?;
+    let conn = db::open()?;
+    let tokens = db::transaction(&conn, |conn| {
+        let rows = db::query(
+            conn,
+            "SELECT t.id, t.family_id, t.user_id, t.expires_at, t.revoked_at,
+                    s.revoked_at, s.expires_at, u.role, u.disabled
+             FROM refresh_tokens t JOIN sessions s ON s.id = t.family_id JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = ?1",
+            &[Value::Text(secret_hash(&req.refresh_token))],
+        )?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let (token_id, sid, user_id) = (
+            db::text(r, 0).unwrap_or_default(),
+            db::text(r, 1).unwrap_or_default(),
+            db::text(r, 2).unwrap_or_default(),
+        );
+        let session_live = db::int(r, 5).is_none() && db::int(r, 6).is_some_and(|exp| exp > now);
+        if db::int(r, 4).is_some() {
+            if session_live {
+                sessions::end(conn, &sid, "refresh_reuse", now)?;
+                let mut entry = ctx.audit_entry("auth.refresh.reused", "session", &sid, now);
+                entry.actor = user_id.clone();
+                vigil_api::audit::append(conn, &entry)?;
+            }
+            return Ok(None);
+        }
+        let role = db::text(r, 7).and_then(|r| Role::parse(&r));
+        let usable =
+            session_live && db::int(r, 3).is_some_and(|exp| exp > now) && db::int(r, 8) == Some(0);
+        let (true, Some(role)) = (usable, role) else {
+            return Ok(None);
+        };
+        db::query(
+            conn,
+            "UPDATE refresh_tokens SET revoked_at = ?2, last_used_at = ?2 WHERE id = ?1",
+            &[Value::Text(token_id.clone()), Value::Integer(now)],
+        )?;
+        db::query(
+            conn,
+            "UPDATE sessions SET last_used_at = ?2 WHERE id = ?1",
+            &[Value::Text(sid.clone()), Value::Integer(now)],
+        )?;
+        let tokens = sessions::issue(
+            conn,
+            &signing,
+            &user_id,
+            role,
+            &sid,
+            db::int(r, 6).unwrap_or(now),
+            now,
+        )?;
+        db::query(
+            conn,
+            "UPDATE refresh_tokens SET replaced_by = (SELECT id FROM refresh_tokens WHERE token_hash = ?2) WHERE id = ?1",
+            &[
+                Value::Text(token_id),
+                Value::Text(secret_hash(&tokens.refresh_token)),
+            ],
+        )?;
+        let mut entry = ctx.audit_entry("auth.token.refreshed", "session", &sid, now);
+        entry.actor = user_id;
+        vigil_api::audit::append(conn, &entry)?;
+        Ok(Some(tokens))
+    })?;
+    tokens
+        .map(|t| response::json(200, &t))
+        .ok_or_else(invalid_refresh)
+}
+
+/// `POST /api/auth/logout`: end the session of the token that asks.
+pub fn logout(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let who = ctx.principal().clone();
+    let Some(sid) = who.session.clone() else {
+        return Err(ApiError::bad_request(
+            "API keys have no session to log out of",
+        ));
+    };
+    let now = now_millis();
+    let conn = db::open()?;
+    db::transaction(&conn, |conn| {
+        sessions::end(conn, &sid, "logout", now)?;
+        vigil_api::audit::append(conn, &ctx.audit_entry("auth.logout", "session", &sid, now))
+    })?;
+    Ok(Response::builder().status(204).build())
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    #[schemars(length(max = 4096), extend("format" = "password"))]
+    current_password: String,
+    /// 12-1024 bytes after NFKC normalisation; not a common password.
+    #[schemars(length(min = 12), extend("format" = "password"))]
+    new_password: String,
+}
+
+/// `POST /api/auth/password`: change one's own password; every other session ends.
+pub fn change_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let req: PasswordChange = ctx.json()?;
+    let who = ctx.principal().clone();
+    if who.role.is_none() {
+        return Err(ApiError::bad_request("API keys have no password"));
+    }
+    if let Err(why) = password::check_policy(&req.new_password) {
+        return Err(ApiError::validation(vec![FieldError {
+            field: "new_password".into(),
+            message: why.to_string(),
+        }]));
+    }
+    let conn = db::open()?;
+    let rows = db::query(
+        &conn,
+        "SELECT password_hash FROM credentials WHERE user_id = ?1",
+        &[Value::Text(who.subject.clone())],
+    )?;
+    let current = rows
+        .first()
+        .and_then(|r| db::text(r, 0))
+        .ok_or_else(ApiError::not_found)?;
+    if !password::verify(&req.current_password, &current) {
+        return Err(ApiError::validation(vec![FieldError {
+            field: "current_password".into(),
+            message: "is not correct".into(),
+        }]));
+    }
+    let hash = password::hash(&req.new_password);
+    let now = now_millis();
+    db::transaction(&conn, |conn| {
+        db::query(
+            conn,
+            "UPDATE credentials SET password_hash = ?2, password_changed_at = ?3 WHERE user_id = ?1",
+            &[
+                Value::Text(who.subject.clone()),
+                Value::Text(hash),
+                Value::Integer(now),
+            ],
+        )?;
+        db::query(
+            conn,
+            "UPDATE users SET must_change_password = 0, updated_at = ?2 WHERE id = ?1",
+            &[Value::Text(who.subject.clone()), Value::Integer(now)],
+        )?;
+        sessions::end_all(
+            conn,
+            &who.subject,
+            who.session.as_deref(),
+            "password_changed",
+            now,
+        )?;
+        vigil_api::audit::append(
+            conn,
+            &ctx.audit_entry("user.password_changed", "user", &who.subject, now),
+        )
+    })?;
+    Ok(Response::builder().status(204).build())
+}

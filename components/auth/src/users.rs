@@ -1,0 +1,317 @@
+//! Users: listing, creating, reading and updating them (admin), and the
+//! caller's own record.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use spin_sdk::http::Response;
+use spin_sdk::sqlite::Value;
+use vigil_api::{ApiError, Ctx, Permission, db, response};
+use vigil_core::{FieldError, Role, password, time::now_millis, user};
+
+#[derive(Serialize, JsonSchema)]
+pub struct Me {
+    subject: String,
+    /// `user` or `api_key`.
+    kind: &'static str,
+    role: Option<Role>,
+    /// Every permission the caller holds, by wire name.
+    permissions: Vec<&'static str>,
+    /// The user record, for users that exist in the database.
+    user: Option<User>,
+}
+
+pub fn me(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let who = ctx.principal();
+    let user = match who.role {
+        Some(_) => {
+            let conn = db::open()?;
+            let rows = db::query(
+                &conn,
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+                &[Value::Text(who.subject.clone())],
+            )?;
+            rows.first().and_then(|r| user_from_row(r))
+        }
+        None => None,
+    };
+    let permissions = Permission::ALL
+        .iter()
+        .filter(|p| who.may(**p))
+        .map(|p| p.as_str())
+        .collect();
+    Ok(response::json(
+        200,
+        &Me {
+            subject: who.subject.clone(),
+            kind: if who.role.is_some() {
+                "user"
+            } else {
+                "api_key"
+            },
+            role: who.role,
+            permissions,
+            user,
+        },
+    ))
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct UserList {
+    users: Vec<User>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct User {
+    #[schemars(extend("format" = "uuid"))]
+    id: String,
+    username: String,
+    display_name: String,
+    role: Role,
+    disabled: bool,
+    must_change_password: bool,
+    #[schemars(extend("format" = "date-time"))]
+    created_at: String,
+}
+
+const USER_COLUMNS: &str =
+    "id, username, display_name, role, disabled, must_change_password, created_at";
+
+fn user_from_row(row: &[Value]) -> Option<User> {
+    let text = |i: usize| match row.get(i) {
+        Some(Value::Text(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let int = |i: usize| match row.get(i) {
+        Some(Value::Integer(n)) => Some(*n),
+        _ => None,
+    };
+    Some(User {
+        id: text(0)?,
+        username: text(1)?,
+        display_name: text(2)?,
+        role: Role::parse(&text(3)?)?,
+        disabled: int(4)? != 0,
+        must_change_password: int(5)? != 0,
+        created_at: vigil_core::time::rfc3339(int(6)?),
+    })
+}
+
+pub fn list(_ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let conn = db::open()?;
+    let rows = db::query(
+        &conn,
+        &format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"),
+        &[],
+    )?;
+    let users: Vec<User> = rows.iter().filter_map(|r| user_from_row(r)).collect();
+    Ok(response::json(200, &UserList { users }))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// 3-64 characters of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit.
+    #[schemars(length(min = 3, max = 64), regex(pattern = r"^[a-z0-9][a-z0-9._-]*$"))]
+    username: String,
+    #[serde(default)]
+    #[schemars(length(max = 128))]
+    display_name: String,
+    role: Role,
+    /// 12-1024 bytes after NFKC normalisation; not a common password.
+    #[schemars(length(min = 12), extend("format" = "password"))]
+    password: String,
+}
+
+impl NewUser {
+    /// Every violated rule, each naming its field.
+    fn validate(&self) -> Result<(), ApiError> {
+        let mut errors = Vec::new();
+        let mut check = |field: &str, result: Result<(), String>| {
+            if let Err(message) = result {
+                errors.push(FieldError {
+                    field: field.into(),
+                    message,
+                });
+            }
+        };
+        check(
+            "username",
+            user::check_username(&self.username).map_err(String::from),
+        );
+        check(
+            "display_name",
+            user::check_display_name(&self.display_name).map_err(String::from),
+        );
+        check(
+            "password",
+            password::check_policy(&self.password)
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        );
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(errors))
+        }
+    }
+}
+
+/// `POST /api/auth/users`: create a user; audited and announced in one transaction.
+pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let new: NewUser = ctx.json()?;
+    new.validate()?;
+    let hash = password::hash(&new.password);
+    let id = vigil_core::id::new_id();
+    let now = now_millis();
+    let conn = db::open()?;
+    let created = db::transaction(&conn, |conn| {
+        let taken = db::query(
+            conn,
+            "SELECT 1 FROM users WHERE username = ?1",
+            &[Value::Text(new.username.clone())],
+        )?;
+        if !taken.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "a user named {:?} already exists",
+                new.username
+            )));
+        }
+        db::query(
+            conn,
+            "INSERT INTO users (id, username, display_name, role, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            &[
+                Value::Text(id.clone()),
+                Value::Text(new.username.clone()),
+                Value::Text(new.display_name.clone()),
+                Value::Text(new.role.as_str().into()),
+                Value::Integer(now),
+            ],
+        )?;
+        db::query(
+            conn,
+            "INSERT INTO credentials (user_id, password_hash, password_changed_at) VALUES (?1, ?2, ?3)",
+            &[
+                Value::Text(id.clone()),
+                Value::Text(hash),
+                Value::Integer(now),
+            ],
+        )?;
+        let created = User {
+            id: id.clone(),
+            username: new.username.clone(),
+            display_name: new.display_name.clone(),
+            role: new.role,
+            disabled: false,
+            must_change_password: false,
+            created_at: vigil_core::time::rfc3339(now),
+        };
+        let record = serde_json::to_value(&created).expect("user serializes");
+        let mut entry = ctx.audit_entry("user.created", "user", &id, now);
+        entry.after = Some(record.to_string());
+        vigil_api::audit::append(conn, &entry)?;
+        vigil_api::audit::publish(conn, "user.created", &record, now)?;
+        Ok(created)
+    })?;
+    let mut response = response::json(201, &created);
+    response.set_header("location", format!("/api/auth/users/{}", created.id));
+    Ok(response)
+}
+
+fn load(conn: &spin_sdk::sqlite::Connection, id: &str) -> Result<User, ApiError> {
+    let rows = db::query(
+        conn,
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+        &[Value::Text(id.into())],
+    )?;
+    rows.first()
+        .and_then(|r| user_from_row(r))
+        .ok_or_else(ApiError::not_found)
+}
+
+/// `GET /api/auth/users/{id}`.
+pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let conn = db::open()?;
+    Ok(response::json(200, &load(&conn, ctx.param("id"))?))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    role: Option<Role>,
+    /// Disabling ends every session of the user at once.
+    disabled: Option<bool>,
+    #[schemars(length(max = 128))]
+    display_name: Option<String>,
+}
+
+/// `PATCH /api/auth/users/{id}`: role, disabled, display name. The last
+/// active admin can be neither demoted nor disabled.
+pub fn patch(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let change: UserPatch = ctx.json()?;
+    if change.role.is_none() && change.disabled.is_none() && change.display_name.is_none() {
+        return Err(ApiError::validation(vec![FieldError {
+            field: "$".into(),
+            message: "nothing to change: give role, disabled or display_name".into(),
+        }]));
+    }
+    if let Some(Err(why)) = change.display_name.as_deref().map(user::check_display_name) {
+        return Err(ApiError::validation(vec![FieldError {
+            field: "display_name".into(),
+            message: why.into(),
+        }]));
+    }
+    let id = ctx.param("id").to_string();
+    let now = now_millis();
+    let conn = db::open()?;
+    let updated = db::transaction(&conn, |conn| {
+        let before = load(conn, &id)?;
+        let role = change.role.unwrap_or(before.role);
+        let disabled = change.disabled.unwrap_or(before.disabled);
+        let leaves_admins =
+            before.role == Role::Admin && !before.disabled && (role != Role::Admin || disabled);
+        if leaves_admins {
+            let others = db::query(
+                conn,
+                "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?1",
+                &[Value::Text(id.clone())],
+            )?;
+            if others.first().and_then(|r| db::int(r, 0)) == Some(0) {
+                return Err(ApiError::new(409, "last-admin", "Last admin")
+                    .with_detail("this is the last active admin: make another admin first"));
+            }
+        }
+        db::query(
+            conn,
+            "UPDATE users SET role = ?2, disabled = ?3, display_name = ?4, updated_at = ?5 WHERE id = ?1",
+            &[
+                Value::Text(id.clone()),
+                Value::Text(role.as_str().into()),
+                Value::Integer(disabled.into()),
+                Value::Text(
+                    change
+                        .display_name
+                        .clone()
+                        .unwrap_or_else(|| before.display_name.clone()),
+                ),
+                Value::Integer(now),
+            ],
+        )?;
+        if disabled && !before.disabled {
+            crate::sessions::end_all(conn, &id, None, "user_disabled", now)?;
+        }
+        let after = load(conn, &id)?;
+        let mut entry = ctx.audit_entry("user.updated", "user", &id, now);
+        entry.before = Some(serde_json::to_string(&before).expect("user serializes"));
+        entry.after = Some(serde_json::to_string(&after).expect("user serializes"));
+        vigil_api::audit::append(conn, &entry)?;
+        vigil_api::audit::publish(
+            conn,
+            "user.updated",
+            &serde_json::to_value(&after).expect("user serializes"),
+            now,
+        )?;
+        Ok(after)
+    })?;
+    Ok(response::json(200, &updated))
+}

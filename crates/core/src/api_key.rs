@@ -1,0 +1,95 @@
+//! API keys for sensors and services: `vgk_<prefix>_<secret>`. The prefix
+//! (8 hex characters, unique) finds the key; the secret (256 random bits) is
+//! stored only as its SHA-256 and compared in constant time.
+
+use crate::access::{Permission, Principal};
+use crate::login::{new_secret, secret_hash};
+
+const SCHEME: &str = "vgk_";
+
+/// Whether a bearer credential is an API key rather than a JWT.
+pub fn looks_like(credential: &str) -> bool {
+    credential.starts_with(SCHEME)
+}
+
+/// `(prefix, secret)` of a presented key.
+pub fn parse(presented: &str) -> Option<(&str, &str)> {
+    let rest = presented.strip_prefix(SCHEME)?;
+    let (prefix, secret) = rest.split_once('_')?;
+    let ok =
+        prefix.len() == 8 && prefix.bytes().all(|b| b.is_ascii_hexdigit()) && secret.len() == 43;
+    ok.then_some((prefix, secret))
+}
+
+/// A new key: `(presented form, prefix, secret hash)`. The presented form is shown once.
+pub fn generate() -> (String, String, String) {
+    let mut raw = [0u8; 4];
+    getrandom::fill(&mut raw).expect("the platform has a random source");
+    let prefix = hex::encode(raw);
+    let secret = new_secret();
+    (
+        format!("{SCHEME}{prefix}_{secret}"),
+        prefix,
+        secret_hash(&secret),
+    )
+}
+
+/// Constant-time comparison of a presented secret with the stored hash.
+pub fn secret_matches(secret: &str, stored_hash: &str) -> bool {
+    let presented = secret_hash(secret);
+    presented.len() == stored_hash.len()
+        && presented
+            .bytes()
+            .zip(stored_hash.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// The principal of key `id` with its stored scopes (a JSON array of wire names).
+pub fn principal(id: &str, scopes_json: &str) -> Option<Principal> {
+    let names: Vec<String> = serde_json::from_str(scopes_json).ok()?;
+    let scopes = names
+        .iter()
+        .map(|n| Permission::parse(n))
+        .collect::<Option<Vec<_>>>()?;
+    Some(Principal {
+        subject: format!("key:{id}"),
+        role: None,
+        scopes,
+        token_id: id.to_string(),
+        session: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_parse_and_match_only_their_secret() {
+        let (presented, prefix, hash) = generate();
+        assert!(looks_like(&presented));
+        let (p, secret) = parse(&presented).unwrap();
+        assert_eq!(p, prefix);
+        assert!(secret_matches(secret, &hash));
+        let (other, _, _) = generate();
+        assert!(!secret_matches(parse(&other).unwrap().1, &hash));
+        for bad in [
+            "vgk_",
+            "vgk_zzzzzzzz_x",
+            "vgk_0123abcd",
+            "eyJhbGciOi.x.y",
+            "vgk_0123abcd_short",
+        ] {
+            assert!(parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn principals_carry_scopes_and_no_role() {
+        let p = principal("k1", r#"["sensors:ingest"]"#).unwrap();
+        assert_eq!(p.subject, "key:k1");
+        assert!(p.may(Permission::SensorsIngest) && !p.may(Permission::ThreatsRead));
+        assert!(principal("k1", r#"["root:all"]"#).is_none());
+    }
+}

@@ -1,0 +1,395 @@
+//! Logging in and what follows: tokens that work, failures that all look
+//! alike, lockout and its expiry, the per-address throttle, refresh rotation
+//! and reuse detection, logout, password change, disabling, the session cap.
+
+use serde_json::json;
+use vigil_core::Role;
+use vigil_e2e::{Resp, TestApp, count, execute};
+
+use crate::Case;
+
+pub const CASES: &[Case] = &[
+    ("login_gives_tokens_that_work", login_gives_tokens_that_work),
+    ("failed_logins_all_look_alike", failed_logins_all_look_alike),
+    (
+        "five_failures_lock_the_account_until_it_expires",
+        five_failures_lock_the_account_until_it_expires,
+    ),
+    (
+        "a_long_password_is_not_truncated",
+        a_long_password_is_not_truncated,
+    ),
+    (
+        "logins_are_throttled_per_address",
+        logins_are_throttled_per_address,
+    ),
+    (
+        "refresh_rotates_and_reuse_ends_the_session",
+        refresh_rotates_and_reuse_ends_the_session,
+    ),
+    (
+        "logout_ends_the_session_at_once",
+        logout_ends_the_session_at_once,
+    ),
+    (
+        "password_change_ends_the_other_sessions",
+        password_change_ends_the_other_sessions,
+    ),
+    (
+        "disabling_a_user_ends_their_sessions",
+        disabling_a_user_ends_their_sessions,
+    ),
+    (
+        "the_last_admin_cannot_be_demoted_or_disabled",
+        the_last_admin_cannot_be_demoted_or_disabled,
+    ),
+    (
+        "a_login_beyond_the_cap_ends_the_oldest_session",
+        a_login_beyond_the_cap_ends_the_oldest_session,
+    ),
+    (
+        "sessions_are_private_to_their_user",
+        sessions_are_private_to_their_user,
+    ),
+];
+
+const PASSWORD: &str = "a perfectly fine passphrase";
+
+fn tokens(r: &Resp) -> (String, String, String) {
+    assert_eq!(r.status, 200, "login/refresh: {}", r.text());
+    let t = r.json();
+    assert_eq!(t["token_type"], "Bearer");
+    assert_eq!(t["expires_in"], 900);
+    (
+        t["access_token"].as_str().unwrap().to_string(),
+        t["refresh_token"].as_str().unwrap().to_string(),
+        t["session_id"].as_str().unwrap().to_string(),
+    )
+}
+
+fn refresh(app: &TestApp, refresh_token: &str) -> Resp {
+    app.post_json(
+        "/api/auth/refresh",
+        &json!({"refresh_token": refresh_token}),
+        None,
+    )
+}
+
+/// The parts of a failure a caller could compare (not its request id).
+fn failure_shape(r: &Resp) -> (u16, serde_json::Value, serde_json::Value, serde_json::Value) {
+    let doc = r.json();
+    (
+        r.status,
+        doc["type"].clone(),
+        doc["title"].clone(),
+        doc["detail"].clone(),
+    )
+}
+
+fn login_gives_tokens_that_work(app: &TestApp) {
+    let user = app.create_user(Role::Analyst, PASSWORD);
+    let (access, _, session) = tokens(&app.login(&user.username, PASSWORD));
+    let me = app.with_bearer("GET", "/api/auth/me", &access);
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(me.json()["subject"], user.id.as_str());
+    assert_eq!(me.json()["role"], "analyst");
+    let sessions = app.with_bearer("GET", "/api/auth/sessions", &access).json();
+    let listed = sessions["sessions"].as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|s| s["id"] == session.as_str() && s["current"] == true),
+        "{sessions}"
+    );
+    // The role decides, as for any token: an analyst may not manage users.
+    app.with_bearer("GET", "/api/auth/users", &access)
+        .assert_problem(403, "forbidden");
+    if app.db.is_some() {
+        let q = format!(
+            "SELECT count(*) FROM audit_log WHERE action = 'auth.login.succeeded' AND subject_id = '{}'",
+            user.id
+        );
+        assert_eq!(count(app, &q), Some(1));
+    }
+}
+
+fn failed_logins_all_look_alike(app: &TestApp) {
+    let user = app.create_user(Role::Viewer, PASSWORD);
+    let wrong = app.login(&user.username, "not the password at all");
+    let unknown = app.login("nobody-by-this-name", PASSWORD);
+    wrong.assert_problem(401, "invalid-credentials");
+    assert_eq!(failure_shape(&wrong), failure_shape(&unknown));
+    assert_eq!(
+        wrong.header("www-authenticate"),
+        unknown.header("www-authenticate")
+    );
+    if app.db.is_some() {
+        // The reason is recorded, for the defenders only.
+        let q = format!(
+            "SELECT count(*) FROM audit_log WHERE action = 'auth.login.failed' AND json_extract(after, '$.reason') = 'wrong_password' AND subject_id = '{}'",
+            user.id
+        );
+        assert_eq!(count(app, &q), Some(1));
+        let q = "SELECT count(*) FROM audit_log WHERE action = 'auth.login.failed' AND json_extract(after, '$.reason') = 'unknown_user' AND json_extract(after, '$.username') = 'nobody-by-this-name'";
+        assert!(count(app, q).unwrap() >= 1);
+    }
+}
+
+fn five_failures_lock_the_account_until_it_expires(app: &TestApp) {
+    let user = app.create_user(Role::Viewer, PASSWORD);
+    for _ in 0..5 {
+        app.login(&user.username, "wrong wrong wrong")
+            .assert_problem(401, "invalid-credentials");
+    }
+    // Locked: even the right password fails, and looks like any failure.
+    let locked = app.login(&user.username, PASSWORD);
+    let unknown = app.login("nobody-by-this-name", PASSWORD);
+    assert_eq!(failure_shape(&locked), failure_shape(&unknown));
+    if app.db.is_none() {
+        return;
+    }
+    let q = format!(
+        "SELECT count(*) FROM audit_log WHERE action = 'auth.lockout' AND subject_id = '{}'",
+        user.id
+    );
+    assert_eq!(count(app, &q), Some(1));
+    // Fifteen minutes later (moved back in the database rather than waited for):
+    execute(
+        app,
+        &format!(
+            "UPDATE credentials SET locked_until = locked_until - 15 * 60 * 1000 WHERE user_id = '{}'",
+            user.id
+        ),
+    );
+    tokens(&app.login(&user.username, PASSWORD));
+    let q = format!(
+        "SELECT failed_logins + coalesce(locked_until, 0) + lockouts FROM credentials WHERE user_id = '{}'",
+        user.id
+    );
+    assert_eq!(count(app, &q), Some(0), "a successful login forgives");
+}
+
+fn a_long_password_is_not_truncated(app: &TestApp) {
+    let long = format!("{}tail", "p".repeat(96));
+    assert_eq!(long.len(), 100);
+    let user = app.create_user(Role::Viewer, &long);
+    tokens(&app.login(&user.username, &long));
+    app.login(&user.username, &long[..72])
+        .assert_problem(401, "invalid-credentials");
+}
+
+fn logins_are_throttled_per_address(app: &TestApp) {
+    if app.db.is_none() {
+        return; // Filling the window takes the database.
+    }
+    // Fill this minute's and the next minute's window for the loopback address.
+    let now = vigil_core::time::now_millis();
+    let window = now - now.rem_euclid(60_000);
+    let limit = vigil_core::login::LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE;
+    for addr in ["127.0.0.1", "::1"] {
+        for w in [window, window + 60_000] {
+            execute(
+                app,
+                &format!(
+                    "INSERT OR REPLACE INTO rate_limits VALUES ('login:addr', '{addr}', {w}, {limit})"
+                ),
+            );
+        }
+    }
+    let r = app.login("anyone", PASSWORD);
+    execute(app, "DELETE FROM rate_limits WHERE bucket = 'login:addr'");
+    r.assert_problem(429, "too-many-requests");
+}
+
+fn refresh_rotates_and_reuse_ends_the_session(app: &TestApp) {
+    let user = app.create_user(Role::Viewer, PASSWORD);
+    let (_, first_refresh, session) = tokens(&app.login(&user.username, PASSWORD));
+    let (access, second_refresh, same_session) = tokens(&refresh(app, &first_refresh));
+    assert_eq!(session, same_session);
+    assert_ne!(first_refresh, second_refresh);
+    assert_eq!(app.with_bearer("GET", "/api/auth/me", &access).status, 200);
+
+    // The first token again: it leaked. The whole session ends.
+    refresh(app, &first_refresh).assert_problem(401, "invalid-refresh-token");
+    let doc = app
+        .with_bearer("GET", "/api/auth/me", &access)
+        .assert_problem(401, "unauthenticated");
+    assert!(doc["detail"].as_str().unwrap().contains("session"), "{doc}");
+    refresh(app, &second_refresh).assert_problem(401, "invalid-refresh-token");
+    refresh(app, "not-a-token").assert_problem(401, "invalid-refresh-token");
+    if app.db.is_some() {
+        let q = format!(
+            "SELECT count(*) FROM audit_log WHERE action = 'auth.refresh.reused' AND subject_id = '{session}'"
+        );
+        assert_eq!(count(app, &q), Some(1));
+    }
+}
+
+fn logout_ends_the_session_at_once(app: &TestApp) {
+    let user = app.create_user(Role::Viewer, PASSWORD);
+    let (access, refresh_token, _) = tokens(&app.login(&user.username, PASSWORD));
+    let r = app.with_bearer("POST", "/api/auth/logout", &access);
+    assert_eq!(r.status, 204, "{}", r.text());
+    app.with_bearer("GET", "/api/auth/me", &access)
+        .assert_problem(401, "unauthenticated");
+    refresh(app, &refresh_token).assert_problem(401, "invalid-refresh-token");
+}
+
+fn password_change_ends_the_other_sessions(app: &TestApp) {
+    let user = app.create_user(Role::Viewer, PASSWORD);
+    let (here, _, _) = tokens(&app.login(&user.username, PASSWORD));
+    let (elsewhere, _, _) = tokens(&app.login(&user.username, PASSWORD));
+    let wrong = app.post_json(
+        "/api/auth/password",
+        &json!({"current_password": "not it at all", "new_password": "another fine passphrase"}),
+        Some(&here),
+    );
+    let doc = wrong.assert_problem(422, "validation");
+    assert_eq!(doc["errors"][0]["field"], "current_password");
+    let weak = app.post_json(
+        "/api/auth/password",
+        &json!({"current_password": PASSWORD, "new_password": "short"}),
+        Some(&here),
+    );
+    assert_eq!(
+        weak.assert_problem(422, "validation")["errors"][0]["field"],
+        "new_password"
+    );
+
+    let ok = app.post_json(
+        "/api/auth/password",
+        &json!({"current_password": PASSWORD, "new_password": "another fine passphrase"}),
+        Some(&here),
+    );
+    assert_eq!(ok.status, 204, "{}", ok.text());
+    assert_eq!(
+        app.with_bearer("GET", "/api/auth/me", &here).status,
+        200,
+        "this session goes on"
+    );
+    app.with_bearer("GET", "/api/auth/me", &elsewhere)
+        .assert_problem(401, "unauthenticated");
+    app.login(&user.username, PASSWORD)
+        .assert_problem(401, "invalid-credentials");
+    tokens(&app.login(&user.username, "another fine passphrase"));
+}
+
+fn disabling_a_user_ends_their_sessions(app: &TestApp) {
+    let user = app.create_user(Role::Analyst, PASSWORD);
+    let (access, _, _) = tokens(&app.login(&user.username, PASSWORD));
+    let auth = format!("Bearer {}", app.token(Role::Admin));
+    let patch = |body: serde_json::Value| {
+        app.request(
+            "PATCH",
+            &format!("/api/auth/users/{}", user.id),
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            Some(body.to_string().as_bytes()),
+        )
+    };
+    let r = patch(json!({"disabled": true}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["disabled"], true);
+    app.with_bearer("GET", "/api/auth/me", &access)
+        .assert_problem(401, "unauthenticated");
+    app.login(&user.username, PASSWORD)
+        .assert_problem(401, "invalid-credentials");
+    // Bad patches change nothing.
+    patch(json!({})).assert_problem(422, "validation");
+    patch(json!({"role": "root"})).assert_problem(422, "validation");
+    patch(json!({"disabled": false, "password": "x"})).assert_problem(422, "validation");
+    assert_eq!(
+        app.get_as(Role::Admin, &format!("/api/auth/users/{}", user.id))
+            .json()["disabled"],
+        true
+    );
+    app.get_as(Role::Admin, "/api/auth/users/no-such-user")
+        .assert_problem(404, "not-found");
+    app.get_as(Role::Supervisor, &format!("/api/auth/users/{}", user.id))
+        .assert_problem(403, "forbidden");
+}
+
+fn the_last_admin_cannot_be_demoted_or_disabled(app: &TestApp) {
+    let auth = format!("Bearer {}", app.token(Role::Admin));
+    let patch = |id: &str, body: serde_json::Value| {
+        app.request(
+            "PATCH",
+            &format!("/api/auth/users/{id}"),
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            Some(body.to_string().as_bytes()),
+        )
+    };
+    // The seeded admin is the only active one: it stays an admin.
+    let (admin, _) = vigil_e2e::test_principal(Role::Admin);
+    patch(&admin, json!({"role": "viewer"})).assert_problem(409, "last-admin");
+    patch(&admin, json!({"disabled": true})).assert_problem(409, "last-admin");
+    assert_eq!(
+        app.get_as(Role::Admin, &format!("/api/auth/users/{admin}"))
+            .json()["role"],
+        "admin"
+    );
+    // With a second admin, either may step down; this one does.
+    let second = app.create_user(Role::Admin, PASSWORD);
+    assert_eq!(patch(&second.id, json!({"role": "supervisor"})).status, 200);
+}
+
+fn a_login_beyond_the_cap_ends_the_oldest_session(app: &TestApp) {
+    let user = app.create_user(Role::Viewer, PASSWORD);
+    let (oldest, oldest_refresh, _) = tokens(&app.login(&user.username, PASSWORD));
+    let mut newest = String::new();
+    for _ in 0..5 {
+        newest = tokens(&app.login(&user.username, PASSWORD)).0;
+    }
+    app.with_bearer("GET", "/api/auth/me", &oldest)
+        .assert_problem(401, "unauthenticated");
+    refresh(app, &oldest_refresh).assert_problem(401, "invalid-refresh-token");
+    let live = app.with_bearer("GET", "/api/auth/sessions", &newest).json();
+    assert_eq!(live["sessions"].as_array().unwrap().len(), 5, "{live}");
+}
+
+fn sessions_are_private_to_their_user(app: &TestApp) {
+    let alice = app.create_user(Role::Analyst, PASSWORD);
+    let bob = app.create_user(Role::Analyst, PASSWORD);
+    let (alice_token, _, alice_session) = tokens(&app.login(&alice.username, PASSWORD));
+    let (bob_token, _, _) = tokens(&app.login(&bob.username, PASSWORD));
+    // Bob can neither list nor end Alice's session.
+    app.with_bearer(
+        "GET",
+        &format!("/api/auth/sessions?user_id={}", alice.id),
+        &bob_token,
+    )
+    .assert_problem(403, "forbidden");
+    app.with_bearer(
+        "DELETE",
+        &format!("/api/auth/sessions/{alice_session}"),
+        &bob_token,
+    )
+    .assert_problem(404, "not-found");
+    assert_eq!(
+        app.with_bearer("GET", "/api/auth/me", &alice_token).status,
+        200
+    );
+    // An admin can do both.
+    let listed = app
+        .get_as(
+            Role::Admin,
+            &format!("/api/auth/sessions?user_id={}", alice.id),
+        )
+        .json();
+    assert_eq!(listed["sessions"].as_array().unwrap().len(), 1, "{listed}");
+    let auth = format!("Bearer {}", app.token(Role::Admin));
+    let r = app.request(
+        "DELETE",
+        &format!("/api/auth/sessions/{alice_session}"),
+        &[("authorization", &auth)],
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    app.with_bearer("GET", "/api/auth/me", &alice_token)
+        .assert_problem(401, "unauthenticated");
+}
