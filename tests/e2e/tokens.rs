@@ -42,7 +42,7 @@ fn a_signed_token_is_authorized_through_the_wit_interface(app: &TestApp) {
         let r = app.get_as(role, "/api/auth/me");
         assert_eq!(r.status, 200, "{role:?}: {}", r.text());
         let me = r.json();
-        assert_eq!(me["subject"], format!("test-{}", role.as_str()));
+        assert_eq!(me["subject"], vigil_e2e::test_principal(role).0);
         assert_eq!(me["kind"], "user");
         assert_eq!(me["role"], role.as_str());
         let expected: Vec<_> = role.permissions().map(|p| p.as_str()).collect();

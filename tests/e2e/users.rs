@@ -74,7 +74,8 @@ fn creating_a_user_is_audited_and_published(app: &TestApp) {
         let audited = count(
             app,
             &format!(
-                "SELECT count(*) FROM audit_log WHERE action = 'user.created' AND subject_id = '{id}' AND actor = 'test-admin'"
+                "SELECT count(*) FROM audit_log WHERE action = 'user.created' AND subject_id = '{id}' AND actor = '{}'",
+                vigil_e2e::test_principal(Role::Admin).0
             ),
         );
         assert_eq!(audited, Some(1));

@@ -218,11 +218,13 @@ pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
     ]
 }
 
-/// The user id and session id of the seeded principal with `role`.
+/// The user id and session id of the seeded principal with `role`
+/// (UUIDs, like every id the app makes).
 pub fn test_principal(role: Role) -> (String, String) {
+    let n = role as u8 as u64 + 1;
     (
-        format!("test-{}", role.as_str()),
-        format!("test-session-{}", role.as_str()),
+        format!("00000000-0000-4000-8000-{n:012}"),
+        format!("00000000-0000-4000-8000-{:012}", 100 + n),
     )
 }
 
@@ -234,7 +236,7 @@ pub fn seed_principals(db: &Target) -> Result<()> {
     for role in Role::ALL {
         let (user, session) = test_principal(role);
         sql += &format!(
-            "INSERT INTO users (id, username, role, created_at, updated_at) VALUES ('{user}', '{user}', '{r}', 0, 0);
+            "INSERT INTO users (id, username, role, created_at, updated_at) VALUES ('{user}', 'test-{r}', '{r}', 0, 0);
              INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at) VALUES ('{session}', '{user}', 0, 0, {far});",
             r = role.as_str()
         );

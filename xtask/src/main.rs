@@ -7,6 +7,7 @@
 //!   `spin` is installed (else the built-in wasmtime host) until Ctrl-C.
 //! - `test`: build, then every test (unit, host conformance, end-to-end on
 //!   every leg), then the OpenAPI document under a fuzzer.
+//! - `fuzz`: only the OpenAPI step of `test`.
 //! - `bench host`: throughput and latency of the host and of `spin up`.
 
 mod bench;
@@ -41,7 +42,7 @@ pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-const USAGE: &str = "usage: cargo xtask <build | up [--database-url URL --database-token TOKEN] | test [-- cargo test args] | bench host>";
+const USAGE: &str = "usage: cargo xtask <build | up [--database-url URL --database-token TOKEN] | test [-- cargo test args] | fuzz | bench host>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,6 +51,10 @@ fn main() -> ExitCode {
         Some("up") => up::up(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench::bench(&args[1..]),
+        Some("fuzz") => build::build_all().and_then(|()| match fuzz::run()? {
+            fuzz::Outcome::Passed => Ok(()),
+            fuzz::Outcome::Skipped(why) => bail!("skipped: {why}"),
+        }),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
