@@ -13,6 +13,7 @@ mod cli;
 mod console;
 mod http_basics;
 mod login;
+mod matrix;
 mod tokens;
 mod turso;
 mod users;
@@ -31,6 +32,7 @@ fn app_cases() -> Vec<Case> {
         users::CASES,
         login::CASES,
         api_keys::CASES,
+        matrix::CASES,
         console::CASES,
     ]
     .concat()
