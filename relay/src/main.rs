@@ -4,6 +4,7 @@
 //!   libSQL server (Turso, `sqld`).
 //! - `vigil admin create-user` creates a user (the first admin); the password
 //!   is read from the terminal without echo, or from stdin with `--password-stdin`.
+//! - `vigil audit verify` recomputes the audit log's hash chain.
 //!
 //! The relay (WebSocket push, MQTT ingestion, scheduled jobs) joins this
 //! binary in a later issue.
@@ -76,6 +77,17 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute the hash chain; exit non-zero at the first entry that breaks it.
+    Verify,
 }
 
 #[derive(Subcommand)]
@@ -130,6 +142,19 @@ async fn run(cli: Cli) -> Result<()> {
                     "{target:?}: applied {:?}; now at schema version {latest}",
                     report.applied
                 );
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let conn = target.connect().await?;
+            match vigil_db::audit::verify(&conn).await? {
+                vigil_db::audit::Verdict::Intact { entries } => {
+                    println!("{target:?}: the audit chain is intact ({entries} entries)");
+                }
+                vigil_db::audit::Verdict::Broken { id, why } => {
+                    bail!("the audit chain is broken at entry {id}: {why}");
+                }
             }
         }
         Command::Admin {

@@ -23,6 +23,10 @@ pub const SQLD_CASES: &[(&str, fn())] = &[
 
 pub const CASES: &[(&str, fn())] = &[
     (
+        "audit_verify_detects_an_edited_entry",
+        audit_verify_detects_an_edited_entry,
+    ),
+    (
         "migrate_applies_once_then_is_up_to_date",
         migrate_applies_once_then_is_up_to_date,
     ),
@@ -279,4 +283,52 @@ fn remote_wrong_token_is_a_clear_error_and_changes_nothing() {
         "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
     );
     assert_eq!(tables, Some(0), "nothing was created");
+}
+
+fn audit_verify_detects_an_edited_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("v.db");
+    assert!(vigil(&db, &["migrate"], None).status.success());
+    for name in ["first", "second", "third"] {
+        let args = [
+            "admin",
+            "create-user",
+            "--username",
+            name,
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ];
+        assert!(
+            vigil(&db, &args, Some("a long enough passphrase\n"))
+                .status
+                .success()
+        );
+    }
+    let ok = vigil(&db, &["audit", "verify"], None);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("intact (3 entries)"));
+
+    // The log refuses edits; someone with the file can still drop the guard.
+    block_on(async {
+        let conn = vigil_db::Target::Local(db.clone()).connect().await.unwrap();
+        let refused = conn
+            .execute("UPDATE audit_log SET actor = 'mallory' WHERE id = 2", ())
+            .await;
+        assert!(refused.is_err(), "the append-only trigger refuses edits");
+        conn.execute_batch(
+            "DROP TRIGGER audit_log_is_append_only_update;
+             UPDATE audit_log SET actor = 'mallory' WHERE id = 2;",
+        )
+        .await
+        .unwrap();
+    });
+    let broken = vigil(&db, &["audit", "verify"], None);
+    assert!(!broken.status.success());
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert!(stderr.contains("broken at entry 2"), "{stderr}");
 }

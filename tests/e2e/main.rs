@@ -34,6 +34,7 @@ fn app_cases() -> Vec<Case> {
         api_keys::CASES,
         matrix::CASES,
         console::CASES,
+        users::FINAL_CASES,
     ]
     .concat()
 }

@@ -27,6 +27,27 @@ pub const CASES: &[Case] = &[
     ),
 ];
 
+/// Run last: after every other case's activity, the chain still verifies.
+pub const FINAL_CASES: &[Case] = &[(
+    "the_audit_chain_verifies_after_all_that",
+    the_audit_chain_verifies_after_all_that,
+)];
+
+fn the_audit_chain_verifies_after_all_that(app: &TestApp) {
+    let Some(db) = &app.db else { return };
+    let verdict = vigil_e2e::block_on(async {
+        vigil_db::audit::verify(&db.connect().await.unwrap())
+            .await
+            .unwrap()
+    });
+    match verdict {
+        vigil_db::audit::Verdict::Intact { entries } => {
+            assert!(entries > 20, "only {entries} entries")
+        }
+        broken => panic!("{broken:?}"),
+    }
+}
+
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &vigil_core::id::new_id()[..8])
 }

@@ -34,3 +34,56 @@ pub async fn append(conn: &libsql::Connection, entry: &AuditEntry) -> Result<Str
     .await?;
     Ok(hash)
 }
+
+/// The outcome of checking the audit chain.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every entry links to the one before and hashes to what it stores.
+    Intact { entries: u64 },
+    /// The first entry that does not: edited, deleted before, or inserted out of chain.
+    Broken { id: i64, why: &'static str },
+}
+
+/// Walk the chain from the first entry and recompute every link.
+pub async fn verify(conn: &libsql::Connection) -> Result<Verdict> {
+    let mut rows = conn
+        .query(
+            "SELECT id, at, actor, action, subject_kind, subject_id, request_id, client_addr,
+                    before, after, prev_hash, hash
+             FROM audit_log ORDER BY id",
+            (),
+        )
+        .await?;
+    let mut prev = GENESIS.to_string();
+    let mut entries = 0;
+    while let Some(row) = rows.next().await? {
+        let id: i64 = row.get(0)?;
+        let entry = AuditEntry {
+            at: row.get(1)?,
+            actor: row.get(2)?,
+            action: row.get(3)?,
+            subject_kind: row.get(4)?,
+            subject_id: row.get(5)?,
+            request_id: row.get(6)?,
+            client_addr: row.get(7)?,
+            before: row.get(8)?,
+            after: row.get(9)?,
+        };
+        let (stored_prev, stored_hash): (String, String) = (row.get(10)?, row.get(11)?);
+        if stored_prev != prev {
+            return Ok(Verdict::Broken {
+                id,
+                why: "its prev_hash is not the hash of the entry before it",
+            });
+        }
+        if chain_hash(&prev, &entry) != stored_hash {
+            return Ok(Verdict::Broken {
+                id,
+                why: "its contents do not match its hash",
+            });
+        }
+        prev = stored_hash;
+        entries += 1;
+    }
+    Ok(Verdict::Intact { entries })
+}
