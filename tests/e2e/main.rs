@@ -14,6 +14,7 @@ mod console;
 mod http_basics;
 mod login;
 mod matrix;
+mod mfa;
 mod tokens;
 mod turso;
 mod users;
@@ -32,6 +33,7 @@ fn app_cases() -> Vec<Case> {
         users::CASES,
         login::CASES,
         api_keys::CASES,
+        mfa::CASES,
         matrix::CASES,
         console::CASES,
         users::FINAL_CASES,

@@ -215,6 +215,11 @@ pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
         ),
         ("SPIN_VARIABLE_JWT_SIGNING_KEY".into(), signer.seed_b64()),
         ("SPIN_VARIABLE_JWT_SIGNING_KID".into(), signer.kid().into()),
+        // Supervisors must use 2FA in the suite's apps, so the policy is tested.
+        (
+            "SPIN_VARIABLE_MFA_REQUIRED_ROLES".into(),
+            "supervisor".into(),
+        ),
     ]
 }
 

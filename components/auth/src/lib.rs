@@ -7,10 +7,13 @@
 //! - [`keys`]: API keys for sensors and services.
 //! - [`settings`]: this component's variables (the signing key lives here only).
 //!
-//! Not yet: TOTP 2FA, invitations, admin password reset (see the issue notes).
+//! - [`mfa`]: TOTP 2FA: enrolment, confirmation, recovery codes, the login's second step.
+//!
+//! Not yet: invitations, admin password reset (see the issue notes).
 
 mod keys;
 mod login;
+mod mfa;
 mod sessions;
 mod settings;
 mod users;
@@ -43,6 +46,56 @@ pub static COMPONENT: Component = Component {
                 schema_of::<Tokens>,
             )])
             .errors(&[401, 429, 503]),
+        Route::new("POST", "/api/auth/login/mfa", Access::Public, mfa::login)
+            .summary(
+                "The second step of a login with 2FA: the challenge and a code or recovery code",
+            )
+            .request(schema_of::<mfa::MfaLogin>)
+            .replies(&[Reply::json(
+                200,
+                "Tokens for a new session",
+                schema_of::<Tokens>,
+            )])
+            .errors(&[401, 503]),
+        Route::new(
+            "POST",
+            "/api/auth/mfa/enroll",
+            Access::Authenticated,
+            mfa::enroll,
+        )
+        .summary("Start 2FA enrolment: a new secret, its otpauth URI and QR code")
+        .replies(&[Reply::json(
+            200,
+            "The secret to enter in an authenticator app",
+            schema_of::<mfa::Enrolment>,
+        )])
+        .errors(&[400, 404, 409, 503])
+        .during_enrolment(),
+        Route::new(
+            "POST",
+            "/api/auth/mfa/confirm",
+            Access::Authenticated,
+            mfa::confirm,
+        )
+        .summary("Turn 2FA on with the authenticator's first code; returns recovery codes")
+        .request(schema_of::<mfa::Confirm>)
+        .replies(&[Reply::json(
+            200,
+            "Ten one-time recovery codes, shown once",
+            schema_of::<mfa::RecoveryCodes>,
+        )])
+        .errors(&[400, 404, 409, 503])
+        .during_enrolment(),
+        Route::new(
+            "POST",
+            "/api/auth/mfa/disable",
+            Access::Authenticated,
+            mfa::disable,
+        )
+        .summary("Turn 2FA off with the password and a current code")
+        .request(schema_of::<mfa::Disable>)
+        .replies(&[NO_CONTENT])
+        .errors(&[400, 404, 409, 503]),
         Route::new("POST", "/api/auth/refresh", Access::Public, login::refresh)
             .summary("Exchange a refresh token for new tokens; reuse ends the session")
             .request(schema_of::<login::RefreshRequest>)
@@ -60,7 +113,8 @@ pub static COMPONENT: Component = Component {
         )
         .summary("End the session of this access token")
         .replies(&[NO_CONTENT])
-        .errors(&[400, 503]),
+        .errors(&[400, 503])
+        .during_enrolment(),
         Route::new(
             "POST",
             "/api/auth/password",
@@ -78,7 +132,8 @@ pub static COMPONENT: Component = Component {
                 "Who the access token belongs to",
                 schema_of::<users::Me>,
             )])
-            .errors(&[503]),
+            .errors(&[503])
+            .during_enrolment(),
         Route::new(
             "GET",
             "/api/auth/sessions",

@@ -5,7 +5,7 @@
 //! body, and the same argon2 work. The reason goes to the audit log only.
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::{Connection, Value};
 use vigil_api::{ApiError, Ctx, FieldError, db, response};
@@ -14,10 +14,10 @@ use vigil_core::login::{FailureState, LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE, sec
 use vigil_core::password;
 use vigil_core::time::now_millis;
 
-use crate::sessions;
-use crate::settings::signing;
+use crate::sessions::{self, Grant, Tokens};
+use crate::settings::{mfa_required, signing};
 
-fn invalid_credentials() -> ApiError {
+pub(crate) fn invalid_credentials() -> ApiError {
     ApiError::new(401, "invalid-credentials", "Invalid credentials")
         .with_detail("the username or password is wrong, or the account cannot log in now")
 }
@@ -51,20 +51,35 @@ fn throttle(conn: &Connection, addr: &str, now: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
-struct Account {
-    id: String,
-    role: Role,
-    disabled: bool,
-    password_hash: String,
-    failures: FailureState,
+pub(crate) struct Account {
+    pub id: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub password_hash: String,
+    pub failures: FailureState,
+    /// 2FA is confirmed: a password alone is not enough.
+    pub mfa_enabled: bool,
 }
 
-fn load_account(conn: &Connection, username: &str) -> Result<Option<Account>, ApiError> {
+/// Which column finds the account.
+pub(crate) enum By<'a> {
+    Username(&'a str),
+    Id(&'a str),
+}
+
+pub(crate) fn load_account(conn: &Connection, by: By) -> Result<Option<Account>, ApiError> {
+    let (column, value) = match by {
+        By::Username(name) => ("username", name),
+        By::Id(id) => ("id", id),
+    };
     let rows = db::query(
         conn,
-        "SELECT u.id, u.role, u.disabled, c.password_hash, c.failed_logins, c.first_failure_at, c.locked_until, c.lockouts
-         FROM users u JOIN credentials c ON c.user_id = u.id WHERE u.username = ?1",
-        &[Value::Text(username.into())],
+        &format!(
+            "SELECT u.id, u.role, u.disabled, c.password_hash, c.failed_logins, c.first_failure_at,
+                    c.locked_until, c.lockouts, c.totp_confirmed_at IS NOT NULL
+             FROM users u JOIN credentials c ON c.user_id = u.id WHERE u.{column} = ?1"
+        ),
+        &[Value::Text(value.into())],
     )?;
     Ok(rows.first().and_then(|r| {
         Some(Account {
@@ -78,11 +93,16 @@ fn load_account(conn: &Connection, username: &str) -> Result<Option<Account>, Ap
                 locked_until: db::int(r, 6),
                 lockouts: db::int(r, 7)?,
             },
+            mfa_enabled: db::int(r, 8)? != 0,
         })
     }))
 }
 
-fn save_failures(conn: &Connection, user_id: &str, s: FailureState) -> Result<(), ApiError> {
+pub(crate) fn save_failures(
+    conn: &Connection,
+    user_id: &str,
+    s: FailureState,
+) -> Result<(), ApiError> {
     db::query(
         conn,
         "UPDATE credentials SET failed_logins = ?2, first_failure_at = ?3, locked_until = ?4, lockouts = ?5 WHERE user_id = ?1",
@@ -94,6 +114,39 @@ fn save_failures(conn: &Connection, user_id: &str, s: FailureState) -> Result<()
             Value::Integer(s.lockouts),
         ],
     )?;
+    Ok(())
+}
+
+/// What a correct password gets: tokens, or (with 2FA on) a challenge.
+#[derive(Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum LoginOutcome {
+    Tokens(Tokens),
+    Mfa(crate::mfa::Challenge),
+}
+
+/// Count a failed attempt (password or second factor) towards the lockout,
+/// re-reading the state under the write lock so concurrent failures all count.
+pub(crate) fn count_failure(
+    ctx: &Ctx,
+    conn: &Connection,
+    user_id: &str,
+    now: i64,
+) -> Result<(), ApiError> {
+    let Some(current) = load_account(conn, By::Id(user_id))? else {
+        return Ok(());
+    };
+    let next = current.failures.after_failure(now);
+    save_failures(conn, user_id, next)?;
+    if next.is_locked(now) {
+        let mut lock = ctx.audit_entry("auth.lockout", "user", user_id, now);
+        lock.actor = "system".into();
+        lock.after = Some(
+            serde_json::json!({"locked_until": next.locked_until, "lockouts": next.lockouts})
+                .to_string(),
+        );
+        vigil_api::audit::append(conn, &lock)?;
+    }
     Ok(())
 }
 
@@ -111,7 +164,7 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
 
     // The slow part (argon2) runs before the write transaction, so logins do
     // not queue behind each other for the write lock.
-    let account = load_account(&conn, &req.username)?;
+    let account = load_account(&conn, By::Username(&req.username))?;
     let refusal = match &account {
         None => Some("unknown_user"),
         Some(a) if a.disabled => Some("disabled"),
@@ -139,34 +192,36 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
             vigil_api::audit::append(conn, &entry)?;
             return Ok(None);
         };
+        if verified && account.mfa_enabled {
+            let challenge = crate::mfa::challenge(conn, &account.id, now)?;
+            entry.action = "auth.login.mfa_challenged".into();
+            vigil_api::audit::append(conn, &entry)?;
+            return Ok(Some(LoginOutcome::Mfa(challenge)));
+        }
         if verified {
             save_failures(conn, &account.id, account.failures.after_success())?;
-            let tokens = sessions::start(ctx, conn, &signing, &account.id, account.role, now)?;
+            let grant = Grant {
+                user_id: &account.id,
+                role: account.role,
+                mfa_pending: mfa_required(account.role),
+            };
+            let tokens = sessions::start(ctx, conn, &signing, &grant, now)?;
             entry.action = "auth.login.succeeded".into();
             entry.after = Some(serde_json::json!({"session_id": tokens.session_id}).to_string());
             vigil_api::audit::append(conn, &entry)?;
-            return Ok(Some(tokens));
+            return Ok(Some(LoginOutcome::Tokens(tokens)));
         }
         let reason = refusal.unwrap_or("wrong_password");
         entry.after = Some(serde_json::json!({"reason": reason}).to_string());
         vigil_api::audit::append(conn, &entry)?;
         if reason == "wrong_password" {
-            // Re-read under the write lock: concurrent failures all count.
-            let current =
-                load_account(conn, &req.username)?.map_or(account.failures, |a| a.failures);
-            let next = current.after_failure(now);
-            save_failures(conn, &account.id, next)?;
-            if next.is_locked(now) {
-                let mut lock = ctx.audit_entry("auth.lockout", "user", &account.id, now);
-                lock.actor = "system".into();
-                lock.after = Some(serde_json::json!({"locked_until": next.locked_until, "lockouts": next.lockouts}).to_string());
-                vigil_api::audit::append(conn, &lock)?;
-            }
+            count_failure(ctx, conn, &account.id, now)?;
         }
         Ok(None)
     })?;
     match tokens {
-        Some(tokens) => Ok(response::json(200, &tokens)),
+        Some(LoginOutcome::Tokens(tokens)) => Ok(response::json(200, &tokens)),
+        Some(LoginOutcome::Mfa(challenge)) => Ok(response::json(200, &challenge)),
         None => Err(invalid_credentials()),
     }
 }
@@ -195,8 +250,9 @@ pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
         let rows = db::query(
             conn,
             "SELECT t.id, t.family_id, t.user_id, t.expires_at, t.revoked_at,
-                    s.revoked_at, s.expires_at, u.role, u.disabled
+                    s.revoked_at, s.expires_at, u.role, u.disabled, c.totp_confirmed_at IS NOT NULL
              FROM refresh_tokens t JOIN sessions s ON s.id = t.family_id JOIN users u ON u.id = t.user_id
+                  JOIN credentials c ON c.user_id = t.user_id
              WHERE t.token_hash = ?1",
             &[Value::Text(secret_hash(&req.refresh_token))],
         )?;
@@ -234,11 +290,15 @@ pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
             "UPDATE sessions SET last_used_at = ?2 WHERE id = ?1",
             &[Value::Text(sid.clone()), Value::Integer(now)],
         )?;
+        let grant = Grant {
+            user_id: &user_id,
+            role,
+            mfa_pending: mfa_required(role) && db::int(r, 9) == Some(0),
+        };
         let tokens = sessions::issue(
             conn,
             &signing,
-            &user_id,
-            role,
+            &grant,
             &sid,
             db::int(r, 6).unwrap_or(now),
             now,

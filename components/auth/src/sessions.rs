@@ -29,17 +29,25 @@ pub struct Tokens {
     pub session_id: String,
 }
 
+/// Who a session is for.
+pub struct Grant<'a> {
+    pub user_id: &'a str,
+    pub role: Role,
+    /// Their role requires 2FA and they have not enrolled yet.
+    pub mfa_pending: bool,
+}
+
 /// Mint an access token and a new refresh token for session `sid` (inside
 /// the caller's transaction).
 pub fn issue(
     conn: &Connection,
     signing: &Signing,
-    user_id: &str,
-    role: Role,
+    who: &Grant,
     sid: &str,
     session_expires_at: i64,
     now: i64,
 ) -> Result<Tokens, ApiError> {
+    let user_id = who.user_id;
     let refresh = new_secret();
     let refresh_expires = (now + REFRESH_IDLE_MS).min(session_expires_at);
     db::query(
@@ -55,14 +63,15 @@ pub fn issue(
             Value::Integer(refresh_expires),
         ],
     )?;
-    let claims = Claims::user_access(
+    let mut claims = Claims::user_access(
         &signing.issuer,
         &signing.audience,
         user_id,
-        role,
+        who.role,
         sid,
         now / 1000,
     );
+    claims.mfa_pending = who.mfa_pending;
     Ok(Tokens {
         access_token: signing.signer.sign(&claims),
         token_type: "Bearer",
@@ -79,10 +88,10 @@ pub fn start(
     ctx: &Ctx,
     conn: &Connection,
     signing: &Signing,
-    user_id: &str,
-    role: Role,
+    who: &Grant,
     now: i64,
 ) -> Result<Tokens, ApiError> {
+    let user_id = who.user_id;
     let live = db::query(
         conn,
         "SELECT id FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 ORDER BY created_at",
@@ -111,7 +120,7 @@ pub fn start(
             db::opt_text(ctx.header("user-agent").map(|ua| &ua[..ua.len().min(256)])),
         ],
     )?;
-    issue(conn, signing, user_id, role, &sid, expires, now)
+    issue(conn, signing, who, &sid, expires, now)
 }
 
 /// End one session and kill its refresh tokens.

@@ -40,3 +40,10 @@ pub fn max_sessions() -> i64 {
         .filter(|n| *n >= 1)
         .unwrap_or(5)
 }
+
+/// Whether `role` must use 2FA (`mfa_required_roles`: comma-separated roles, default none).
+pub fn mfa_required(role: vigil_core::Role) -> bool {
+    variable("mfa_required_roles")
+        .map(|list| list.split(',').any(|r| r.trim() == role.as_str()))
+        .unwrap_or(false)
+}

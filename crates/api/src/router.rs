@@ -42,6 +42,9 @@ pub struct Route {
     /// Error statuses the handler itself can return (the dispatcher's own —
     /// 401, 403, 400, 413, 415, 422 — are added from `access` and `request`).
     pub errors: &'static [u16],
+    /// Open to a user who still owes a required 2FA enrolment (enrolling,
+    /// logging out, reading who they are); every other route refuses them.
+    pub during_enrolment: bool,
 }
 
 /// A successful response of a route.
@@ -80,6 +83,7 @@ impl Route {
             request: None,
             replies: &[],
             errors: &[],
+            during_enrolment: false,
         }
     }
 
@@ -103,12 +107,23 @@ impl Route {
         self
     }
 
+    pub const fn during_enrolment(mut self) -> Route {
+        self.during_enrolment = true;
+        self
+    }
+
     /// Every error status this route can answer with.
     pub fn error_statuses(&self) -> Vec<u16> {
         let mut all: Vec<u16> = self.errors.to_vec();
         match self.access {
             Access::Public => {}
-            Access::Authenticated => all.push(401),
+            Access::Authenticated => {
+                all.push(401);
+                // A user who owes a 2FA enrolment may only enrol.
+                if !self.during_enrolment {
+                    all.push(403);
+                }
+            }
             Access::Needs(_) => all.extend([401, 403]),
         }
         if self.request.is_some() {
@@ -313,7 +328,12 @@ async fn dispatch(
             Access::Needs(needed) if !authz::authorize(&principal, needed) => Some(needed),
             _ => None,
         };
+        let pending = principal.mfa_pending;
         ctx.principal = Some(principal);
+        if pending && !route.during_enrolment {
+            return Err(ApiError::new(403, "mfa-enrolment-required", "2FA enrolment required")
+                .with_detail("your role requires two-factor authentication: enrol at /api/auth/mfa/enroll, then log in again"));
+        }
         if let Some(needed) = denied {
             return Err(ApiError::forbidden(needed.as_str()));
         }

@@ -170,11 +170,17 @@ pub struct Principal {
     pub token_id: String,
     /// The session a user's token belongs to; `None` for API keys.
     pub session: Option<String>,
+    /// Their role requires 2FA and they have not enrolled: only enrolment is open to them.
+    pub mfa_pending: bool,
 }
 
 impl Principal {
-    /// The single authorization rule: a user by role, an API key by scope.
+    /// The single authorization rule: a user by role (unless they still
+    /// owe a 2FA enrolment), an API key by scope.
     pub fn may(&self, needed: Permission) -> bool {
+        if self.mfa_pending {
+            return false;
+        }
         match self.role {
             Some(role) => needed.minimum_role().is_some_and(|min| role >= min),
             None => self.scopes.contains(&needed),
@@ -233,6 +239,7 @@ macro_rules! wit_conversions {
                 scopes: p.scopes.iter().copied().map(permission_to_wit).collect(),
                 token_id: p.token_id.clone(),
                 session: p.session.clone(),
+                mfa_pending: p.mfa_pending,
             }
         }
 
@@ -243,6 +250,7 @@ macro_rules! wit_conversions {
                 scopes: p.scopes.into_iter().map(permission_from_wit).collect(),
                 token_id: p.token_id,
                 session: p.session,
+                mfa_pending: p.mfa_pending,
             }
         }
     };
@@ -259,6 +267,7 @@ mod tests {
             scopes: vec![],
             token_id: "t".into(),
             session: Some("s".into()),
+            mfa_pending: false,
         }
     }
 
@@ -300,6 +309,7 @@ mod tests {
             scopes: vec![Permission::SensorsIngest],
             token_id: "k".into(),
             session: None,
+            mfa_pending: false,
         };
         assert!(key.may(Permission::SensorsIngest));
         assert!(!key.may(Permission::ThreatsRead));

@@ -12,6 +12,7 @@
 //! - [`password`]: argon2id hashing and the password policy.
 //! - [`audit`]: the hash chain over audit entries.
 //! - [`id`]: random UUIDv4 identifiers.
+//! - [`totp`]: two-factor codes (RFC 6238), recovery codes.
 //! - [`user`]: rules for user records (usernames, display names).
 //! - [`time`]: UTC milliseconds and RFC 3339 formatting.
 
@@ -24,6 +25,7 @@ pub mod password;
 pub mod problem;
 pub mod time;
 pub mod token;
+pub mod totp;
 pub mod user;
 
 pub use access::{Permission, Principal, Role};

@@ -64,6 +64,9 @@ pub struct Claims {
     /// The session a user's token belongs to; ending the session ends the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// Set while the user owes a 2FA enrolment that their role requires.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mfa_pending: bool,
 }
 
 /// What a token must say about who issued it and for whom.
@@ -323,6 +326,7 @@ impl Claims {
     ) -> Claims {
         Claims {
             sid: Some(sid.into()),
+            mfa_pending: false,
             iss: issuer.into(),
             aud: audience.into(),
             sub: subject.into(),
@@ -360,6 +364,7 @@ impl Claims {
                 scopes,
                 token_id: self.jti.clone(),
                 session: self.sid.clone(),
+                mfa_pending: self.mfa_pending,
             }),
         }
     }
@@ -390,6 +395,7 @@ mod tests {
             role: Some(Role::Analyst),
             scopes: vec![],
             sid: Some("s1".into()),
+            mfa_pending: false,
         }
     }
 

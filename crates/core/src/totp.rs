@@ -1,0 +1,199 @@
+//! Two-factor codes: TOTP (RFC 6238 over RFC 4226) with SHA-1, 30-second
+//! steps and 6 digits, as every authenticator app expects; one step of clock
+//! skew either way; a code is accepted once (the caller stores the last
+//! step used and passes it back). Also recovery codes and the `otpauth` URI.
+
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+
+pub const STEP_SECS: i64 = 30;
+pub const DIGITS: u32 = 6;
+pub const RECOVERY_CODES: usize = 10;
+const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/// A new 160-bit secret, base32 (RFC 4648, no padding).
+pub fn new_secret() -> String {
+    let mut raw = [0u8; 20];
+    getrandom::fill(&mut raw).expect("the platform has a random source");
+    base32(&raw)
+}
+
+pub fn base32(bytes: &[u8]) -> String {
+    let mut out = String::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        buffer = (buffer << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in text.trim_end_matches('=').bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c.to_ascii_uppercase())? as u32;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The code for time step `step` (RFC 4226 HOTP with dynamic truncation).
+pub fn code_at(secret: &[u8], step: i64) -> u32 {
+    let mut mac = Hmac::<Sha1>::new_from_slice(secret).expect("HMAC takes any key length");
+    mac.update(&step.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = (digest[19] & 0x0f) as usize;
+    let value = u32::from_be_bytes([
+        digest[offset] & 0x7f,
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ]);
+    value % 10u32.pow(DIGITS)
+}
+
+/// The step a code matches at `now_secs` (within ±1 step), if it is newer
+/// than `last_used_step`: a code is accepted once.
+pub fn verify(
+    secret_b32: &str,
+    code: &str,
+    now_secs: i64,
+    last_used_step: Option<i64>,
+) -> Option<i64> {
+    let code = code.trim();
+    if code.len() != DIGITS as usize || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let wanted: u32 = code.parse().ok()?;
+    let secret = base32_decode(secret_b32)?;
+    let now_step = now_secs.div_euclid(STEP_SECS);
+    (now_step - 1..=now_step + 1)
+        .filter(|step| last_used_step.is_none_or(|last| *step > last))
+        .find(|step| code_at(&secret, *step) == wanted)
+}
+
+/// The URI authenticator apps read (usually from a QR code).
+pub fn otpauth_uri(issuer: &str, account: &str, secret_b32: &str) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    format!(
+        "otpauth://totp/{}:{}?secret={secret_b32}&issuer={}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECS}",
+        enc(issuer),
+        enc(account),
+        enc(issuer)
+    )
+}
+
+/// Ten one-time recovery codes, `xxxxx-xxxxx` in base32 (50 bits each).
+pub fn new_recovery_codes() -> Vec<String> {
+    (0..RECOVERY_CODES)
+        .map(|_| {
+            let mut raw = [0u8; 7];
+            getrandom::fill(&mut raw).expect("the platform has a random source");
+            let text = base32(&raw).to_lowercase();
+            format!("{}-{}", &text[..5], &text[5..10])
+        })
+        .collect()
+}
+
+/// Recovery codes compare without case, spaces or dashes.
+pub fn normalize_recovery_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 6238 appendix B, SHA-1 (8-digit codes; ours are their last 6 digits).
+    #[test]
+    fn rfc6238_test_vectors() {
+        let secret = b"12345678901234567890";
+        for (time, expected) in [
+            (59, 94287082u32),
+            (1111111109, 7081804),
+            (1111111111, 14050471),
+            (1234567890, 89005924),
+            (2000000000, 69279037),
+        ] {
+            assert_eq!(
+                code_at(secret, time / STEP_SECS),
+                expected % 1_000_000,
+                "t={time}"
+            );
+        }
+    }
+
+    #[test]
+    fn base32_round_trips() {
+        for bytes in [&b""[..], b"f", b"fo", b"foo", b"foob", b"fooba", b"foobar"] {
+            assert_eq!(base32_decode(&base32(bytes)).unwrap(), bytes);
+        }
+        assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
+        assert!(base32_decode("not base32!").is_none());
+    }
+
+    #[test]
+    fn codes_are_accepted_within_one_step_and_only_once() {
+        let secret = new_secret();
+        let raw = base32_decode(&secret).unwrap();
+        let now = 1_800_000_000;
+        let step = now / STEP_SECS;
+        let code = format!("{:06}", code_at(&raw, step));
+        assert_eq!(verify(&secret, &code, now, None), Some(step));
+        assert_eq!(
+            verify(&secret, &code, now + STEP_SECS, None),
+            Some(step),
+            "one step late is fine"
+        );
+        assert_eq!(
+            verify(&secret, &code, now + 2 * STEP_SECS, None),
+            None,
+            "two steps late is not"
+        );
+        assert_eq!(
+            verify(&secret, &code, now, Some(step)),
+            None,
+            "a used code is refused"
+        );
+        assert_eq!(verify(&secret, "12345", now, None), None);
+        assert_eq!(verify(&secret, "abcdef", now, None), None);
+    }
+
+    #[test]
+    fn recovery_codes_and_uri() {
+        let codes = new_recovery_codes();
+        assert_eq!(codes.len(), 10);
+        assert_eq!(codes[0].len(), 11);
+        assert_eq!(normalize_recovery_code(" AbCde-FGhij "), "abcdefghij");
+        let uri = otpauth_uri("Vigil", "ana lyst", "ABC");
+        assert_eq!(
+            uri,
+            "otpauth://totp/Vigil:ana%20lyst?secret=ABC&issuer=Vigil&algorithm=SHA1&digits=6&period=30"
+        );
+    }
+}
