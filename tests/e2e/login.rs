@@ -9,6 +9,10 @@ use vigil_e2e::{Resp, TestApp, count, execute};
 use crate::Case;
 
 pub const CASES: &[Case] = &[
+    (
+        "an_invitation_registers_one_account",
+        an_invitation_registers_one_account,
+    ),
     ("login_gives_tokens_that_work", login_gives_tokens_that_work),
     ("failed_logins_all_look_alike", failed_logins_all_look_alike),
     (
@@ -392,4 +396,53 @@ fn sessions_are_private_to_their_user(app: &TestApp) {
     assert_eq!(r.status, 204, "{}", r.text());
     app.with_bearer("GET", "/api/auth/me", &alice_token)
         .assert_problem(401, "unauthenticated");
+}
+
+/// Invitations: an admin invites to a role; the token registers one account
+/// (which can then log in), and only once.
+pub fn an_invitation_registers_one_account(app: &TestApp) {
+    let r = app.post_json_as(
+        Role::Admin,
+        "/api/auth/invitations",
+        &json!({"role": "analyst", "expires_in_hours": 24}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let invite = r.json()["invite_token"].as_str().unwrap().to_string();
+    let username = format!("invited-{}", &vigil_core::id::new_id()[..8]);
+    let register = |name: &str, password: &str| {
+        app.post_json(
+            "/api/auth/register",
+            &json!({"invite_token": invite, "username": name, "password": password}),
+            None,
+        )
+    };
+    let weak = register(&username, "password1234");
+    assert_eq!(
+        weak.assert_problem(422, "validation")["errors"][0]["field"],
+        "password"
+    );
+    let r = register(&username, PASSWORD);
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["role"], "analyst");
+    tokens(&app.login(&username, PASSWORD));
+    register("someone-else", PASSWORD).assert_problem(401, "invalid-invitation");
+    let forged = app.post_json(
+        "/api/auth/register",
+        &json!({"invite_token": "forged", "username": "x-y-z", "password": PASSWORD}),
+        None,
+    );
+    forged.assert_problem(401, "invalid-invitation");
+    for role in [Role::Viewer, Role::Analyst, Role::Supervisor] {
+        app.post_json_as(role, "/api/auth/invitations", &json!({"role": "admin"}))
+            .assert_problem(403, "forbidden");
+    }
+    let bad = app.post_json_as(
+        Role::Admin,
+        "/api/auth/invitations",
+        &json!({"role": "admin", "expires_in_hours": 0}),
+    );
+    assert_eq!(
+        bad.assert_problem(422, "validation")["errors"][0]["field"],
+        "expires_in_hours"
+    );
 }

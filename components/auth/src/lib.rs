@@ -9,8 +9,11 @@
 //!
 //! - [`mfa`]: TOTP 2FA: enrolment, confirmation, recovery codes, the login's second step.
 //!
-//! Not yet: invitations, admin password reset (see the issue notes).
+//! - [`invitations`]: invitations to a role, and registering with one.
+//!
+//! Not yet: admin password reset (see the issue notes).
 
+mod invitations;
 mod keys;
 mod login;
 mod mfa;
@@ -240,6 +243,30 @@ pub static COMPONENT: Component = Component {
         .summary("Revoke an API key; it stops working at once")
         .replies(&[NO_CONTENT])
         .errors(&[404, 503]),
+        Route::new(
+            "POST",
+            "/api/auth/invitations",
+            Access::Needs(Permission::UsersManage),
+            invitations::create,
+        )
+        .summary("Invite someone to a role; the token is shown once and registers one account")
+        .request(schema_of::<invitations::NewInvitation>)
+        .replies(&[Reply::json(
+            201,
+            "The invitation, with its token",
+            schema_of::<invitations::Invitation>,
+        )])
+        .errors(&[503]),
+        Route::new(
+            "POST",
+            "/api/auth/register",
+            Access::Public,
+            invitations::register,
+        )
+        .summary("Create the invited account (the invitation is then used up)")
+        .request(schema_of::<invitations::Registration>)
+        .replies(&[Reply::json(201, "The new user", schema_of::<users::User>)])
+        .errors(&[401, 409, 503]),
     ],
     body_limit: DEFAULT_BODY_LIMIT,
 };

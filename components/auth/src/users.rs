@@ -218,7 +218,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
     Ok(response)
 }
 
-fn load(conn: &spin_sdk::sqlite::Connection, id: &str) -> Result<User, ApiError> {
+pub(crate) fn load(conn: &spin_sdk::sqlite::Connection, id: &str) -> Result<User, ApiError> {
     let rows = db::query(
         conn,
         &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
