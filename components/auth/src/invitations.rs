@@ -189,7 +189,7 @@ pub fn register(ctx: &mut Ctx) -> Result<Response, ApiError> {
         vigil_api::audit::append(conn, &entry)?;
         let record = serde_json::json!({"id": id, "username": req.username, "role": role.as_str()});
         vigil_api::audit::publish(conn, "user.created", &record, now)?;
-        Ok(crate::users::load(conn, &id)?)
+        crate::users::load(conn, &id)
     })?;
     Ok(response::json(201, &created))
 }
