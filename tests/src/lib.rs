@@ -339,3 +339,31 @@ impl TestApp {
         )
     }
 }
+
+impl TestApp {
+    /// What the components logged so far (one JSON line per request), when
+    /// the suite started the app: Spin's log files, or the host's stderr.
+    pub fn component_logs(&self) -> String {
+        let mut logs = String::new();
+        if let Some(dir) = &self._dir {
+            let mut files: Vec<_> = std::fs::read_dir(dir.path().join("spin-logs"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            files.sort();
+            for file in files {
+                logs += &std::fs::read_to_string(file).unwrap_or_default();
+            }
+        }
+        if logs.is_empty() {
+            logs = self
+                ._running
+                .as_ref()
+                .map(|r| r.stderr())
+                .unwrap_or_default();
+        }
+        logs
+    }
+}

@@ -147,18 +147,17 @@ fn has_wrk() -> bool {
 }
 
 pub fn bench(args: &[String]) -> Result<()> {
-    if args.first().map(String::as_str) != Some("host") {
-        bail!("usage: cargo xtask bench host [--seconds N]");
+    match args.first().map(String::as_str) {
+        Some("host") => {}
+        Some("auth") => return bench_auth(),
+        _ => bail!("usage: cargo xtask bench <host [--seconds N] | auth>"),
     }
     let seconds: u64 = match args.get(1).map(String::as_str) {
         Some("--seconds") => args.get(2).context("--seconds needs a value")?.parse()?,
         _ => 10,
     };
     build::build()?;
-    // Measure an optimised host, as Spin is one.
-    run(cargo().args(["build", "--release", "--package", "vigil-host", "--bins"]))?;
-    // SAFETY: no other thread runs yet.
-    unsafe { std::env::set_var("VIGIL_HOST_BIN", root().join("target/release/vigil-host")) };
+    release_host()?;
 
     instantiation_cost()?;
 
@@ -271,5 +270,80 @@ fn instantiation_cost() -> Result<()> {
         host.compile_ms,
         per.as_secs_f64() * 1e6
     );
+    Ok(())
+}
+
+/// Measure an optimised host, as Spin is one.
+fn release_host() -> Result<()> {
+    run(cargo().args(["build", "--release", "--package", "vigil-host", "--bins"]))?;
+    // SAFETY: no other thread runs yet.
+    unsafe { std::env::set_var("VIGIL_HOST_BIN", root().join("target/release/vigil-host")) };
+    Ok(())
+}
+
+/// `cargo xtask bench auth`: login latency (argon2 dominates) and the time a
+/// component spends authenticating and authorizing a request (the
+/// `auth_us` of its request log: token verification in `platform` and the
+/// session lookup), through the host and `spin up`.
+fn bench_auth() -> Result<()> {
+    build::build_all()?;
+    release_host()?;
+    const LOGINS: usize = 25;
+    const READS: usize = 400;
+    println!(
+        "\n{:<10} {:>16} {:>16} {:>16} {:>16}",
+        "where", "login p50 ms", "login p99 ms", "auth p50 µs", "auth p99 µs"
+    );
+    for leg in [Leg::Host, Leg::Spin, Leg::SpinSqld] {
+        if let Some(why) = leg.missing() {
+            println!("SKIPPED: the {} row: {why}", leg.name());
+            continue;
+        }
+        let app = TestApp::start(leg)?;
+        let user = app.create_user(Role::Analyst, "a perfectly fine passphrase");
+        let mut logins = Vec::with_capacity(LOGINS);
+        let mut token = String::new();
+        for _ in 0..LOGINS {
+            // The per-address throttle would stop a benchmark: reset it.
+            vigil_e2e::execute(&app, "DELETE FROM rate_limits");
+            let started = Instant::now();
+            let r = app.login(&user.username, "a perfectly fine passphrase");
+            logins.push(started.elapsed());
+            if r.status != 200 {
+                bail!("login failed during the benchmark: {}", r.text());
+            }
+            token = r.json()["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+        }
+        for _ in 0..READS {
+            app.with_bearer("GET", "/api/auth/me", &token);
+        }
+        let mut auth_us: Vec<u64> = app
+            .component_logs()
+            .lines()
+            .filter(|l| l.contains("\"path\":\"/api/auth/me\""))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["auth_us"].as_u64())
+            .collect();
+        auth_us.sort_unstable();
+        logins.sort();
+        let pct = |v: &[u64], p: f64| {
+            v.get(((v.len().max(1) - 1) as f64 * p).round() as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        println!(
+            "{:<10} {:>16.1} {:>16.1} {:>16} {:>16}   ({} logins, {} authenticated reads)",
+            leg.name(),
+            percentile(&logins, 0.50),
+            percentile(&logins, 0.99),
+            pct(&auth_us, 0.50),
+            pct(&auth_us, 0.99),
+            LOGINS,
+            auth_us.len()
+        );
+    }
     Ok(())
 }

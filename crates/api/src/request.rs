@@ -17,6 +17,8 @@ pub struct Ctx {
     pub params: Vec<(&'static str, String)>,
     pub principal: Option<Principal>,
     pub request_id: String,
+    /// Time spent authenticating and authorizing, in microseconds (logged).
+    pub auth_us: Option<u64>,
 }
 
 impl Ctx {

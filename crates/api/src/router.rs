@@ -281,6 +281,7 @@ pub async fn serve(component: &'static Component, req: IncomingRequest) -> Respo
         params: Vec::new(),
         principal: None,
         request_id,
+        auth_us: None,
     };
     let mut response = match dispatch(component, req, &mut ctx).await {
         Ok(response) => response,
@@ -323,11 +324,13 @@ async fn dispatch(
         .ok_or_else(|| ApiError::payload_too_large(component.body_limit))?;
 
     if route.access != Access::Public {
+        let auth_started = Instant::now();
         let principal = authz::authenticate(ctx.header("authorization"))?;
         let denied = match route.access {
             Access::Needs(needed) if !authz::authorize(&principal, needed) => Some(needed),
             _ => None,
         };
+        ctx.auth_us = Some(auth_started.elapsed().as_micros() as u64);
         let pending = principal.mfa_pending;
         ctx.principal = Some(principal);
         if pending && !route.during_enrolment {
@@ -351,6 +354,7 @@ fn log(ctx: &Ctx, status: u16, started: Instant) {
         "status": status,
         "principal": ctx.principal.as_ref().map(|p| p.subject.as_str()),
         "ms": started.elapsed().as_secs_f64() * 1000.0,
+        "auth_us": ctx.auth_us,
     });
     eprintln!("{line}");
 }
