@@ -10,6 +10,10 @@ use crate::Case;
 
 pub const CASES: &[Case] = &[
     (
+        "an_admin_reset_forces_a_new_password",
+        an_admin_reset_forces_a_new_password,
+    ),
+    (
         "an_invitation_registers_one_account",
         an_invitation_registers_one_account,
     ),
@@ -445,4 +449,66 @@ pub fn an_invitation_registers_one_account(app: &TestApp) {
         bad.assert_problem(422, "validation")["errors"][0]["field"],
         "expires_in_hours"
     );
+}
+
+/// An admin reset: old password and sessions dead; the one-time password
+/// logs in to a token that can only change the password; after the change
+/// (and a refresh) the user is whole.
+pub fn an_admin_reset_forces_a_new_password(app: &TestApp) {
+    let user = app.create_user(Role::Analyst, PASSWORD);
+    let (old_access, _, _) = tokens(&app.login(&user.username, PASSWORD));
+    let r = app.post_json_as(
+        Role::Admin,
+        &format!("/api/auth/users/{}/reset-password", user.id),
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let one_time = r.json()["one_time_password"].as_str().unwrap().to_string();
+    app.with_bearer("GET", "/api/auth/me", &old_access)
+        .assert_problem(401, "unauthenticated");
+    app.login(&user.username, PASSWORD)
+        .assert_problem(401, "invalid-credentials");
+    assert_eq!(
+        app.get_as(Role::Admin, &format!("/api/auth/users/{}", user.id))
+            .json()["must_change_password"],
+        true
+    );
+
+    let (restricted, refresh_token, _) = tokens(&app.login(&user.username, &one_time));
+    let doc = app
+        .with_bearer("GET", "/api/auth/sessions", &restricted)
+        .assert_problem(403, "password-change-required");
+    assert!(
+        doc["detail"]
+            .as_str()
+            .unwrap()
+            .contains("/api/auth/password")
+    );
+    assert_eq!(
+        app.with_bearer("GET", "/api/auth/me", &restricted).status,
+        200
+    );
+    let r = app.post_json(
+        "/api/auth/password",
+        &json!({"current_password": one_time, "new_password": "my own new passphrase"}),
+        Some(&restricted),
+    );
+    assert_eq!(r.status, 204, "{}", r.text());
+    let (whole, _, _) = tokens(&refresh(app, &refresh_token));
+    assert_eq!(
+        app.with_bearer("GET", "/api/auth/sessions", &whole).status,
+        200
+    );
+    app.post_json_as(
+        Role::Supervisor,
+        &format!("/api/auth/users/{}/reset-password", user.id),
+        &json!({}),
+    )
+    .assert_problem(403, "forbidden");
+    app.post_json_as(
+        Role::Admin,
+        "/api/auth/users/no-such-user/reset-password",
+        &json!({}),
+    )
+    .assert_problem(404, "not-found");
 }

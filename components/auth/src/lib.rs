@@ -10,8 +10,6 @@
 //! - [`mfa`]: TOTP 2FA: enrolment, confirmation, recovery codes, the login's second step.
 //!
 //! - [`invitations`]: invitations to a role, and registering with one.
-//!
-//! Not yet: admin password reset (see the issue notes).
 
 mod invitations;
 mod keys;
@@ -25,6 +23,7 @@ use sessions::Tokens;
 use spin_sdk::http::Response;
 use vigil_api::router::{DEFAULT_BODY_LIMIT, Reply, schema_of};
 use vigil_api::{Access, ApiError, Component, Ctx, Permission, Route, health};
+use vigil_core::Pending;
 use vigil_core::token::{JwksDocument, KeySet, jwks_json};
 
 pub static COMPONENT: Component = Component {
@@ -73,7 +72,7 @@ pub static COMPONENT: Component = Component {
             schema_of::<mfa::Enrolment>,
         )])
         .errors(&[400, 404, 409, 503])
-        .during_enrolment(),
+        .open_while(&[Pending::MfaEnrolment]),
         Route::new(
             "POST",
             "/api/auth/mfa/confirm",
@@ -88,7 +87,7 @@ pub static COMPONENT: Component = Component {
             schema_of::<mfa::RecoveryCodes>,
         )])
         .errors(&[400, 404, 409, 503])
-        .during_enrolment(),
+        .open_while(&[Pending::MfaEnrolment]),
         Route::new(
             "POST",
             "/api/auth/mfa/disable",
@@ -117,7 +116,7 @@ pub static COMPONENT: Component = Component {
         .summary("End the session of this access token")
         .replies(&[NO_CONTENT])
         .errors(&[400, 503])
-        .during_enrolment(),
+        .open_while(&Pending::ALL),
         Route::new(
             "POST",
             "/api/auth/password",
@@ -127,7 +126,8 @@ pub static COMPONENT: Component = Component {
         .summary("Change one's own password; every other session ends")
         .request(schema_of::<login::PasswordChange>)
         .replies(&[NO_CONTENT])
-        .errors(&[404, 503]),
+        .errors(&[404, 503])
+        .open_while(&[Pending::PasswordChange]),
         Route::new("GET", "/api/auth/me", Access::Authenticated, users::me)
             .summary("The caller's identity, role, permissions and user record")
             .replies(&[Reply::json(
@@ -136,7 +136,7 @@ pub static COMPONENT: Component = Component {
                 schema_of::<users::Me>,
             )])
             .errors(&[503])
-            .during_enrolment(),
+            .open_while(&Pending::ALL),
         Route::new(
             "GET",
             "/api/auth/sessions",
@@ -242,6 +242,15 @@ pub static COMPONENT: Component = Component {
         )
         .summary("Revoke an API key; it stops working at once")
         .replies(&[NO_CONTENT])
+        .errors(&[404, 503]),
+        Route::new(
+            "POST",
+            "/api/auth/users/{id}/reset-password",
+            Access::Needs(Permission::UsersManage),
+            users::reset_password,
+        )
+        .summary("Reset a user's password: a one-time password, sessions ended, a new password forced at next login")
+        .replies(&[Reply::json(200, "The one-time password, shown once", schema_of::<users::OneTimePassword>)])
         .errors(&[404, 503]),
         Route::new(
             "POST",

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::{Connection, Value};
 use vigil_api::{ApiError, Ctx, FieldError, db, response};
-use vigil_core::Role;
 use vigil_core::login::{FailureState, LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE, secret_hash};
 use vigil_core::password;
 use vigil_core::time::now_millis;
+use vigil_core::{Pending, Role};
 
 use crate::sessions::{self, Grant, Tokens};
 use crate::settings::{mfa_required, signing};
@@ -59,6 +59,30 @@ pub(crate) struct Account {
     pub failures: FailureState,
     /// 2FA is confirmed: a password alone is not enough.
     pub mfa_enabled: bool,
+    /// An admin reset the password: the user must choose a new one.
+    pub must_change_password: bool,
+}
+
+impl Account {
+    /// The step this user owes before anything else, if any.
+    pub fn pending(&self) -> Option<Pending> {
+        owed_step(self.role, self.must_change_password, self.mfa_enabled)
+    }
+}
+
+/// A new password comes first; then the 2FA enrolment a role may require.
+pub(crate) fn owed_step(
+    role: Role,
+    must_change_password: bool,
+    mfa_enabled: bool,
+) -> Option<Pending> {
+    if must_change_password {
+        Some(Pending::PasswordChange)
+    } else if mfa_required(role) && !mfa_enabled {
+        Some(Pending::MfaEnrolment)
+    } else {
+        None
+    }
 }
 
 /// Which column finds the account.
@@ -76,7 +100,7 @@ pub(crate) fn load_account(conn: &Connection, by: By) -> Result<Option<Account>,
         conn,
         &format!(
             "SELECT u.id, u.role, u.disabled, c.password_hash, c.failed_logins, c.first_failure_at,
-                    c.locked_until, c.lockouts, c.totp_confirmed_at IS NOT NULL
+                    c.locked_until, c.lockouts, c.totp_confirmed_at IS NOT NULL, u.must_change_password
              FROM users u JOIN credentials c ON c.user_id = u.id WHERE u.{column} = ?1"
         ),
         &[Value::Text(value.into())],
@@ -94,6 +118,7 @@ pub(crate) fn load_account(conn: &Connection, by: By) -> Result<Option<Account>,
                 lockouts: db::int(r, 7)?,
             },
             mfa_enabled: db::int(r, 8)? != 0,
+            must_change_password: db::int(r, 9)? != 0,
         })
     }))
 }
@@ -203,7 +228,7 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
             let grant = Grant {
                 user_id: &account.id,
                 role: account.role,
-                mfa_pending: mfa_required(account.role),
+                pending: account.pending(),
             };
             let tokens = sessions::start(ctx, conn, &signing, &grant, now)?;
             entry.action = "auth.login.succeeded".into();
@@ -250,7 +275,8 @@ pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
         let rows = db::query(
             conn,
             "SELECT t.id, t.family_id, t.user_id, t.expires_at, t.revoked_at,
-                    s.revoked_at, s.expires_at, u.role, u.disabled, c.totp_confirmed_at IS NOT NULL
+                    s.revoked_at, s.expires_at, u.role, u.disabled, c.totp_confirmed_at IS NOT NULL,
+                    u.must_change_password
              FROM refresh_tokens t JOIN sessions s ON s.id = t.family_id JOIN users u ON u.id = t.user_id
                   JOIN credentials c ON c.user_id = t.user_id
              WHERE t.token_hash = ?1",
@@ -293,7 +319,7 @@ pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
         let grant = Grant {
             user_id: &user_id,
             role,
-            mfa_pending: mfa_required(role) && db::int(r, 9) == Some(0),
+            pending: owed_step(role, db::int(r, 10) == Some(1), db::int(r, 9) == Some(1)),
         };
         let tokens = sessions::issue(
             conn,

@@ -133,7 +133,7 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
             &Grant {
                 user_id: &user_id,
                 role: account.role,
-                mfa_pending: false,
+                pending: account.pending(),
             },
             now,
         )?;

@@ -9,7 +9,7 @@ use vigil_api::{ApiError, Ctx, Permission, db, response};
 use vigil_core::login::{REFRESH_IDLE_MS, SESSION_ABSOLUTE_MS, new_secret, secret_hash};
 use vigil_core::time::{now_millis, rfc3339};
 use vigil_core::token::{ACCESS_TOKEN_TTL_SECS, Claims};
-use vigil_core::{Role, id::new_id};
+use vigil_core::{Pending, Role, id::new_id};
 
 use crate::settings::{Signing, max_sessions};
 
@@ -33,8 +33,8 @@ pub struct Tokens {
 pub struct Grant<'a> {
     pub user_id: &'a str,
     pub role: Role,
-    /// Their role requires 2FA and they have not enrolled yet.
-    pub mfa_pending: bool,
+    /// A step they owe before anything else.
+    pub pending: Option<Pending>,
 }
 
 /// Mint an access token and a new refresh token for session `sid` (inside
@@ -71,7 +71,7 @@ pub fn issue(
         sid,
         now / 1000,
     );
-    claims.mfa_pending = who.mfa_pending;
+    claims.pending = who.pending;
     Ok(Tokens {
         access_token: signing.signer.sign(&claims),
         token_type: "Bearer",

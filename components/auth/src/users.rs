@@ -315,3 +315,58 @@ pub fn patch(ctx: &mut Ctx) -> Result<Response, ApiError> {
     })?;
     Ok(response::json(200, &updated))
 }
+
+#[derive(Serialize, JsonSchema)]
+pub struct OneTimePassword {
+    /// Give this to the user: it logs in once, and then only a new password
+    /// can be chosen. Shown once.
+    one_time_password: String,
+}
+
+/// `POST /api/auth/users/{id}/reset-password`: a one-time password, every
+/// session of the user ended, the lockout lifted; at their next login the
+/// user can do nothing but choose a new password.
+pub fn reset_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let id = ctx.param("id").to_string();
+    let raw = vigil_core::totp::base32(&{
+        let mut bytes = [0u8; 10];
+        getrandom::fill(&mut bytes).map_err(|_| ApiError::internal())?;
+        bytes
+    })
+    .to_lowercase();
+    let one_time = format!(
+        "{}-{}-{}-{}",
+        &raw[0..4],
+        &raw[4..8],
+        &raw[8..12],
+        &raw[12..16]
+    );
+    let hash = password::hash(&one_time);
+    let now = now_millis();
+    let conn = db::open()?;
+    db::transaction(&conn, |conn| {
+        load(conn, &id)?;
+        db::query(
+            conn,
+            "UPDATE credentials SET password_hash = ?2, password_changed_at = ?3, failed_logins = 0,
+                    first_failure_at = NULL, locked_until = NULL WHERE user_id = ?1",
+            &[Value::Text(id.clone()), Value::Text(hash), Value::Integer(now)],
+        )?;
+        db::query(
+            conn,
+            "UPDATE users SET must_change_password = 1, updated_at = ?2 WHERE id = ?1",
+            &[Value::Text(id.clone()), Value::Integer(now)],
+        )?;
+        crate::sessions::end_all(conn, &id, None, "password_reset", now)?;
+        vigil_api::audit::append(
+            conn,
+            &ctx.audit_entry("user.password_reset", "user", &id, now),
+        )
+    })?;
+    Ok(response::json(
+        200,
+        &OneTimePassword {
+            one_time_password: one_time,
+        },
+    ))
+}

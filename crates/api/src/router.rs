@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use spin_sdk::http::{IncomingRequest, Response};
-use vigil_core::{ApiError, Permission};
+use vigil_core::{ApiError, Pending, Permission};
 
 use crate::{Ctx, authz, response};
 
@@ -42,9 +42,9 @@ pub struct Route {
     /// Error statuses the handler itself can return (the dispatcher's own —
     /// 401, 403, 400, 413, 415, 422 — are added from `access` and `request`).
     pub errors: &'static [u16],
-    /// Open to a user who still owes a required 2FA enrolment (enrolling,
-    /// logging out, reading who they are); every other route refuses them.
-    pub during_enrolment: bool,
+    /// The pending steps (see [`vigil_core::Pending`]) during which this
+    /// route stays open: the routes that do the step, `me` and logout.
+    pub open_while: &'static [Pending],
 }
 
 /// A successful response of a route.
@@ -83,7 +83,7 @@ impl Route {
             request: None,
             replies: &[],
             errors: &[],
-            during_enrolment: false,
+            open_while: &[],
         }
     }
 
@@ -107,8 +107,8 @@ impl Route {
         self
     }
 
-    pub const fn during_enrolment(mut self) -> Route {
-        self.during_enrolment = true;
+    pub const fn open_while(mut self, pending: &'static [Pending]) -> Route {
+        self.open_while = pending;
         self
     }
 
@@ -119,8 +119,8 @@ impl Route {
             Access::Public => {}
             Access::Authenticated => {
                 all.push(401);
-                // A user who owes a 2FA enrolment may only enrol.
-                if !self.during_enrolment {
+                // Refused to a user who owes a step, unless open during every step.
+                if !Pending::ALL.iter().all(|p| self.open_while.contains(p)) {
                     all.push(403);
                 }
             }
@@ -331,17 +331,29 @@ async fn dispatch(
             _ => None,
         };
         ctx.auth_us = Some(auth_started.elapsed().as_micros() as u64);
-        let pending = principal.mfa_pending;
+        let pending = principal.pending;
         ctx.principal = Some(principal);
-        if pending && !route.during_enrolment {
-            return Err(ApiError::new(403, "mfa-enrolment-required", "2FA enrolment required")
-                .with_detail("your role requires two-factor authentication: enrol at /api/auth/mfa/enroll, then log in again"));
+        match pending {
+            Some(step) if !route.open_while.contains(&step) => return Err(pending_error(step)),
+            _ => {}
         }
         if let Some(needed) = denied {
             return Err(ApiError::forbidden(needed.as_str()));
         }
     }
     (route.handler)(ctx)
+}
+
+/// The refusal for a user who owes `step`.
+fn pending_error(step: Pending) -> ApiError {
+    match step {
+        Pending::MfaEnrolment => ApiError::new(403, "mfa-enrolment-required", "2FA enrolment required").with_detail(
+            "your role requires two-factor authentication: enrol at /api/auth/mfa/enroll, then log in again",
+        ),
+        Pending::PasswordChange => ApiError::new(403, "password-change-required", "Password change required").with_detail(
+            "your password was reset: choose a new one at /api/auth/password, then refresh your tokens",
+        ),
+    }
 }
 
 fn log(ctx: &Ctx, status: u16, started: Instant) {

@@ -170,15 +170,30 @@ pub struct Principal {
     pub token_id: String,
     /// The session a user's token belongs to; `None` for API keys.
     pub session: Option<String>,
-    /// Their role requires 2FA and they have not enrolled: only enrolment is open to them.
-    pub mfa_pending: bool,
+    /// A step the user owes (2FA enrolment, a new password); until it is
+    /// done, no permission is theirs and only the routes for it are open.
+    pub pending: Option<Pending>,
+}
+
+/// What a user must do before anything else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pending {
+    /// Their role requires 2FA and they have not enrolled.
+    MfaEnrolment,
+    /// An admin reset their password: they must choose a new one.
+    PasswordChange,
+}
+
+impl Pending {
+    pub const ALL: [Pending; 2] = [Pending::MfaEnrolment, Pending::PasswordChange];
 }
 
 impl Principal {
-    /// The single authorization rule: a user by role (unless they still
-    /// owe a 2FA enrolment), an API key by scope.
+    /// The single authorization rule: a user by role (unless they still owe
+    /// a step, see [`Pending`]), an API key by scope.
     pub fn may(&self, needed: Permission) -> bool {
-        if self.mfa_pending {
+        if self.pending.is_some() {
             return false;
         }
         match self.role {
@@ -232,6 +247,20 @@ macro_rules! wit_conversions {
             }
         }
 
+        fn pending_to_wit(p: $crate::access::Pending) -> wit_types::PendingStep {
+            match p {
+                $crate::access::Pending::MfaEnrolment => wit_types::PendingStep::MfaEnrolment,
+                $crate::access::Pending::PasswordChange => wit_types::PendingStep::PasswordChange,
+            }
+        }
+
+        fn pending_from_wit(p: wit_types::PendingStep) -> $crate::access::Pending {
+            match p {
+                wit_types::PendingStep::MfaEnrolment => $crate::access::Pending::MfaEnrolment,
+                wit_types::PendingStep::PasswordChange => $crate::access::Pending::PasswordChange,
+            }
+        }
+
         fn principal_to_wit(p: &$crate::Principal) -> wit_types::Principal {
             wit_types::Principal {
                 subject: p.subject.clone(),
@@ -239,7 +268,7 @@ macro_rules! wit_conversions {
                 scopes: p.scopes.iter().copied().map(permission_to_wit).collect(),
                 token_id: p.token_id.clone(),
                 session: p.session.clone(),
-                mfa_pending: p.mfa_pending,
+                pending: p.pending.map(pending_to_wit),
             }
         }
 
@@ -250,7 +279,7 @@ macro_rules! wit_conversions {
                 scopes: p.scopes.into_iter().map(permission_from_wit).collect(),
                 token_id: p.token_id,
                 session: p.session,
-                mfa_pending: p.mfa_pending,
+                pending: p.pending.map(pending_from_wit),
             }
         }
     };
@@ -267,7 +296,7 @@ mod tests {
             scopes: vec![],
             token_id: "t".into(),
             session: Some("s".into()),
-            mfa_pending: false,
+            pending: None,
         }
     }
 
@@ -309,7 +338,7 @@ mod tests {
             scopes: vec![Permission::SensorsIngest],
             token_id: "k".into(),
             session: None,
-            mfa_pending: false,
+            pending: None,
         };
         assert!(key.may(Permission::SensorsIngest));
         assert!(!key.may(Permission::ThreatsRead));

@@ -58,7 +58,7 @@ pub fn principal(id: &str, scopes_json: &str) -> Option<Principal> {
         scopes,
         token_id: id.to_string(),
         session: None,
-        mfa_pending: false,
+        pending: None,
     })
 }
 

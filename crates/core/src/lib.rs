@@ -28,5 +28,5 @@ pub mod token;
 pub mod totp;
 pub mod user;
 
-pub use access::{Permission, Principal, Role};
+pub use access::{Pending, Permission, Principal, Role};
 pub use problem::{ApiError, FieldError};

@@ -64,9 +64,9 @@ pub struct Claims {
     /// The session a user's token belongs to; ending the session ends the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
-    /// Set while the user owes a 2FA enrolment that their role requires.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub mfa_pending: bool,
+    /// A step the user owes before anything else (see [`crate::access::Pending`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<crate::access::Pending>,
 }
 
 /// What a token must say about who issued it and for whom.
@@ -326,7 +326,7 @@ impl Claims {
     ) -> Claims {
         Claims {
             sid: Some(sid.into()),
-            mfa_pending: false,
+            pending: None,
             iss: issuer.into(),
             aud: audience.into(),
             sub: subject.into(),
@@ -364,7 +364,7 @@ impl Claims {
                 scopes,
                 token_id: self.jti.clone(),
                 session: self.sid.clone(),
-                mfa_pending: self.mfa_pending,
+                pending: self.pending,
             }),
         }
     }
@@ -395,7 +395,7 @@ mod tests {
             role: Some(Role::Analyst),
             scopes: vec![],
             sid: Some("s1".into()),
-            mfa_pending: false,
+            pending: None,
         }
     }
 
