@@ -6,10 +6,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::Value;
-use vigil_api::{ApiError, Ctx, FieldError, db, response};
+use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::login::{new_secret, secret_hash};
 use vigil_core::time::{now_millis, rfc3339};
-use vigil_core::{Role, id::new_id, password, user};
+use vigil_core::{Role, id::new_id, password};
 
 const HOUR_MS: i64 = 3600 * 1000;
 
@@ -38,10 +38,10 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let req: NewInvitation = ctx.json()?;
     let hours = req.expires_in_hours.unwrap_or(72);
     if !(1..=720).contains(&hours) {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "expires_in_hours".into(),
-            message: "must be between 1 and 720".into(),
-        }]));
+        return Err(ApiError::invalid_field(
+            "expires_in_hours",
+            "must be between 1 and 720",
+        ));
     }
     let (id, token, now) = (new_id(), new_secret(), now_millis());
     let expires = now + hours * HOUR_MS;
@@ -91,33 +91,7 @@ pub struct Registration {
 /// `POST /api/auth/register`: create the invited account, once.
 pub fn register(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let req: Registration = ctx.json()?;
-    let mut errors = Vec::new();
-    for (field, result) in [
-        (
-            "username",
-            user::check_username(&req.username).map_err(String::from),
-        ),
-        (
-            "display_name",
-            user::check_display_name(&req.display_name).map_err(String::from),
-        ),
-        (
-            "password",
-            password::check_policy(&req.password)
-                .map(drop)
-                .map_err(|e| e.to_string()),
-        ),
-    ] {
-        if let Err(message) = result {
-            errors.push(FieldError {
-                field: field.into(),
-                message,
-            });
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
+    crate::users::validate_account(&req.username, &req.display_name, &req.password)?;
     let hash = password::hash(&req.password);
     let (id, now) = (new_id(), now_millis());
     let conn = db::open()?;
@@ -142,38 +116,7 @@ pub fn register(ctx: &mut Ctx) -> Result<Response, ApiError> {
                 .and_then(|r| Role::parse(&r))
                 .ok_or_else(invalid)?,
         );
-        if !db::query(
-            conn,
-            "SELECT 1 FROM users WHERE username = ?1",
-            &[Value::Text(req.username.clone())],
-        )?
-        .is_empty()
-        {
-            return Err(ApiError::conflict(format!(
-                "a user named {:?} already exists",
-                req.username
-            )));
-        }
-        db::query(
-            conn,
-            "INSERT INTO users (id, username, display_name, role, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            &[
-                Value::Text(id.clone()),
-                Value::Text(req.username.clone()),
-                Value::Text(req.display_name.clone()),
-                Value::Text(role.as_str().into()),
-                Value::Integer(now),
-            ],
-        )?;
-        db::query(
-            conn,
-            "INSERT INTO credentials (user_id, password_hash, password_changed_at) VALUES (?1, ?2, ?3)",
-            &[
-                Value::Text(id.clone()),
-                Value::Text(hash),
-                Value::Integer(now),
-            ],
-        )?;
+        crate::users::insert_account(conn, &id, &req.username, &req.display_name, role, hash, now)?;
         db::query(
             conn,
             "UPDATE invitations SET used_at = ?2, used_by = ?3 WHERE id = ?1",

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::{Connection, Value};
-use vigil_api::{ApiError, Ctx, FieldError, db, response};
+use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::login::{FailureState, LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE, secret_hash};
 use vigil_core::password;
 use vigil_core::time::now_millis;
@@ -382,10 +382,7 @@ pub fn change_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
         return Err(ApiError::bad_request("API keys have no password"));
     }
     if let Err(why) = password::check_policy(&req.new_password) {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "new_password".into(),
-            message: why.to_string(),
-        }]));
+        return Err(ApiError::invalid_field("new_password", why.to_string()));
     }
     let conn = db::open()?;
     let rows = db::query(
@@ -398,10 +395,10 @@ pub fn change_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
         .and_then(|r| db::text(r, 0))
         .ok_or_else(ApiError::not_found)?;
     if !password::verify(&req.current_password, &current) {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "current_password".into(),
-            message: "is not correct".into(),
-        }]));
+        return Err(ApiError::invalid_field(
+            "current_password",
+            "is not correct",
+        ));
     }
     let hash = password::hash(&req.new_password);
     let now = now_millis();

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::{Connection, Value};
-use vigil_api::{ApiError, Ctx, FieldError, db, response};
+use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::login::{new_secret, secret_hash};
 use vigil_core::time::now_millis;
 use vigil_core::{Role, password, totp};
@@ -67,10 +67,10 @@ pub struct MfaLogin {
 pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let req: MfaLogin = ctx.json()?;
     if req.code.is_some() == req.recovery_code.is_some() {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "$".into(),
-            message: "give exactly one of code and recovery_code".into(),
-        }]));
+        return Err(ApiError::invalid_field(
+            "$",
+            "give exactly one of code and recovery_code",
+        ));
     }
     let now = now_millis();
     let signing = signing()?;
@@ -145,6 +145,10 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
     tokens
         .map(|t| response::json(200, &t))
         .ok_or_else(invalid_credentials)
+}
+
+fn wrong_code() -> ApiError {
+    ApiError::invalid_field("code", "is not the authenticator's current code")
 }
 
 /// Accept a TOTP code once: it must match within ±1 step and be newer than
@@ -272,10 +276,7 @@ pub fn confirm(ctx: &mut Ctx) -> Result<Response, ApiError> {
             return Err(ApiError::conflict("start with POST /api/auth/mfa/enroll"));
         }
         if !accept_code(conn, &user_id, &req.code, now)? {
-            return Err(ApiError::validation(vec![FieldError {
-                field: "code".into(),
-                message: "is not the authenticator's current code".into(),
-            }]));
+            return Err(wrong_code());
         }
         db::query(
             conn,
@@ -335,17 +336,11 @@ pub fn disable(ctx: &mut Ctx) -> Result<Response, ApiError> {
         return Err(ApiError::conflict("2FA is not enabled"));
     }
     if !password::verify(&req.password, &account.password_hash) {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "password".into(),
-            message: "is not correct".into(),
-        }]));
+        return Err(ApiError::invalid_field("password", "is not correct"));
     }
     db::transaction(&conn, |conn| {
         if !accept_code(conn, &user_id, &req.code, now)? {
-            return Err(ApiError::validation(vec![FieldError {
-                field: "code".into(),
-                message: "is not the authenticator's current code".into(),
-            }]));
+            return Err(wrong_code());
         }
         db::query(
             conn,

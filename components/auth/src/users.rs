@@ -122,80 +122,105 @@ pub struct NewUser {
     password: String,
 }
 
-impl NewUser {
-    /// Every violated rule, each naming its field.
-    fn validate(&self) -> Result<(), ApiError> {
-        let mut errors = Vec::new();
-        let mut check = |field: &str, result: Result<(), String>| {
-            if let Err(message) = result {
-                errors.push(FieldError {
-                    field: field.into(),
-                    message,
-                });
-            }
-        };
-        check(
+/// The rules for a new account, every violation naming its field.
+pub(crate) fn validate_account(
+    username: &str,
+    display_name: &str,
+    new_password: &str,
+) -> Result<(), ApiError> {
+    let errors: Vec<FieldError> = [
+        (
             "username",
-            user::check_username(&self.username).map_err(String::from),
-        );
-        check(
+            user::check_username(username).map_err(String::from),
+        ),
+        (
             "display_name",
-            user::check_display_name(&self.display_name).map_err(String::from),
-        );
-        check(
+            user::check_display_name(display_name).map_err(String::from),
+        ),
+        (
             "password",
-            password::check_policy(&self.password)
+            password::check_policy(new_password)
                 .map(drop)
                 .map_err(|e| e.to_string()),
-        );
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::validation(errors))
-        }
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(field, result)| {
+        result.err().map(|message| FieldError {
+            field: field.into(),
+            message,
+        })
+    })
+    .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
     }
+}
+
+/// Insert a user and their password hash (inside the caller's transaction).
+/// A taken username is a 409.
+pub(crate) fn insert_account(
+    conn: &spin_sdk::sqlite::Connection,
+    id: &str,
+    username: &str,
+    display_name: &str,
+    role: Role,
+    password_hash: String,
+    now: i64,
+) -> Result<(), ApiError> {
+    if !db::query(
+        conn,
+        "SELECT 1 FROM users WHERE username = ?1",
+        &[Value::Text(username.into())],
+    )?
+    .is_empty()
+    {
+        return Err(ApiError::conflict(format!(
+            "a user named {username:?} already exists"
+        )));
+    }
+    db::query(
+        conn,
+        "INSERT INTO users (id, username, display_name, role, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        &[
+            Value::Text(id.into()),
+            Value::Text(username.into()),
+            Value::Text(display_name.into()),
+            Value::Text(role.as_str().into()),
+            Value::Integer(now),
+        ],
+    )?;
+    db::query(
+        conn,
+        "INSERT INTO credentials (user_id, password_hash, password_changed_at) VALUES (?1, ?2, ?3)",
+        &[
+            Value::Text(id.into()),
+            Value::Text(password_hash),
+            Value::Integer(now),
+        ],
+    )?;
+    Ok(())
 }
 
 /// `POST /api/auth/users`: create a user; audited and announced in one transaction.
 pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let new: NewUser = ctx.json()?;
-    new.validate()?;
+    validate_account(&new.username, &new.display_name, &new.password)?;
     let hash = password::hash(&new.password);
     let id = vigil_core::id::new_id();
     let now = now_millis();
     let conn = db::open()?;
     let created = db::transaction(&conn, |conn| {
-        let taken = db::query(
+        insert_account(
             conn,
-            "SELECT 1 FROM users WHERE username = ?1",
-            &[Value::Text(new.username.clone())],
-        )?;
-        if !taken.is_empty() {
-            return Err(ApiError::conflict(format!(
-                "a user named {:?} already exists",
-                new.username
-            )));
-        }
-        db::query(
-            conn,
-            "INSERT INTO users (id, username, display_name, role, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            &[
-                Value::Text(id.clone()),
-                Value::Text(new.username.clone()),
-                Value::Text(new.display_name.clone()),
-                Value::Text(new.role.as_str().into()),
-                Value::Integer(now),
-            ],
-        )?;
-        db::query(
-            conn,
-            "INSERT INTO credentials (user_id, password_hash, password_changed_at) VALUES (?1, ?2, ?3)",
-            &[
-                Value::Text(id.clone()),
-                Value::Text(hash),
-                Value::Integer(now),
-            ],
+            &id,
+            &new.username,
+            &new.display_name,
+            new.role,
+            hash,
+            now,
         )?;
         let created = User {
             id: id.clone(),
@@ -250,16 +275,13 @@ pub struct UserPatch {
 pub fn patch(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let change: UserPatch = ctx.json()?;
     if change.role.is_none() && change.disabled.is_none() && change.display_name.is_none() {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "$".into(),
-            message: "nothing to change: give role, disabled or display_name".into(),
-        }]));
+        return Err(ApiError::invalid_field(
+            "$",
+            "nothing to change: give role, disabled or display_name",
+        ));
     }
     if let Some(Err(why)) = change.display_name.as_deref().map(user::check_display_name) {
-        return Err(ApiError::validation(vec![FieldError {
-            field: "display_name".into(),
-            message: why.into(),
-        }]));
+        return Err(ApiError::invalid_field("display_name", why));
     }
     let id = ctx.param("id").to_string();
     let now = now_millis();

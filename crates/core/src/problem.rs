@@ -98,6 +98,13 @@ impl ApiError {
         ApiError::new(415, "unsupported-media-type", "Unsupported media type")
             .with_detail(format!("send the body as {expected}"))
     }
+    /// A 422 naming one field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> ApiError {
+        ApiError::validation(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
+    }
     pub fn validation(errors: Vec<FieldError>) -> ApiError {
         ApiError {
             errors,
