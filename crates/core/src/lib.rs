@@ -11,6 +11,7 @@
 //! - [`login`]: lockout, session lifetimes, refresh-token secrets.
 //! - [`password`]: argon2id hashing and the password policy.
 //! - [`audit`]: the hash chain over audit entries.
+//! - [`decision`]: the decision state machine, priority and SLA, the safety validator.
 //! - [`id`]: random UUIDv4 identifiers.
 //! - [`totp`]: two-factor codes (RFC 6238), recovery codes.
 //! - [`user`]: rules for user records (usernames, display names).
@@ -19,6 +20,7 @@
 pub mod access;
 pub mod api_key;
 pub mod audit;
+pub mod decision;
 pub mod id;
 pub mod login;
 pub mod password;

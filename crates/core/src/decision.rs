@@ -1,0 +1,727 @@
+//! Decisions (human in the loop): the state machine that decides every
+//! transition, priority and SLA from the threat level, and the safety
+//! validator. The `decisions` component and the threats playbooks call this;
+//! nothing else decides whether a transition is legal.
+//!
+//! ```text
+//! pending ─claim→ claimed ─approve→ approved ─outcome→ executed | failed
+//!    ↑  ←release─    │        (dispatch-type: → awaiting_second_approval
+//!    │               │           ─second approval→ authorized ─outcome→ executed | failed
+//!    │               │           ─second rejection→ rejected)
+//!    │               ├─reject→ rejected      (note required)
+//!    │               ├─dismiss→ dismissed    (reason; note for `unknown`)
+//!    │               └─escalate→ escalated ─claim (supervisor+)→ claimed
+//!    └── overdue (pending or claimed) → escalated, by the scheduler, never silently
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::access::Role;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Claimed,
+    Approved,
+    Rejected,
+    Dismissed,
+    Escalated,
+    AwaitingSecondApproval,
+    Authorized,
+    Executed,
+    Failed,
+    Expired,
+}
+
+impl Status {
+    /// Still waiting for a person (counts towards the SLA and the queue).
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Status::Pending | Status::Claimed | Status::Escalated | Status::AwaitingSecondApproval
+        )
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    BlockIp,
+    IsolateHost,
+    DisableAccount,
+    QuarantineFile,
+    Dispatch,
+    Notify,
+    Monitor,
+    Custom,
+}
+
+impl Action {
+    /// Actions that need a second, different approver with supervisor rights
+    /// unless configured otherwise.
+    pub const DEFAULT_DISPATCH_TYPE: [Action; 3] = [
+        Action::Dispatch,
+        Action::IsolateHost,
+        Action::DisableAccount,
+    ];
+}
+
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreatLevel {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// P1 is the most urgent.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+pub enum Priority {
+    P1,
+    P2,
+    P3,
+    P4,
+}
+
+impl Priority {
+    pub fn from_threat_level(level: ThreatLevel) -> Priority {
+        match level {
+            ThreatLevel::Critical => Priority::P1,
+            ThreatLevel::High => Priority::P2,
+            ThreatLevel::Medium => Priority::P3,
+            ThreatLevel::Low => Priority::P4,
+        }
+    }
+}
+
+/// Time allowed for a decision, by priority (configurable; defaults 15 min,
+/// 1 h, 4 h, 24 h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlaPolicy {
+    pub p1_ms: i64,
+    pub p2_ms: i64,
+    pub p3_ms: i64,
+    pub p4_ms: i64,
+}
+
+impl Default for SlaPolicy {
+    fn default() -> Self {
+        const MIN: i64 = 60_000;
+        SlaPolicy {
+            p1_ms: 15 * MIN,
+            p2_ms: 60 * MIN,
+            p3_ms: 4 * 60 * MIN,
+            p4_ms: 24 * 60 * MIN,
+        }
+    }
+}
+
+impl SlaPolicy {
+    pub fn deadline(&self, priority: Priority, submitted_at: i64) -> i64 {
+        submitted_at
+            + match priority {
+                Priority::P1 => self.p1_ms,
+                Priority::P2 => self.p2_ms,
+                Priority::P3 => self.p3_ms,
+                Priority::P4 => self.p4_ms,
+            }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DismissReason {
+    FalsePositive,
+    FalsePositiveMotion,
+    NormalBehavior,
+    CameraFault,
+    Weather,
+    Duplicate,
+    Test,
+    Unknown,
+}
+
+/// What someone asks of a decision.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Claim,
+    Release,
+    Approve,
+    Reject {
+        note: String,
+    },
+    Dismiss {
+        reason: DismissReason,
+        note: Option<String>,
+    },
+    Escalate {
+        note: String,
+    },
+    SecondApproval {
+        approve: bool,
+    },
+    /// The executor reports what happened.
+    Outcome {
+        executed: bool,
+    },
+    /// The scheduler found it overdue.
+    EscalateOverdue,
+}
+
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Claim => "claim",
+            Command::Release => "release",
+            Command::Approve => "approve",
+            Command::Reject { .. } => "reject",
+            Command::Dismiss { .. } => "dismiss",
+            Command::Escalate { .. } => "escalate",
+            Command::SecondApproval { .. } => "second-approval",
+            Command::Outcome { .. } => "outcome",
+            Command::EscalateOverdue => "escalate-overdue",
+        }
+    }
+}
+
+/// Who asks: a user (with a role) or a machine (the executor, the scheduler).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub id: String,
+    pub role: Option<Role>,
+}
+
+/// The parts of a decision the rules look at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecisionState {
+    pub status: Status,
+    pub action: Action,
+    pub submitted_by: String,
+    pub assignee: Option<String>,
+    pub first_approver: Option<String>,
+    pub deadline: i64,
+}
+
+/// What a legal transition changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub to: Status,
+    pub assignee: Option<String>,
+    pub first_approver: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransitionError {
+    /// Not possible from the current status (409, naming it).
+    Illegal { from: Status, command: &'static str },
+    /// Possible, but not for this actor (403).
+    NotAllowed(String),
+    /// A required field is missing or empty (422).
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+}
+
+fn is_supervisor(actor: &Actor) -> bool {
+    actor.role.is_some_and(|r| r >= Role::Supervisor)
+}
+
+fn required(text: &str, field: &'static str) -> Result<(), TransitionError> {
+    if text.trim().is_empty() {
+        return Err(TransitionError::Invalid {
+            field,
+            message: "is required".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The one place a transition is decided. `dispatch_type` lists the actions
+/// that need a second approver.
+pub fn transition(
+    d: &DecisionState,
+    command: &Command,
+    actor: &Actor,
+    dispatch_type: &[Action],
+) -> Result<Transition, TransitionError> {
+    use Status::*;
+    let illegal = || TransitionError::Illegal {
+        from: d.status,
+        command: command.name(),
+    };
+    let same = |to| Transition {
+        to,
+        assignee: d.assignee.clone(),
+        first_approver: d.first_approver.clone(),
+    };
+    let is_assignee = d.assignee.as_deref() == Some(actor.id.as_str());
+    let must_hold = || {
+        if is_assignee {
+            Ok(())
+        } else {
+            Err(TransitionError::NotAllowed(
+                "claim the decision first".into(),
+            ))
+        }
+    };
+    match (d.status, command) {
+        (Pending, Command::Claim) => Ok(Transition {
+            to: Claimed,
+            assignee: Some(actor.id.clone()),
+            first_approver: None,
+        }),
+        (Escalated, Command::Claim) => {
+            if !is_supervisor(actor) {
+                return Err(TransitionError::NotAllowed(
+                    "an escalated decision is claimed by a supervisor".into(),
+                ));
+            }
+            Ok(Transition {
+                to: Claimed,
+                assignee: Some(actor.id.clone()),
+                first_approver: None,
+            })
+        }
+        (Claimed, Command::Release) => {
+            if !is_assignee && !is_supervisor(actor) {
+                return Err(TransitionError::NotAllowed(
+                    "only the assignee or a supervisor can release".into(),
+                ));
+            }
+            Ok(Transition {
+                to: Pending,
+                assignee: None,
+                first_approver: None,
+            })
+        }
+        (Claimed, Command::Approve) => {
+            must_hold()?;
+            if actor.id == d.submitted_by && !is_supervisor(actor) {
+                return Err(TransitionError::NotAllowed(
+                    "an analyst cannot approve what they submitted".into(),
+                ));
+            }
+            let to = if dispatch_type.contains(&d.action) {
+                AwaitingSecondApproval
+            } else {
+                Approved
+            };
+            Ok(Transition {
+                to,
+                assignee: d.assignee.clone(),
+                first_approver: Some(actor.id.clone()),
+            })
+        }
+        (Claimed, Command::Reject { note }) => {
+            must_hold()?;
+            required(note, "note")?;
+            Ok(same(Rejected))
+        }
+        (Claimed, Command::Dismiss { reason, note }) => {
+            must_hold()?;
+            if *reason == DismissReason::Unknown {
+                required(note.as_deref().unwrap_or(""), "note")?;
+            }
+            Ok(same(Dismissed))
+        }
+        (Claimed, Command::Escalate { note }) => {
+            must_hold()?;
+            required(note, "note")?;
+            Ok(Transition {
+                to: Escalated,
+                assignee: None,
+                first_approver: None,
+            })
+        }
+        (AwaitingSecondApproval, Command::SecondApproval { approve }) => {
+            if !is_supervisor(actor) {
+                return Err(TransitionError::NotAllowed(
+                    "the second approval needs a supervisor".into(),
+                ));
+            }
+            if d.first_approver.as_deref() == Some(actor.id.as_str()) {
+                return Err(TransitionError::NotAllowed(
+                    "the second approver must be a different person".into(),
+                ));
+            }
+            Ok(same(if *approve { Authorized } else { Rejected }))
+        }
+        (Approved | Authorized, Command::Outcome { executed }) => {
+            Ok(same(if *executed { Executed } else { Failed }))
+        }
+        (Pending | Claimed, Command::EscalateOverdue) => Ok(Transition {
+            to: Escalated,
+            assignee: None,
+            first_approver: None,
+        }),
+        _ => Err(illegal()),
+    }
+}
+
+/// Whether a decision is past its deadline while still open.
+pub fn is_overdue(d: &DecisionState, now: i64) -> bool {
+    d.status.is_open() && now > d.deadline
+}
+
+/// What the safety validator checks (configurable).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SafetyPolicy {
+    /// Below this confidence only `monitor` may be proposed or approved.
+    pub confidence_floor: f64,
+    /// Phrases in a summary that assert who someone is.
+    pub identity_patterns: Vec<String>,
+    /// Targets (IP prefixes or host names) that only a supervisor may act on.
+    pub protected_targets: Vec<String>,
+}
+
+impl Default for SafetyPolicy {
+    fn default() -> Self {
+        SafetyPolicy {
+            confidence_floor: 0.5,
+            identity_patterns: vec![
+                "identified as".into(),
+                "is the suspect".into(),
+                "matches the identity".into(),
+            ],
+            protected_targets: vec![],
+        }
+    }
+}
+
+/// The parts of a proposal the safety rules look at.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proposal<'a> {
+    pub action: Action,
+    pub confidence: f64,
+    pub summary: &'a str,
+    /// `watchlist_match: true` in the evidence.
+    pub watchlist_match: bool,
+    /// The action's target (an IP address or host name), if it has one.
+    pub target: Option<&'a str>,
+}
+
+/// One broken safety rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub rule: &'static str,
+    pub message: String,
+}
+
+fn asserts_identity(policy: &SafetyPolicy, summary: &str) -> bool {
+    let lower = summary.to_lowercase();
+    policy
+        .identity_patterns
+        .iter()
+        .any(|p| lower.contains(&p.to_lowercase()))
+}
+
+fn is_protected(policy: &SafetyPolicy, target: &str) -> bool {
+    policy
+        .protected_targets
+        .iter()
+        .any(|p| target == p || (p.ends_with('.') && target.starts_with(p.as_str())))
+}
+
+/// Rules for submitting a proposal.
+pub fn check_submission(p: &Proposal, policy: &SafetyPolicy) -> Vec<Violation> {
+    let mut v = Vec::new();
+    if p.confidence < policy.confidence_floor && p.action != Action::Monitor {
+        v.push(Violation {
+            rule: "confidence_floor",
+            message: format!(
+                "below confidence {} only `monitor` may be proposed",
+                policy.confidence_floor
+            ),
+        });
+    }
+    if asserts_identity(policy, p.summary) && !p.watchlist_match {
+        v.push(Violation {
+            rule: "identity_claim",
+            message:
+                "a summary that asserts an identity needs `watchlist_match: true` in the evidence"
+                    .into(),
+        });
+    }
+    v
+}
+
+/// Rules for approving it (the submission rules, and who may approve what).
+pub fn check_approval(p: &Proposal, approver: &Actor, policy: &SafetyPolicy) -> Vec<Violation> {
+    let mut v = check_submission(p, policy);
+    let supervisor = is_supervisor(approver);
+    if asserts_identity(policy, p.summary) && !supervisor {
+        v.push(Violation {
+            rule: "identity_claim_approver",
+            message: "an identity claim is approved by a supervisor".into(),
+        });
+    }
+    if p.target.is_some_and(|t| is_protected(policy, t)) && !supervisor {
+        v.push(Violation {
+            rule: "protected_target",
+            message: "actions against protected assets are approved by a supervisor".into(),
+        });
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(id: &str, role: Role) -> Actor {
+        Actor {
+            id: id.into(),
+            role: Some(role),
+        }
+    }
+
+    fn decision(status: Status, action: Action) -> DecisionState {
+        DecisionState {
+            status,
+            action,
+            submitted_by: "engine".into(),
+            assignee: None,
+            first_approver: None,
+            deadline: 1_000,
+        }
+    }
+
+    fn run(d: &DecisionState, c: Command, a: &Actor) -> Result<Transition, TransitionError> {
+        transition(d, &c, a, &Action::DEFAULT_DISPATCH_TYPE)
+    }
+
+    #[test]
+    fn the_happy_path_of_a_plain_action() {
+        let ana = actor("ana", Role::Analyst);
+        let mut d = decision(Status::Pending, Action::BlockIp);
+        let t = run(&d, Command::Claim, &ana).unwrap();
+        assert_eq!(
+            (t.to, t.assignee.as_deref()),
+            (Status::Claimed, Some("ana"))
+        );
+        d.status = t.to;
+        d.assignee = t.assignee;
+        let t = run(&d, Command::Approve, &ana).unwrap();
+        assert_eq!(t.to, Status::Approved);
+        d.status = t.to;
+        let executor = Actor {
+            id: "key:exec".into(),
+            role: None,
+        };
+        assert_eq!(
+            run(&d, Command::Outcome { executed: true }, &executor)
+                .unwrap()
+                .to,
+            Status::Executed
+        );
+    }
+
+    #[test]
+    fn dispatch_needs_a_second_different_supervisor() {
+        let sup = actor("sup", Role::Supervisor);
+        let mut d = decision(Status::Claimed, Action::Dispatch);
+        d.assignee = Some("sup".into());
+        let t = run(&d, Command::Approve, &sup).unwrap();
+        assert_eq!(t.to, Status::AwaitingSecondApproval);
+        d.status = t.to;
+        d.first_approver = t.first_approver;
+        assert!(matches!(
+            run(&d, Command::SecondApproval { approve: true }, &sup),
+            Err(TransitionError::NotAllowed(_))
+        ));
+        let analyst = actor("ana", Role::Analyst);
+        assert!(matches!(
+            run(&d, Command::SecondApproval { approve: true }, &analyst),
+            Err(TransitionError::NotAllowed(_))
+        ));
+        let other = actor("sup2", Role::Supervisor);
+        assert_eq!(
+            run(&d, Command::SecondApproval { approve: true }, &other)
+                .unwrap()
+                .to,
+            Status::Authorized
+        );
+        assert_eq!(
+            run(&d, Command::SecondApproval { approve: false }, &other)
+                .unwrap()
+                .to,
+            Status::Rejected
+        );
+    }
+
+    #[test]
+    fn illegal_transitions_name_the_current_state() {
+        let ana = actor("ana", Role::Analyst);
+        let d = decision(Status::Executed, Action::BlockIp);
+        assert_eq!(
+            run(&d, Command::Approve, &ana),
+            Err(TransitionError::Illegal {
+                from: Status::Executed,
+                command: "approve"
+            })
+        );
+        let d = decision(Status::Pending, Action::BlockIp);
+        assert!(
+            matches!(
+                run(&d, Command::Approve, &ana),
+                Err(TransitionError::Illegal { .. })
+            ),
+            "claim first"
+        );
+    }
+
+    #[test]
+    fn only_the_assignee_decides_and_notes_are_required() {
+        let mut d = decision(Status::Claimed, Action::BlockIp);
+        d.assignee = Some("ana".into());
+        let bob = actor("bob", Role::Analyst);
+        assert!(matches!(
+            run(&d, Command::Approve, &bob),
+            Err(TransitionError::NotAllowed(_))
+        ));
+        let ana = actor("ana", Role::Analyst);
+        assert!(matches!(
+            run(&d, Command::Reject { note: " ".into() }, &ana),
+            Err(TransitionError::Invalid { field: "note", .. })
+        ));
+        let unknown = Command::Dismiss {
+            reason: DismissReason::Unknown,
+            note: None,
+        };
+        assert!(matches!(
+            run(&d, unknown, &ana),
+            Err(TransitionError::Invalid { field: "note", .. })
+        ));
+        let weather = Command::Dismiss {
+            reason: DismissReason::Weather,
+            note: None,
+        };
+        assert_eq!(run(&d, weather, &ana).unwrap().to, Status::Dismissed);
+        // Release: the assignee or a supervisor.
+        assert!(matches!(
+            run(&d, Command::Release, &bob),
+            Err(TransitionError::NotAllowed(_))
+        ));
+        assert_eq!(
+            run(&d, Command::Release, &actor("s", Role::Supervisor))
+                .unwrap()
+                .to,
+            Status::Pending
+        );
+    }
+
+    #[test]
+    fn analysts_cannot_approve_their_own_submission() {
+        let mut d = decision(Status::Claimed, Action::BlockIp);
+        d.submitted_by = "ana".into();
+        d.assignee = Some("ana".into());
+        assert!(matches!(
+            run(&d, Command::Approve, &actor("ana", Role::Analyst)),
+            Err(TransitionError::NotAllowed(_))
+        ));
+    }
+
+    #[test]
+    fn escalations_go_to_supervisors_and_overdue_items_escalate() {
+        let d = decision(Status::Escalated, Action::BlockIp);
+        assert!(matches!(
+            run(&d, Command::Claim, &actor("ana", Role::Analyst)),
+            Err(TransitionError::NotAllowed(_))
+        ));
+        assert_eq!(
+            run(&d, Command::Claim, &actor("sup", Role::Supervisor))
+                .unwrap()
+                .to,
+            Status::Claimed
+        );
+        let d = decision(Status::Pending, Action::BlockIp);
+        assert!(is_overdue(&d, 1_001) && !is_overdue(&d, 1_000));
+        let system = Actor {
+            id: "system".into(),
+            role: None,
+        };
+        assert_eq!(
+            run(&d, Command::EscalateOverdue, &system).unwrap().to,
+            Status::Escalated
+        );
+        let done = decision(Status::Dismissed, Action::BlockIp);
+        assert!(!is_overdue(&done, 5_000));
+    }
+
+    #[test]
+    fn priority_and_deadline_follow_the_threat_level() {
+        let sla = SlaPolicy::default();
+        assert_eq!(
+            Priority::from_threat_level(ThreatLevel::Critical),
+            Priority::P1
+        );
+        assert_eq!(sla.deadline(Priority::P1, 0), 15 * 60_000);
+        assert_eq!(sla.deadline(Priority::P4, 0), 24 * 60 * 60_000);
+        assert!(Priority::P1 < Priority::P2, "P1 sorts first");
+    }
+
+    #[test]
+    fn the_safety_validator() {
+        let policy = SafetyPolicy {
+            protected_targets: vec!["10.0.0.".into(), "dc01".into()],
+            ..SafetyPolicy::default()
+        };
+        let low = Proposal {
+            action: Action::BlockIp,
+            confidence: 0.3,
+            summary: "scan",
+            watchlist_match: false,
+            target: None,
+        };
+        assert_eq!(check_submission(&low, &policy)[0].rule, "confidence_floor");
+        let monitor = Proposal {
+            action: Action::Monitor,
+            ..low.clone()
+        };
+        assert!(check_submission(&monitor, &policy).is_empty());
+
+        let claim = Proposal {
+            action: Action::Notify,
+            confidence: 0.9,
+            summary: "Person Identified As J. Doe",
+            watchlist_match: false,
+            target: None,
+        };
+        assert_eq!(check_submission(&claim, &policy)[0].rule, "identity_claim");
+        let backed = Proposal {
+            watchlist_match: true,
+            ..claim.clone()
+        };
+        assert!(check_submission(&backed, &policy).is_empty());
+        let analyst = actor("ana", Role::Analyst);
+        assert_eq!(
+            check_approval(&backed, &analyst, &policy)[0].rule,
+            "identity_claim_approver"
+        );
+        assert!(check_approval(&backed, &actor("s", Role::Supervisor), &policy).is_empty());
+
+        let protected = Proposal {
+            action: Action::BlockIp,
+            confidence: 0.9,
+            summary: "brute force",
+            watchlist_match: false,
+            target: Some("10.0.0.7"),
+        };
+        assert_eq!(
+            check_approval(&protected, &analyst, &policy)[0].rule,
+            "protected_target"
+        );
+        let elsewhere = Proposal {
+            target: Some("203.0.113.9"),
+            ..protected.clone()
+        };
+        assert!(check_approval(&elsewhere, &analyst, &policy).is_empty());
+    }
+}
