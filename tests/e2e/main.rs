@@ -11,6 +11,7 @@
 mod api_keys;
 mod cli;
 mod console;
+mod decisions;
 mod http_basics;
 mod login;
 mod matrix;
@@ -34,6 +35,7 @@ fn app_cases() -> Vec<Case> {
         login::CASES,
         api_keys::CASES,
         mfa::CASES,
+        decisions::CASES,
         matrix::CASES,
         console::CASES,
         users::FINAL_CASES,

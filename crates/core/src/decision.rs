@@ -34,6 +34,19 @@ pub enum Status {
     Expired,
 }
 
+/// The snake_case wire name of a serde enum value (as stored in the database).
+pub fn wire<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Parse a snake_case wire name.
+pub fn parse_wire<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+}
+
 impl Status {
     /// Still waiting for a person (counts towards the SLA and the queue).
     pub fn is_open(self) -> bool {
@@ -90,6 +103,17 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// 1 for P1 … 4 for P4 (as stored).
+    pub fn rank(self) -> i64 {
+        self as i64 + 1
+    }
+
+    pub fn from_rank(rank: i64) -> Option<Priority> {
+        [Priority::P1, Priority::P2, Priority::P3, Priority::P4]
+            .get(usize::try_from(rank - 1).ok()?)
+            .copied()
+    }
+
     pub fn from_threat_level(level: ThreatLevel) -> Priority {
         match level {
             ThreatLevel::Critical => Priority::P1,
@@ -653,6 +677,20 @@ mod tests {
         );
         let done = decision(Status::Dismissed, Action::BlockIp);
         assert!(!is_overdue(&done, 5_000));
+    }
+
+    #[test]
+    fn wire_names_and_ranks_round_trip() {
+        assert_eq!(
+            wire(&Status::AwaitingSecondApproval),
+            "awaiting_second_approval"
+        );
+        assert_eq!(parse_wire::<Action>("block_ip"), Some(Action::BlockIp));
+        assert_eq!(parse_wire::<Action>("nuke"), None);
+        for p in [Priority::P1, Priority::P4] {
+            assert_eq!(Priority::from_rank(p.rank()), Some(p));
+        }
+        assert_eq!(Priority::from_rank(0), None);
     }
 
     #[test]

@@ -1,0 +1,419 @@
+//! Submitting proposals (idempotent), the queue, and one decision with its history.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use spin_sdk::http::Response;
+use spin_sdk::sqlite::Value;
+use vigil_api::{ApiError, Ctx, FieldError, db, response};
+use vigil_core::decision::{self, Action, Priority, Proposal, Status, ThreatLevel, wire};
+use vigil_core::id::new_id;
+use vigil_core::time::{now_millis, rfc3339};
+
+use crate::record::{self, COLUMNS, Decision, Evidence, Subject};
+use crate::settings;
+
+/// How long an `Idempotency-Key` is remembered (24 hours).
+const IDEMPOTENCY_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    /// The proposing engine.
+    #[schemars(length(min = 1, max = 64))]
+    source: String,
+    subject: Subject,
+    proposed_action: Action,
+    /// Action parameters; `target` (an IP address or host name) is checked
+    /// against the protected assets.
+    #[serde(default)]
+    parameters: serde_json::Map<String, serde_json::Value>,
+    threat_level: ThreatLevel,
+    #[schemars(range(min = 0.0, max = 1.0))]
+    confidence: f64,
+    /// One line.
+    #[schemars(length(min = 1, max = 200))]
+    summary: String,
+    #[serde(default)]
+    #[schemars(length(max = 4000))]
+    rationale: String,
+    #[serde(default)]
+    evidence: Evidence,
+}
+
+impl Submission {
+    fn validate(&self) -> Result<(), ApiError> {
+        let mut errors = Vec::new();
+        let mut bad = |field: &str, message: &str| {
+            errors.push(FieldError {
+                field: field.into(),
+                message: message.into(),
+            })
+        };
+        if self.source.trim().is_empty() || self.source.len() > 64 {
+            bad("source", "must be 1-64 characters");
+        }
+        if self.subject.id.trim().is_empty() || self.subject.id.len() > 128 {
+            bad("subject.id", "must be 1-128 characters");
+        }
+        if !(0.0..=1.0).contains(&self.confidence) {
+            bad("confidence", "must be between 0 and 1");
+        }
+        if self.summary.trim().is_empty()
+            || self.summary.chars().count() > 200
+            || self.summary.contains('\n')
+        {
+            bad("summary", "must be one line of 1-200 characters");
+        }
+        if self.rationale.chars().count() > 4000 {
+            bad("rationale", "must be at most 4000 characters");
+        }
+        if self.evidence.refs.len() > 100 {
+            bad("evidence.refs", "at most 100 references");
+        }
+        if serde_json::to_string(&self.parameters).map_or(0, |p| p.len()) > 16 * 1024 {
+            bad("parameters", "must be at most 16 KiB of JSON");
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(errors))
+        }
+    }
+
+    pub fn proposal(&self) -> Proposal<'_> {
+        proposal_of(
+            self.proposed_action,
+            self.confidence,
+            &self.summary,
+            &self.evidence,
+            &self.parameters,
+        )
+    }
+}
+
+pub fn proposal_of<'a>(
+    action: Action,
+    confidence: f64,
+    summary: &'a str,
+    evidence: &Evidence,
+    parameters: &'a serde_json::Map<String, serde_json::Value>,
+) -> Proposal<'a> {
+    Proposal {
+        action,
+        confidence,
+        summary,
+        watchlist_match: evidence.watchlist_match,
+        target: parameters.get("target").and_then(|t| t.as_str()),
+    }
+}
+
+/// Safety violations as a 422, one error per broken rule.
+pub fn refuse(violations: Vec<decision::Violation>) -> ApiError {
+    ApiError::validation(
+        violations
+            .into_iter()
+            .map(|v| FieldError {
+                field: format!("safety.{}", v.rule),
+                message: v.message,
+            })
+            .collect(),
+    )
+}
+
+/// `POST /api/decisions`. An `Idempotency-Key` is required: a retry gets the
+/// original answer; the same key with another body is a 409.
+pub fn submit(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let key = ctx
+        .header("idempotency-key")
+        .map(str::trim)
+        .filter(|k| (1..=128).contains(&k.len()))
+        .ok_or_else(|| {
+            ApiError::new(400, "idempotency-key-required", "Idempotency-Key required").with_detail(
+                "send an Idempotency-Key header (1-128 characters) so a retry cannot submit twice",
+            )
+        })?
+        .to_string();
+    let submission: Submission = ctx.json()?;
+    submission.validate()?;
+    let violations = decision::check_submission(&submission.proposal(), &settings::safety());
+    if !violations.is_empty() {
+        return Err(refuse(violations));
+    }
+    let who = ctx.principal().subject.clone();
+    let scope = format!("decisions.submit:{who}");
+    let request_hash = hex::encode(Sha256::digest(&ctx.body));
+    let now = now_millis();
+    let priority = Priority::from_threat_level(submission.threat_level);
+    let deadline = settings::sla().deadline(priority, now);
+    let id = new_id();
+    let conn = db::open()?;
+    let (status, body) = db::transaction(&conn, |conn| {
+        let seen = db::query(
+            conn,
+            "SELECT request_hash, response_status, response_body FROM idempotency_keys
+             WHERE scope = ?1 AND key = ?2 AND expires_at > ?3",
+            &[
+                Value::Text(scope.clone()),
+                Value::Text(key.clone()),
+                Value::Integer(now),
+            ],
+        )?;
+        if let Some(row) = seen.first() {
+            if db::text(row, 0).as_deref() != Some(request_hash.as_str()) {
+                return Err(
+                    ApiError::new(409, "idempotency-key-reused", "Idempotency-Key reused")
+                        .with_detail("this Idempotency-Key was used with a different request"),
+                );
+            }
+            return Ok((
+                db::int(row, 1).unwrap_or(200) as u16,
+                db::text(row, 2).unwrap_or_default(),
+            ));
+        }
+        db::query(
+            conn,
+            "INSERT INTO decisions (id, source, subject_kind, subject_id, action, parameters, threat_level, confidence,
+                                    summary, rationale, evidence, priority, sla_deadline, status, version, submitted_by,
+                                    created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'pending', 1, ?14, ?15, ?15)",
+            &[
+                Value::Text(id.clone()),
+                Value::Text(submission.source.clone()),
+                Value::Text(wire(&submission.subject.kind)),
+                Value::Text(submission.subject.id.clone()),
+                Value::Text(wire(&submission.proposed_action)),
+                Value::Text(serde_json::Value::Object(submission.parameters.clone()).to_string()),
+                Value::Text(wire(&submission.threat_level)),
+                Value::Real(submission.confidence),
+                Value::Text(submission.summary.clone()),
+                Value::Text(submission.rationale.clone()),
+                Value::Text(serde_json::to_string(&submission.evidence).expect("evidence serializes")),
+                Value::Integer(priority.rank()),
+                Value::Integer(deadline),
+                Value::Text(who.clone()),
+                Value::Integer(now),
+            ],
+        )?;
+        db::query(
+            conn,
+            "INSERT INTO decision_transitions (decision_id, at, actor, command, to_status) VALUES (?1, ?2, ?3, 'submit', 'pending')",
+            &[
+                Value::Text(id.clone()),
+                Value::Integer(now),
+                Value::Text(who.clone()),
+            ],
+        )?;
+        let created = record::load(conn, &id, now)?;
+        let body = serde_json::to_string(&created).expect("decision serializes");
+        let mut entry = ctx.audit_entry("decision.submitted", "decision", &id, now);
+        entry.after = Some(body.clone());
+        vigil_api::audit::append(conn, &entry)?;
+        vigil_api::audit::publish(
+            conn,
+            "decision.submitted",
+            &serde_json::to_value(&created).expect("serializes"),
+            now,
+        )?;
+        db::query(
+            conn,
+            "INSERT INTO idempotency_keys (scope, key, request_hash, response_status, response_body, created_at, expires_at)
+             VALUES (?1, ?2, ?3, 201, ?4, ?5, ?6)",
+            &[
+                Value::Text(scope.clone()),
+                Value::Text(key.clone()),
+                Value::Text(request_hash.clone()),
+                Value::Text(body.clone()),
+                Value::Integer(now),
+                Value::Integer(now + IDEMPOTENCY_MS),
+            ],
+        )?;
+        Ok((201, body))
+    })?;
+    let decision: serde_json::Value =
+        serde_json::from_str(&body).map_err(|_| ApiError::internal())?;
+    let mut response = response::json(status, &decision);
+    if let Some(id) = decision["id"].as_str() {
+        response.set_header("location", format!("/api/decisions/{id}"));
+        response.set_header("etag", format!("\"{}\"", decision["version"]));
+    }
+    Ok(response)
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Queue {
+    decisions: Vec<Decision>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+/// `GET /api/decisions`: by priority, then deadline. Filters: `status`,
+/// `priority` (P1-P4), `assignee`, `action`, `source`, `overdue=true`;
+/// `limit` (1-200, default 50) and `cursor`.
+pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let now = now_millis();
+    let mut clauses = Vec::new();
+    let mut params = Vec::new();
+    let mut filter = |clause: &str, value: Value| {
+        params.push(value);
+        clauses.push(clause.replace('?', &format!("?{}", params.len())));
+    };
+    if let Some(status) = ctx.query_param("status") {
+        decision::parse_wire::<Status>(&status)
+            .ok_or_else(|| ApiError::invalid_field("status", "is not a decision status"))?;
+        filter("status = ?", Value::Text(status));
+    }
+    if let Some(p) = ctx.query_param("priority") {
+        let rank = ["P1", "P2", "P3", "P4"]
+            .iter()
+            .position(|x| *x == p)
+            .ok_or_else(|| ApiError::invalid_field("priority", "is P1, P2, P3 or P4"))?;
+        filter("priority = ?", Value::Integer(rank as i64 + 1));
+    }
+    if let Some(action) = ctx.query_param("action") {
+        decision::parse_wire::<Action>(&action)
+            .ok_or_else(|| ApiError::invalid_field("action", "is not an action"))?;
+        filter("action = ?", Value::Text(action));
+    }
+    if let Some(assignee) = ctx.query_param("assignee") {
+        filter("assignee = ?", Value::Text(assignee));
+    }
+    if let Some(source) = ctx.query_param("source") {
+        filter("source = ?", Value::Text(source));
+    }
+    match ctx.query_param("overdue").as_deref() {
+        None => {}
+        Some("true") => {
+            filter("sla_deadline < ?", Value::Integer(now));
+            clauses.push(
+                "status IN ('pending', 'claimed', 'escalated', 'awaiting_second_approval')".into(),
+            );
+        }
+        Some(_) => return Err(ApiError::invalid_field("overdue", "can only be true")),
+    }
+    let limit: i64 = match ctx.query_param("limit") {
+        None => 50,
+        Some(l) => l
+            .parse()
+            .ok()
+            .filter(|n| (1..=200).contains(n))
+            .ok_or_else(|| ApiError::invalid_field("limit", "is 1-200"))?,
+    };
+    if let Some(cursor) = ctx.query_param("cursor") {
+        let decoded = B64
+            .decode(&cursor)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default();
+        let parts: Vec<&str> = decoded.splitn(3, '|').collect();
+        let [rank, deadline, id] = parts[..] else {
+            return Err(ApiError::invalid_field(
+                "cursor",
+                "is not a cursor from this API",
+            ));
+        };
+        let (Ok(rank), Ok(deadline)) = (rank.parse::<i64>(), deadline.parse::<i64>()) else {
+            return Err(ApiError::invalid_field(
+                "cursor",
+                "is not a cursor from this API",
+            ));
+        };
+        params.extend([
+            Value::Integer(rank),
+            Value::Integer(deadline),
+            Value::Text(id.to_string()),
+        ]);
+        let n = params.len();
+        clauses.push(format!(
+            "(priority, sla_deadline, id) > (?{}, ?{}, ?{})",
+            n - 2,
+            n - 1,
+            n
+        ));
+    }
+    let where_clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    params.push(Value::Integer(limit + 1));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM decisions {where_clause} ORDER BY priority, sla_deadline, id LIMIT ?{}",
+        params.len()
+    );
+    let conn = db::open()?;
+    let rows = db::query(&conn, &sql, &params)?;
+    let mut decisions: Vec<Decision> = rows
+        .iter()
+        .filter_map(|r| record::from_row(r, now))
+        .collect();
+    let next_cursor = (decisions.len() as i64 > limit).then(|| {
+        decisions.truncate(limit as usize);
+        let last = decisions.last().expect("a full page");
+        B64.encode(format!(
+            "{}|{}|{}",
+            last.priority.rank(),
+            last.deadline_ms,
+            last.id
+        ))
+    });
+    Ok(response::json(
+        200,
+        &Queue {
+            decisions,
+            next_cursor,
+        },
+    ))
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct HistoryEntry {
+    #[schemars(extend("format" = "date-time"))]
+    at: String,
+    actor: String,
+    command: String,
+    from: Option<Status>,
+    to: Status,
+    note: Option<String>,
+    reason: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct DecisionWithHistory {
+    #[serde(flatten)]
+    decision: Decision,
+    history: Vec<HistoryEntry>,
+}
+
+/// `GET /api/decisions/{id}`: the decision and every transition it went through.
+pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let now = now_millis();
+    let conn = db::open()?;
+    let decision = record::load(&conn, ctx.param("id"), now)?;
+    let rows = db::query(
+        &conn,
+        "SELECT at, actor, command, from_status, to_status, note, reason FROM decision_transitions
+         WHERE decision_id = ?1 ORDER BY id",
+        &[Value::Text(decision.id.clone())],
+    )?;
+    let history = rows
+        .iter()
+        .filter_map(|r| {
+            Some(HistoryEntry {
+                at: rfc3339(db::int(r, 0)?),
+                actor: db::text(r, 1)?,
+                command: db::text(r, 2)?,
+                from: db::text(r, 3).and_then(|s| decision::parse_wire(&s)),
+                to: decision::parse_wire(&db::text(r, 4)?)?,
+                note: db::text(r, 5),
+                reason: db::text(r, 6),
+            })
+        })
+        .collect();
+    let etag = decision.etag();
+    let mut response = response::json(200, &DecisionWithHistory { decision, history });
+    response.set_header("etag", etag);
+    Ok(response)
+}

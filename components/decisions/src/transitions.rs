@@ -1,0 +1,409 @@
+//! Moving a decision: every command goes through `vigil_core::decision::transition`,
+//! with `If-Match` (a stale ETag is a 412), and is written with its history
+//! row, its audit entry and its outbox event in one transaction.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use spin_sdk::http::Response;
+use spin_sdk::sqlite::{Connection, Value};
+use vigil_api::{ApiError, Ctx, db, response};
+use vigil_core::decision::{self, Actor, Command, DismissReason, TransitionError, wire};
+use vigil_core::time::now_millis;
+
+use crate::queue::{proposal_of, refuse};
+use crate::record::{self, Decision};
+use crate::settings;
+
+/// The body of claim, release and approve: an optional note.
+#[derive(Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OptionalNote {
+    #[schemars(length(max = 2000))]
+    note: Option<String>,
+}
+
+/// The body of reject and escalate: a note is required.
+#[derive(Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RequiredNote {
+    #[schemars(length(min = 1, max = 2000))]
+    note: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dismissal {
+    reason: DismissReason,
+    /// Required when the reason is `unknown`.
+    #[schemars(length(max = 2000))]
+    note: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecondApproval {
+    approve: bool,
+    #[schemars(length(max = 2000))]
+    note: Option<String>,
+}
+
+#[derive(Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionResult {
+    Executed,
+    Failed,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    result: ExecutionResult,
+    /// What the executor did or why it failed.
+    #[schemars(length(min = 1, max = 4000))]
+    detail: String,
+}
+
+/// A body, or `{}` when the request has none.
+fn body<T: DeserializeOwned + Default>(ctx: &Ctx) -> Result<T, ApiError> {
+    if ctx.body.is_empty() {
+        Ok(T::default())
+    } else {
+        ctx.json()
+    }
+}
+
+fn too_long(note: Option<&str>) -> Result<(), ApiError> {
+    if note.is_some_and(|n| n.chars().count() > 2000) {
+        return Err(ApiError::invalid_field(
+            "note",
+            "must be at most 2000 characters",
+        ));
+    }
+    Ok(())
+}
+
+pub fn claim(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let b: OptionalNote = body(ctx)?;
+    apply(
+        ctx,
+        Command::Claim,
+        Said {
+            note: b.note,
+            ..Said::default()
+        },
+    )
+}
+
+pub fn release(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let b: OptionalNote = body(ctx)?;
+    apply(
+        ctx,
+        Command::Release,
+        Said {
+            note: b.note,
+            ..Said::default()
+        },
+    )
+}
+
+pub fn approve(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let b: OptionalNote = body(ctx)?;
+    apply(
+        ctx,
+        Command::Approve,
+        Said {
+            note: b.note,
+            ..Said::default()
+        },
+    )
+}
+
+pub fn reject(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let b: RequiredNote = body(ctx)?;
+    apply(
+        ctx,
+        Command::Reject {
+            note: b.note.clone(),
+        },
+        Said {
+            note: Some(b.note),
+            ..Said::default()
+        },
+    )
+}
+
+pub fn escalate(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let b: RequiredNote = body(ctx)?;
+    apply(
+        ctx,
+        Command::Escalate {
+            note: b.note.clone(),
+        },
+        Said {
+            note: Some(b.note),
+            ..Said::default()
+        },
+    )
+}
+
+pub fn dismiss(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let b: Dismissal = ctx.json()?;
+    let reason = wire(&b.reason);
+    let command = Command::Dismiss {
+        reason: b.reason,
+        note: b.note.clone(),
+    };
+    apply(
+        ctx,
+        command,
+        Said {
+            note: b.note,
+            reason: Some(reason),
+            detail: None,
+        },
+    )
+}
+
+pub fn second_approval(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let b: SecondApproval = ctx.json()?;
+    apply(
+        ctx,
+        Command::SecondApproval { approve: b.approve },
+        Said {
+            note: b.note,
+            ..Said::default()
+        },
+    )
+}
+
+pub fn outcome(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let b: Outcome = ctx.json()?;
+    if b.detail.trim().is_empty() || b.detail.chars().count() > 4000 {
+        return Err(ApiError::invalid_field(
+            "detail",
+            "must be 1-4000 characters",
+        ));
+    }
+    let command = Command::Outcome {
+        executed: b.result == ExecutionResult::Executed,
+    };
+    apply(
+        ctx,
+        command,
+        Said {
+            note: None,
+            reason: Some(wire(&b.result)),
+            detail: Some(b.detail),
+        },
+    )
+}
+
+fn map_error(e: TransitionError) -> ApiError {
+    match e {
+        TransitionError::Illegal { from, command } => {
+            ApiError::new(409, "illegal-transition", "Illegal transition").with_detail(format!(
+                "cannot {command} a decision that is {}",
+                wire(&from)
+            ))
+        }
+        TransitionError::NotAllowed(why) => {
+            ApiError::new(403, "not-allowed", "Not allowed").with_detail(why)
+        }
+        TransitionError::Invalid { field, message } => ApiError::invalid_field(field, message),
+    }
+}
+
+/// One checked transition, with what the person said about it.
+struct Change<'a> {
+    command: &'a Command,
+    to: &'a decision::Transition,
+    actor: &'a str,
+    note: Option<&'a str>,
+    reason: Option<&'a str>,
+    outcome_detail: Option<&'a str>,
+}
+
+/// Write one transition of `before` with its history, audit and event.
+fn record_transition(
+    ctx: &Ctx,
+    conn: &Connection,
+    before: &Decision,
+    change: &Change,
+    now: i64,
+) -> Result<Decision, ApiError> {
+    let Change {
+        command,
+        to: t,
+        actor,
+        note,
+        reason,
+        outcome_detail,
+    } = *change;
+    let updated = db::query(
+        conn,
+        "UPDATE decisions SET status = ?2, version = version + 1, assignee = ?3, first_approver = ?4,
+                outcome_detail = coalesce(?5, outcome_detail), updated_at = ?6
+         WHERE id = ?1 AND version = ?7 RETURNING id",
+        &[
+            Value::Text(before.id.clone()),
+            Value::Text(wire(&t.to)),
+            db::opt_text(t.assignee.as_deref()),
+            db::opt_text(t.first_approver.as_deref()),
+            db::opt_text(outcome_detail),
+            Value::Integer(now),
+            Value::Integer(before.version),
+        ],
+    )?;
+    if updated.is_empty() {
+        return Err(ApiError::precondition_failed(
+            "the decision changed meanwhile; reload it",
+        ));
+    }
+    db::query(
+        conn,
+        "INSERT INTO decision_transitions (decision_id, at, actor, command, from_status, to_status, note, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        &[
+            Value::Text(before.id.clone()),
+            Value::Integer(now),
+            Value::Text(actor.into()),
+            Value::Text(command.name().into()),
+            Value::Text(wire(&before.status)),
+            Value::Text(wire(&t.to)),
+            db::opt_text(note),
+            db::opt_text(reason),
+        ],
+    )?;
+    let after = record::load(conn, &before.id, now)?;
+    let mut entry = ctx.audit_entry(
+        &format!("decision.{}", command.name()),
+        "decision",
+        &before.id,
+        now,
+    );
+    entry.actor = actor.into();
+    entry.before = Some(serde_json::to_string(before).expect("serializes"));
+    entry.after = Some(serde_json::to_string(&after).expect("serializes"));
+    vigil_api::audit::append(conn, &entry)?;
+    let event = serde_json::json!({"decision": after, "command": command.name(), "from": before.status, "actor": actor});
+    vigil_api::audit::publish(conn, "decision.updated", &event, now)?;
+    Ok(after)
+}
+
+/// Annotations a command carries: a note, a reason (dismissal or outcome), an outcome detail.
+#[derive(Default)]
+struct Said {
+    note: Option<String>,
+    reason: Option<String>,
+    detail: Option<String>,
+}
+
+fn apply(ctx: &mut Ctx, command: Command, said: Said) -> Result<Response, ApiError> {
+    let Said {
+        note,
+        reason,
+        detail,
+    } = said;
+    too_long(note.as_deref())?;
+    let if_match = ctx
+        .header("if-match")
+        .map(str::trim)
+        .ok_or_else(|| ApiError::new(428, "precondition-required", "If-Match required")
+            .with_detail("send If-Match with the decision's ETag, so a change made meanwhile is not overwritten"))?
+        .to_string();
+    let who = ctx.principal().clone();
+    let actor = Actor {
+        id: who.subject.clone(),
+        role: who.role,
+    };
+    let id = ctx.param("id").to_string();
+    let now = now_millis();
+    let conn = db::open()?;
+    let after = db::transaction(&conn, |conn| {
+        let before = record::load(conn, &id, now)?;
+        if if_match != before.etag() && if_match != "*" {
+            return Err(ApiError::precondition_failed(format!(
+                "the decision is at version {} now; reload it",
+                before.version
+            )));
+        }
+        let t = decision::transition(
+            &before.state(),
+            &command,
+            &actor,
+            &settings::dispatch_type(),
+        )
+        .map_err(map_error)?;
+        if matches!(
+            command,
+            Command::Approve | Command::SecondApproval { approve: true }
+        ) {
+            let proposal = proposal_of(
+                before.proposed_action,
+                before.confidence,
+                &before.summary,
+                &before.evidence,
+                &before.parameters,
+            );
+            let violations = decision::check_approval(&proposal, &actor, &settings::safety());
+            if !violations.is_empty() {
+                return Err(refuse(violations));
+            }
+        }
+        let change = Change {
+            command: &command,
+            to: &t,
+            actor: &actor.id,
+            note: note.as_deref(),
+            reason: reason.as_deref(),
+            outcome_detail: detail.as_deref(),
+        };
+        record_transition(ctx, conn, &before, &change, now)
+    })?;
+    Ok(after.response(200))
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Escalated {
+    /// The decisions escalated by this call.
+    escalated: Vec<String>,
+}
+
+/// `POST /api/decisions/escalate-overdue`: every open decision past its
+/// deadline that nobody has escalated yet goes to the supervisors. Called by
+/// the relay's scheduler; safe to call at any time.
+pub fn escalate_overdue(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let now = now_millis();
+    let system = Actor {
+        id: format!("system:{}", ctx.principal().subject),
+        role: None,
+    };
+    let conn = db::open()?;
+    let escalated = db::transaction(&conn, |conn| {
+        let rows = db::query(
+            conn,
+            &format!(
+                "SELECT {} FROM decisions WHERE status IN ('pending', 'claimed') AND sla_deadline < ?1 ORDER BY priority, sla_deadline LIMIT 500",
+                record::COLUMNS
+            ),
+            &[Value::Integer(now)],
+        )?;
+        let mut ids = Vec::new();
+        for before in rows.iter().filter_map(|r| record::from_row(r, now)) {
+            let t = decision::transition(&before.state(), &Command::EscalateOverdue, &system, &[])
+                .map_err(map_error)?;
+            let change = Change {
+                command: &Command::EscalateOverdue,
+                to: &t,
+                actor: &system.id,
+                note: Some("past its SLA deadline"),
+                reason: None,
+                outcome_detail: None,
+            };
+            record_transition(ctx, conn, &before, &change, now)?;
+            ids.push(before.id);
+        }
+        Ok(ids)
+    })?;
+    Ok(response::json(200, &Escalated { escalated }))
+}
