@@ -35,6 +35,10 @@ pub const CASES: &[Case] = &[
         overdue_decisions_escalate_to_supervisors,
     ),
     ("dismissal_needs_a_reason", dismissal_needs_a_reason),
+    (
+        "stats_count_the_decisions_and_how_they_went",
+        stats_count_the_decisions_and_how_they_went,
+    ),
 ];
 
 fn proposal(action: &str, level: &str) -> Value {
@@ -464,4 +468,45 @@ fn dismissal_needs_a_reason(app: &TestApp) {
         .get_as(Role::Viewer, &format!("/api/decisions/{id}"))
         .json();
     assert_eq!(history["history"][2]["reason"], "weather");
+}
+
+pub fn stats_count_the_decisions_and_how_they_went(app: &TestApp) {
+    let (id, etag) = submit(app, &proposal("block_ip", "high"));
+    let (_, etag) = ok(&act(app, Role::Analyst, &id, "claim", &etag, json!({})));
+    ok(&act(
+        app,
+        Role::Analyst,
+        &id,
+        "dismiss",
+        &etag,
+        json!({"reason": "duplicate"}),
+    ));
+    let r = app.get_as(Role::Viewer, "/api/decisions/stats?range=24h");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let s = r.json();
+    assert_eq!(s["range"], "24h");
+    assert!(s["submitted"].as_i64().unwrap() >= 1);
+    assert!(s["dismissed_by_reason"]["duplicate"].as_i64().unwrap() >= 1);
+    let analyst = vigil_e2e::test_principal(Role::Analyst).0;
+    assert!(
+        s["by_analyst"][analyst.as_str()]["dismissed"]
+            .as_i64()
+            .unwrap()
+            >= 1,
+        "{s}"
+    );
+    assert!(s["time_to_decision"]["count"].as_i64().unwrap() >= 1);
+    assert!(
+        s["time_to_decision_by_priority"]["P2"]["median_seconds"]
+            .as_f64()
+            .unwrap()
+            >= 0.0
+    );
+    let rate = s["sla_breach_rate"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&rate));
+    assert!(s["queue_depth"].is_object());
+    app.get_as(Role::Viewer, "/api/decisions/stats?range=1y")
+        .assert_problem(422, "validation");
+    app.get("/api/decisions/stats")
+        .assert_problem(401, "unauthenticated");
 }

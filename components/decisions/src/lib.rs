@@ -6,11 +6,13 @@
 //! - [`queue`]: submitting (idempotent), the queue, one decision with its history.
 //! - [`transitions`]: every command, through the state machine in `vigil-core`.
 //! - [`record`]: a decision as stored and served.
+//! - [`stats`]: queue depth, time to decision, SLA breaches, outcomes.
 //! - [`settings`]: safety policy, SLA and dispatch-type actions (variables).
 
 mod queue;
 mod record;
 mod settings;
+mod stats;
 mod transitions;
 
 use vigil_api::router::{DEFAULT_BODY_LIMIT, Reply, schema_of};
@@ -69,6 +71,10 @@ pub static COMPONENT: Component = Component {
             schema_of::<queue::Queue>,
         )])
         .errors(&[422, 503]),
+        Route::new("GET", "/api/decisions/stats", Access::Needs(Permission::DecisionsRead), stats::stats)
+            .summary("Queue depth, time to decision, SLA breaches, outcomes by reason and analyst, escalation rate")
+            .replies(&[Reply::json(200, "The figures for `range` (24h, 7d, 30d or all)", schema_of::<stats::Stats>)])
+            .errors(&[422, 503]),
         Route::new(
             "GET",
             "/api/decisions/{id}",
