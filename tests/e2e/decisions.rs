@@ -139,6 +139,30 @@ fn submission_is_idempotent(app: &TestApp) {
         assert_eq!(count(app, &q), Some(1));
     }
     submit_as(app, Role::Viewer, &body, &vigil_core::id::new_id()).assert_problem(403, "forbidden");
+    // An engine submits with an API key scoped to submissions.
+    let key = app.post_json_as(
+        Role::Admin,
+        "/api/auth/api-keys",
+        &json!({"name": "engine", "kind": "service", "scopes": ["decisions:submit"]}),
+    );
+    let secret = key.json()["secret"].as_str().unwrap().to_string();
+    let r = app.request(
+        "POST",
+        "/api/decisions",
+        &[
+            ("authorization", &format!("Bearer {secret}")),
+            ("content-type", "application/json"),
+            ("idempotency-key", "engine-1"),
+        ],
+        Some(body.to_string().as_bytes()),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(
+        r.json()["submitted_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("key:")
+    );
 }
 
 fn a_plain_action_is_claimed_approved_and_executed(app: &TestApp) {
