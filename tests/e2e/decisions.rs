@@ -36,6 +36,10 @@ pub const CASES: &[Case] = &[
     ),
     ("dismissal_needs_a_reason", dismissal_needs_a_reason),
     (
+        "concurrent_decisions_never_overwrite_each_other",
+        concurrent_decisions_never_overwrite_each_other,
+    ),
+    (
         "stats_count_the_decisions_and_how_they_went",
         stats_count_the_decisions_and_how_they_went,
     ),
@@ -533,4 +537,37 @@ pub fn stats_count_the_decisions_and_how_they_went(app: &TestApp) {
         .assert_problem(422, "validation");
     app.get("/api/decisions/stats")
         .assert_problem(401, "unauthenticated");
+}
+
+/// Two analysts decide the same decision at the same moment from the same
+/// ETag: exactly one wins, the other is told (412 or 409), nothing is lost.
+pub fn concurrent_decisions_never_overwrite_each_other(app: &TestApp) {
+    for _ in 0..5 {
+        let (id, etag) = submit(app, &proposal("block_ip", "high"));
+        let results: Vec<u16> = std::thread::scope(|s| {
+            let racers: Vec<_> = [Role::Analyst, Role::Supervisor]
+                .into_iter()
+                .map(|role| {
+                    let (id, etag) = (&id, &etag);
+                    s.spawn(move || act(app, role, id, "claim", etag, json!({})).status)
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let winners = results.iter().filter(|s| **s == 200).count();
+        assert_eq!(winners, 1, "{results:?}");
+        assert!(
+            results.iter().all(|s| [200, 409, 412].contains(s)),
+            "{results:?}"
+        );
+        let history = app
+            .get_as(Role::Viewer, &format!("/api/decisions/{id}"))
+            .json();
+        assert_eq!(
+            history["history"].as_array().unwrap().len(),
+            2,
+            "submit and one claim: {history}"
+        );
+        assert_eq!(history["version"], 2);
+    }
 }

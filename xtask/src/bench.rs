@@ -150,7 +150,8 @@ pub fn bench(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("host") => {}
         Some("auth") => return bench_auth(),
-        _ => bail!("usage: cargo xtask bench <host [--seconds N] | auth>"),
+        Some("decisions") => return bench_decisions(),
+        _ => bail!("usage: cargo xtask bench <host [--seconds N] | auth | decisions>"),
     }
     let seconds: u64 = match args.get(1).map(String::as_str) {
         Some("--seconds") => args.get(2).context("--seconds needs a value")?.parse()?,
@@ -344,6 +345,124 @@ fn bench_auth() -> Result<()> {
             LOGINS,
             auth_us.len()
         );
+    }
+    Ok(())
+}
+
+/// `cargo xtask bench decisions`: the queue with 100,000 decisions (listing
+/// latency), then 16 analysts claiming concurrently for 10 s from the same
+/// pool, counting wins and conflicts and checking that no transition was
+/// lost or duplicated.
+fn bench_decisions() -> Result<()> {
+    build::build_all()?;
+    release_host()?;
+    const DECISIONS: i64 = 100_000;
+    const ANALYSTS: usize = 16;
+    for leg in [Leg::Host, Leg::Spin] {
+        if let Some(why) = leg.missing() {
+            println!("SKIPPED: the {} row: {why}", leg.name());
+            continue;
+        }
+        let app = TestApp::start(leg)?;
+        let now = vigil_core::time::now_millis();
+        let started = Instant::now();
+        vigil_e2e::execute(
+            &app,
+            &format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {DECISIONS})
+                 INSERT INTO decisions (id, source, subject_kind, subject_id, action, parameters, threat_level, confidence,
+                                        summary, rationale, evidence, priority, sla_deadline, status, version, submitted_by,
+                                        created_at, updated_at)
+                 SELECT printf('00000000-0000-4000-8000-%012d', i), 'bench', 'alert', 'a' || i, 'block_ip', '{{}}',
+                        'high', 0.9, 'bench', '', '{{\"refs\":[],\"watchlist_match\":false}}', 1 + i % 4,
+                        {now} + (i % 5000) * 1000, 'pending', 1, 'bench-engine', {now}, {now} FROM n;"
+            ),
+        );
+        println!(
+            "{}: {DECISIONS} decisions inserted in {:.1} s",
+            leg.name(),
+            started.elapsed().as_secs_f64()
+        );
+
+        let token = app.token(Role::Analyst);
+        let mut list = Vec::new();
+        for i in 0..200 {
+            let path = if i % 2 == 0 {
+                "/api/decisions?limit=50"
+            } else {
+                "/api/decisions?status=pending&priority=P2&limit=50"
+            };
+            let t = Instant::now();
+            let r = app.with_bearer("GET", path, &token);
+            list.push(t.elapsed());
+            if r.status != 200 {
+                bail!("listing failed: {}", r.text());
+            }
+        }
+        list.sort();
+        println!(
+            "{}: queue listing of {DECISIONS} (first page of 50, plain and filtered): p50 {:.2} ms, p99 {:.2} ms",
+            leg.name(),
+            percentile(&list, 0.50),
+            percentile(&list, 0.99)
+        );
+
+        // 16 analysts race for the same 2,000 decisions, each from version 1.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let results: Vec<(u64, u64, u64)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..ANALYSTS)
+                .map(|a| {
+                    let (app, token) = (&app, &token);
+                    s.spawn(move || {
+                        let (mut won, mut conflicts, mut other) = (0, 0, 0);
+                        let mut i = a as i64 * 7;
+                        while Instant::now() < deadline {
+                            i = (i * 31 + 17) % 2000;
+                            let id = format!("00000000-0000-4000-8000-{:012}", i + 1);
+                            let r = app.request(
+                                "POST",
+                                &format!("/api/decisions/{id}/claim"),
+                                &[
+                                    ("authorization", &format!("Bearer {token}")),
+                                    ("if-match", "\"1\""),
+                                ],
+                                None,
+                            );
+                            match r.status {
+                                200 => won += 1,
+                                409 | 412 => conflicts += 1,
+                                _ => other += 1,
+                            }
+                        }
+                        (won, conflicts, other)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let won: u64 = results.iter().map(|r| r.0).sum();
+        let conflicts: u64 = results.iter().map(|r| r.1).sum();
+        let other: u64 = results.iter().map(|r| r.2).sum();
+        let claims = vigil_e2e::count(
+            &app,
+            "SELECT count(*) FROM decision_transitions WHERE command = 'claim'",
+        )
+        .unwrap_or(-1);
+        let doubled = vigil_e2e::count(&app, "SELECT count(*) FROM (SELECT decision_id FROM decision_transitions WHERE command = 'claim' GROUP BY decision_id HAVING count(*) > 1)").unwrap_or(-1);
+        let claimed = vigil_e2e::count(
+            &app,
+            "SELECT count(*) FROM decisions WHERE status = 'claimed'",
+        )
+        .unwrap_or(-1);
+        println!(
+            "{}: {ANALYSTS} analysts for 10 s: {won} claims won ({:.0}/s), {conflicts} conflicts (412/409), {other} other; \
+             history has {claims} claims, {claimed} decisions claimed, {doubled} claimed twice",
+            leg.name(),
+            won as f64 / 10.0
+        );
+        if claims != won as i64 || claimed != won as i64 || doubled != 0 {
+            bail!("lost or duplicated transitions");
+        }
     }
     Ok(())
 }

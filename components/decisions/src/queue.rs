@@ -213,7 +213,7 @@ pub fn submit(ctx: &mut Ctx) -> Result<Response, ApiError> {
         vigil_api::audit::append(conn, &entry)?;
         vigil_api::audit::publish(
             conn,
-            "decision.submitted",
+            "decision.created",
             &serde_json::to_value(&created).expect("serializes"),
             now,
         )?;

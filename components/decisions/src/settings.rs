@@ -17,8 +17,9 @@ fn list(name: &str) -> Option<Vec<String>> {
     })
 }
 
-/// `decision_confidence_floor` (default 0.5) and `decision_protected_targets`
-/// (comma-separated host names or IP prefixes ending in `.`).
+/// `decision_confidence_floor` (default 0.5), `decision_protected_targets`
+/// (comma-separated CIDRs or host names) and `decision_identity_patterns`
+/// (comma-separated phrases that assert an identity).
 pub fn safety() -> SafetyPolicy {
     let mut policy = SafetyPolicy::default();
     if let Some(floor) = variable("decision_confidence_floor").and_then(|v| v.trim().parse().ok()) {
@@ -26,6 +27,9 @@ pub fn safety() -> SafetyPolicy {
     }
     if let Some(targets) = list("decision_protected_targets") {
         policy.protected_targets = targets;
+    }
+    if let Some(patterns) = list("decision_identity_patterns") {
+        policy.identity_patterns = patterns;
     }
     policy
 }

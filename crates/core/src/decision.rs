@@ -426,7 +426,7 @@ pub struct SafetyPolicy {
     pub confidence_floor: f64,
     /// Phrases in a summary that assert who someone is.
     pub identity_patterns: Vec<String>,
-    /// Targets (IP prefixes or host names) that only a supervisor may act on.
+    /// Targets (CIDRs or host names) that only a supervisor may act on.
     pub protected_targets: Vec<String>,
 }
 
@@ -471,11 +471,45 @@ fn asserts_identity(policy: &SafetyPolicy, summary: &str) -> bool {
         .any(|p| lower.contains(&p.to_lowercase()))
 }
 
+/// Whether `ip` is in `cidr` (`10.0.0.0/8`, `2001:db8::/32`, or a bare address).
+pub fn in_cidr(ip: std::net::IpAddr, cidr: &str) -> bool {
+    use std::net::IpAddr;
+    let (net, bits) = match cidr.split_once('/') {
+        Some((net, bits)) => (net, bits.parse::<u32>().ok()),
+        None => (cidr, None),
+    };
+    match (ip, net.parse::<IpAddr>()) {
+        (IpAddr::V4(ip), Ok(IpAddr::V4(net))) => {
+            let bits = bits.unwrap_or(32).min(32);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), Ok(IpAddr::V6(net))) => {
+            let bits = bits.unwrap_or(128).min(128);
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
+}
+
+/// A protected target: an address inside a configured CIDR, or a configured host name.
 fn is_protected(policy: &SafetyPolicy, target: &str) -> bool {
-    policy
-        .protected_targets
-        .iter()
-        .any(|p| target == p || (p.ends_with('.') && target.starts_with(p.as_str())))
+    match target.parse::<std::net::IpAddr>() {
+        Ok(ip) => policy.protected_targets.iter().any(|p| in_cidr(ip, p)),
+        Err(_) => policy
+            .protected_targets
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(target)),
+    }
 }
 
 /// Rules for submitting a proposal.
@@ -544,6 +578,115 @@ mod tests {
 
     fn run(d: &DecisionState, c: Command, a: &Actor) -> Result<Transition, TransitionError> {
         transition(d, &c, a, &Action::DEFAULT_DISPATCH_TYPE)
+    }
+
+    /// Every status × every command × every kind of actor: a transition
+    /// succeeds only where the table below says it can, and never for an
+    /// actor the rules exclude.
+    #[test]
+    fn the_state_machine_exhaustively() {
+        use Status::*;
+        let statuses = [
+            Pending,
+            Claimed,
+            Approved,
+            Rejected,
+            Dismissed,
+            Escalated,
+            AwaitingSecondApproval,
+            Authorized,
+            Executed,
+            Failed,
+            Expired,
+        ];
+        let commands = [
+            Command::Claim,
+            Command::Release,
+            Command::Approve,
+            Command::Reject { note: "n".into() },
+            Command::Dismiss {
+                reason: DismissReason::Weather,
+                note: None,
+            },
+            Command::Escalate { note: "n".into() },
+            Command::SecondApproval { approve: true },
+            Command::Outcome { executed: true },
+            Command::EscalateOverdue,
+        ];
+        // (from, command) pairs that are legal for someone.
+        let legal = |s: Status, c: &Command| {
+            matches!(
+                (s, c),
+                (Pending, Command::Claim)
+                    | (Escalated, Command::Claim)
+                    | (
+                        Claimed,
+                        Command::Release
+                            | Command::Approve
+                            | Command::Reject { .. }
+                            | Command::Dismiss { .. }
+                            | Command::Escalate { .. }
+                    )
+                    | (AwaitingSecondApproval, Command::SecondApproval { .. })
+                    | (Approved | Authorized, Command::Outcome { .. })
+                    | (Pending | Claimed, Command::EscalateOverdue)
+            )
+        };
+        let actors = [
+            actor("holder", Role::Analyst),
+            actor("holder", Role::Supervisor),
+            actor("other", Role::Analyst),
+            actor("other", Role::Supervisor),
+            actor("engine", Role::Analyst),
+            Actor {
+                id: "key:x".into(),
+                role: None,
+            },
+        ];
+        let mut checked = 0;
+        for status in statuses {
+            for command in &commands {
+                for who in &actors {
+                    let d = DecisionState {
+                        status,
+                        action: Action::Dispatch,
+                        submitted_by: "engine".into(),
+                        assignee: Some("holder".into()),
+                        first_approver: Some("holder".into()),
+                        deadline: 0,
+                    };
+                    let result = transition(&d, command, who, &Action::DEFAULT_DISPATCH_TYPE);
+                    if !legal(status, command) {
+                        assert_eq!(
+                            result,
+                            Err(TransitionError::Illegal {
+                                from: status,
+                                command: command.name()
+                            }),
+                            "{status:?} {command:?}"
+                        );
+                    } else if let Ok(t) = &result {
+                        // Who may do what, when it is legal at all.
+                        let supervisor = who.role.is_some_and(|r| r >= Role::Supervisor);
+                        match command {
+                            Command::Approve
+                            | Command::Reject { .. }
+                            | Command::Dismiss { .. }
+                            | Command::Escalate { .. } => assert_eq!(who.id, "holder"),
+                            Command::Release => assert!(who.id == "holder" || supervisor),
+                            Command::Claim if status == Escalated => assert!(supervisor),
+                            Command::SecondApproval { .. } => {
+                                assert!(supervisor && who.id != "holder")
+                            }
+                            _ => {}
+                        }
+                        assert_ne!(t.to, status, "a transition moves");
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 11 * 9 * 6);
     }
 
     #[test]
@@ -745,7 +888,7 @@ mod tests {
     #[test]
     fn the_safety_validator() {
         let policy = SafetyPolicy {
-            protected_targets: vec!["10.0.0.".into(), "dc01".into()],
+            protected_targets: vec!["10.0.0.0/24".into(), "dc01".into()],
             ..SafetyPolicy::default()
         };
         let low = Proposal {
@@ -794,9 +937,30 @@ mod tests {
             "protected_target"
         );
         let elsewhere = Proposal {
-            target: Some("203.0.113.9"),
+            target: Some("10.0.1.7"),
             ..protected.clone()
         };
         assert!(check_approval(&elsewhere, &analyst, &policy).is_empty());
+        let host = Proposal {
+            target: Some("DC01"),
+            ..protected.clone()
+        };
+        assert_eq!(
+            check_approval(&host, &analyst, &policy)[0].rule,
+            "protected_target"
+        );
+    }
+
+    #[test]
+    fn cidr_matching() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(in_cidr(ip("10.1.2.3"), "10.0.0.0/8"));
+        assert!(!in_cidr(ip("11.1.2.3"), "10.0.0.0/8"));
+        assert!(in_cidr(ip("192.0.2.1"), "192.0.2.1"));
+        assert!(in_cidr(ip("2001:db8::1"), "2001:db8::/32"));
+        assert!(!in_cidr(ip("2001:db9::1"), "2001:db8::/32"));
+        assert!(!in_cidr(ip("10.0.0.1"), "2001:db8::/32"));
+        assert!(in_cidr(ip("8.8.8.8"), "0.0.0.0/0"));
+        assert!(!in_cidr(ip("10.0.0.1"), "not a cidr"));
     }
 }
