@@ -147,6 +147,11 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
         .ok_or_else(invalid_credentials)
 }
 
+fn already_enabled() -> ApiError {
+    ApiError::new(409, "mfa-already-enabled", "2FA already enabled")
+        .with_detail("disable it first to enrol a new authenticator")
+}
+
 fn wrong_code() -> ApiError {
     ApiError::invalid_field("code", "is not the authenticator's current code")
 }
@@ -205,10 +210,7 @@ pub fn enroll(ctx: &mut Ctx) -> Result<Response, ApiError> {
         )?;
         let row = rows.first().ok_or_else(ApiError::not_found)?;
         if db::int(row, 1).is_some() {
-            return Err(
-                ApiError::new(409, "mfa-already-enabled", "2FA already enabled")
-                    .with_detail("disable it first to enrol a new authenticator"),
-            );
+            return Err(already_enabled());
         }
         db::query(
             conn,
@@ -266,11 +268,7 @@ pub fn confirm(ctx: &mut Ctx) -> Result<Response, ApiError> {
         )?;
         let row = rows.first().ok_or_else(ApiError::not_found)?;
         if db::int(row, 0).is_some() {
-            return Err(ApiError::new(
-                409,
-                "mfa-already-enabled",
-                "2FA already enabled",
-            ));
+            return Err(already_enabled());
         }
         if db::text(row, 1).is_none() {
             return Err(ApiError::conflict("start with POST /api/auth/mfa/enroll"));

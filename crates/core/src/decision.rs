@@ -48,6 +48,20 @@ pub fn parse_wire<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
 }
 
 impl Status {
+    pub const ALL: [Status; 11] = [
+        Status::Pending,
+        Status::Claimed,
+        Status::Approved,
+        Status::Rejected,
+        Status::Dismissed,
+        Status::Escalated,
+        Status::AwaitingSecondApproval,
+        Status::Authorized,
+        Status::Executed,
+        Status::Failed,
+        Status::Expired,
+    ];
+
     /// Still waiting for a person (counts towards the SLA and the queue).
     pub fn is_open(self) -> bool {
         matches!(
@@ -586,19 +600,6 @@ mod tests {
     #[test]
     fn the_state_machine_exhaustively() {
         use Status::*;
-        let statuses = [
-            Pending,
-            Claimed,
-            Approved,
-            Rejected,
-            Dismissed,
-            Escalated,
-            AwaitingSecondApproval,
-            Authorized,
-            Executed,
-            Failed,
-            Expired,
-        ];
         let commands = [
             Command::Claim,
             Command::Release,
@@ -644,7 +645,7 @@ mod tests {
             },
         ];
         let mut checked = 0;
-        for status in statuses {
+        for status in Status::ALL {
             for command in &commands {
                 for who in &actors {
                     let d = DecisionState {
