@@ -9,6 +9,7 @@
 //! - [`problem`]: the RFC 7807 error every endpoint returns, with a stable
 //!   `type` per kind of error.
 //! - [`login`]: lockout, session lifetimes, refresh-token secrets.
+//! - [`net`]: CIDR membership.
 //! - [`password`]: argon2id hashing and the password policy.
 //! - [`audit`]: the hash chain over audit entries.
 //! - [`decision`]: the decision state machine, priority and SLA, the safety validator.
@@ -23,6 +24,7 @@ pub mod audit;
 pub mod decision;
 pub mod id;
 pub mod login;
+pub mod net;
 pub mod password;
 pub mod problem;
 pub mod time;

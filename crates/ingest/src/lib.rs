@@ -1,0 +1,15 @@
+//! The ingestion core: what makes an event posted over HTTP and the same
+//! event arriving over MQTT end up identical in the database. Plain Rust,
+//! no I/O: the caller supplies the clock, the zone map and the source's
+//! recent activity.
+//!
+//! - [`event`]: the event schema (version 1), event types and their MITRE
+//!   ATT&CK techniques, validation with field-level errors, normalization.
+//! - [`classify`]: address classes and the destination-zone map.
+//! - [`score`]: the 0–100 score with its breakdown, and severity from it.
+//! - [`alert`]: which events raise alerts, and grouping within a window.
+
+pub mod alert;
+pub mod classify;
+pub mod event;
+pub mod score;
