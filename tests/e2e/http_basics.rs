@@ -55,7 +55,7 @@ fn unknown_routes_are_problem_404s(app: &TestApp) {
         "/api/auth/nope",
         "/api/decisions/",
         "/api/threats/health/extra",
-        "/api/alerts/123",
+        "/api/alerts/123/nope",
         "/api/sensors/x",
         "/api/playbooks/x",
         "/api/metrics/kpis",

@@ -16,6 +16,7 @@ mod http_basics;
 mod login;
 mod matrix;
 mod mfa;
+mod threats;
 mod tokens;
 mod turso;
 mod users;
@@ -36,6 +37,7 @@ fn app_cases() -> Vec<Case> {
         api_keys::CASES,
         mfa::CASES,
         decisions::CASES,
+        threats::CASES,
         matrix::CASES,
         console::CASES,
         users::FINAL_CASES,

@@ -220,6 +220,11 @@ pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
             "SPIN_VARIABLE_MFA_REQUIRED_ROLES".into(),
             "supervisor".into(),
         ),
+        // Zones, so destination criticality is part of what is tested.
+        (
+            "SPIN_VARIABLE_THREAT_ZONES".into(),
+            "10.20.0.0/16=ot:critical,10.0.0.0/8=internal:high".into(),
+        ),
     ]
 }
 

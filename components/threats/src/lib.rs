@@ -1,16 +1,47 @@
-//! The `threats` component: sensor events, alerts, sensors and playbooks (`/api/threats/...`,
-//! `/api/alerts/...`, `/api/sensors/...`, `/api/playbooks/...`).
+//! The `threats` component: sensor events in (validated, de-duplicated,
+//! classified, mapped to MITRE ATT&CK and scored by `vigil-ingest`), alerts
+//! raised and grouped, and reading both back (`/api/threats/...`,
+//! `/api/alerts/...`; `/api/sensors/...` and `/api/playbooks/...` are routed
+//! here too and come next).
 //!
-//! At this stage it serves its health check; every other path under its
-//! routes answers a problem+json 404 (see `vigil_api::router`).
+//! - [`ingest`]: `POST /api/threats/events`.
+//! - [`read`]: threats and alerts.
+//! - [`settings`]: zones, retention, the alert grouping window.
 
-use vigil_api::router::DEFAULT_BODY_LIMIT;
-use vigil_api::{Component, health};
+mod ingest;
+mod read;
+mod settings;
+
+use vigil_api::router::{DEFAULT_BODY_LIMIT, Reply, schema_of};
+use vigil_api::{Access, Component, Permission, Route, health};
 
 pub static COMPONENT: Component = Component {
     name: "threats",
     version: env!("CARGO_PKG_VERSION"),
-    routes: &[health::route("/api/threats/health")],
+    routes: &[
+        health::route("/api/threats/health"),
+        Route::new("POST", "/api/threats/events", Access::Needs(Permission::SensorsIngest), ingest::post)
+            .summary("Ingest one event or a batch of up to 1,000; each item is accepted, a duplicate, or rejected with reasons")
+            .request(schema_of::<ingest::Submission>)
+            .replies(&[Reply::json(200, "What became of each item", schema_of::<ingest::Outcome>)])
+            .errors(&[503]),
+        Route::new("GET", "/api/threats", Access::Needs(Permission::ThreatsRead), read::list)
+            .summary("Threat events, newest first; filters and cursor pagination")
+            .replies(&[Reply::json(200, "A page of events", schema_of::<read::ThreatPage>)])
+            .errors(&[400, 422, 503]),
+        Route::new("GET", "/api/threats/{id}", Access::Needs(Permission::ThreatsRead), read::get)
+            .summary("One event with its score breakdown")
+            .replies(&[Reply::json(200, "The event", schema_of::<read::Threat>)])
+            .errors(&[404, 503]),
+        Route::new("GET", "/api/alerts", Access::Needs(Permission::AlertsRead), read::alerts)
+            .summary("The latest alerts, newest first (`status` filters)")
+            .replies(&[Reply::json(200, "Alerts", schema_of::<read::AlertList>)])
+            .errors(&[422, 503]),
+        Route::new("GET", "/api/alerts/{id}", Access::Needs(Permission::AlertsRead), read::get_alert)
+            .summary("One alert with its latest events")
+            .replies(&[Reply::json(200, "The alert", schema_of::<read::AlertWithEvents>)])
+            .errors(&[404, 503]),
+    ],
     body_limit: DEFAULT_BODY_LIMIT,
 };
 

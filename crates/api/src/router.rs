@@ -226,9 +226,14 @@ fn find(routes: &'static [Route], method: &str, path: &str) -> Found {
             if route.method == method || (method == "HEAD" && route.method == "GET") {
                 return Found::Route(route, params);
             }
-            allow.push(route.method);
-            if route.method == "GET" {
-                allow.push("HEAD");
+            // Several templates can match one path (`/health`, `/{id}`): list each method once.
+            for method in [route.method]
+                .into_iter()
+                .chain((route.method == "GET").then_some("HEAD"))
+            {
+                if !allow.contains(&method) {
+                    allow.push(method);
+                }
             }
         }
     }

@@ -1,0 +1,338 @@
+//! `POST /api/threats/events`: one event, or `{"events": [...]}` (up to
+//! 1,000). Each item is validated on its own; the valid ones are scored and
+//! committed together, with their alerts and outbox rows, in one transaction.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use spin_sdk::http::Response;
+use spin_sdk::sqlite::{Connection, Value};
+use vigil_api::{ApiError, Ctx, FieldError, db, response};
+use vigil_core::id::new_id;
+use vigil_core::time::now_millis;
+use vigil_ingest::alert::{self, OpenAlert};
+use vigil_ingest::classify::{ZoneMap, classify};
+use vigil_ingest::event::{Event, RawEvent, Severity, validate};
+use vigil_ingest::score::score;
+
+use crate::settings;
+
+pub const MAX_BATCH: usize = 1000;
+const HOUR_MS: i64 = 3600 * 1000;
+
+/// One event, or a batch.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Submission {
+    Batch {
+        #[schemars(length(max = 1000))]
+        events: Vec<serde_json::Value>,
+    },
+    One(serde_json::Map<String, serde_json::Value>),
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Accepted {
+    index: usize,
+    #[schemars(extend("format" = "uuid"))]
+    id: String,
+    event_id: String,
+    score: u8,
+    severity: Severity,
+    alert_id: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Duplicate {
+    index: usize,
+    event_id: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Rejected {
+    index: usize,
+    errors: Vec<FieldError>,
+}
+
+#[derive(Serialize, JsonSchema, Default)]
+pub struct Outcome {
+    accepted: Vec<Accepted>,
+    duplicates: Vec<Duplicate>,
+    rejected: Vec<Rejected>,
+}
+
+fn wire<T: Serialize>(v: &T) -> String {
+    vigil_core::decision::wire(v)
+}
+
+/// The sensor an API key speaks for (`None` for users).
+fn own_sensor(conn: &Connection, ctx: &Ctx) -> Result<Option<String>, ApiError> {
+    let who = ctx.principal();
+    if who.role.is_some() {
+        return Ok(None);
+    }
+    let rows = db::query(
+        conn,
+        "SELECT sensor_id FROM api_keys WHERE id = ?1",
+        &[Value::Text(who.token_id.clone())],
+    )?;
+    Ok(Some(
+        rows.first()
+            .and_then(|r| db::text(r, 0))
+            .unwrap_or_default(),
+    ))
+}
+
+pub fn post(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let submission: Submission = ctx.json()?;
+    let items = match submission {
+        Submission::Batch { events } => events,
+        Submission::One(event) => vec![serde_json::Value::Object(event)],
+    };
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::new(413, "payload-too-large", "Payload too large")
+            .with_detail(format!("at most {MAX_BATCH} events per request")));
+    }
+    let now = now_millis();
+    let zones = ZoneMap::parse(&settings::zones()).map_err(|why| {
+        eprintln!(
+            "{}",
+            serde_json::json!({"level": "error", "msg": "threat_zones is invalid", "why": why})
+        );
+        ApiError::internal()
+    })?;
+    let (retention, window) = (settings::retention_ms(), settings::alert_window_ms());
+    let mut outcome = Outcome::default();
+    let mut valid: Vec<(usize, Event)> = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let path = format!("events[{index}]");
+        let raw: Result<RawEvent, _> = serde_path_to_error::deserialize(item);
+        match raw {
+            Err(e) => outcome.rejected.push(Rejected {
+                index,
+                errors: vec![FieldError {
+                    field: format!("{path}.{}", e.path()),
+                    message: e.inner().to_string(),
+                }],
+            }),
+            Ok(raw) => match validate(raw, now, retention, &path) {
+                Ok(event) => valid.push((index, event)),
+                Err(errors) => outcome.rejected.push(Rejected { index, errors }),
+            },
+        }
+    }
+    let conn = db::open()?;
+    if let Some(sensor) = own_sensor(&conn, ctx)?
+        && let Some((_, e)) = valid.iter().find(|(_, e)| e.sensor_id != sensor)
+    {
+        return Err(
+            ApiError::new(403, "forbidden", "Forbidden").with_detail(format!(
+                "this key speaks for sensor {sensor:?}, not {:?}",
+                e.sensor_id
+            )),
+        );
+    }
+    if !valid.is_empty() {
+        db::transaction(&conn, |conn| {
+            let storing = Storing {
+                zones: &zones,
+                window,
+                now,
+            };
+            for (index, event) in &valid {
+                store(conn, &storing, *index, event, &mut outcome)?;
+            }
+            let mut entry = ctx.audit_entry(
+                "threats.ingested",
+                "sensor_batch",
+                &valid[0].1.sensor_id,
+                now,
+            );
+            entry.after = Some(serde_json::json!({"accepted": outcome.accepted.len(), "duplicates": outcome.duplicates.len(), "rejected": outcome.rejected.len()}).to_string());
+            vigil_api::audit::append(conn, &entry)
+        })?;
+    }
+    if outcome.accepted.is_empty() && outcome.duplicates.is_empty() {
+        return Err(ApiError::validation(
+            outcome
+                .rejected
+                .into_iter()
+                .flat_map(|r| r.errors)
+                .collect(),
+        ));
+    }
+    outcome.rejected.sort_by_key(|r| r.index);
+    Ok(response::json(200, &outcome))
+}
+
+/// How this request stores events: the zone map, the grouping window, the clock.
+struct Storing<'a> {
+    zones: &'a ZoneMap,
+    window: i64,
+    now: i64,
+}
+
+fn store(
+    conn: &Connection,
+    s: &Storing,
+    index: usize,
+    event: &Event,
+    outcome: &mut Outcome,
+) -> Result<(), ApiError> {
+    let (zones, window, now) = (s.zones, s.window, s.now);
+    let zone = event.dest_ip.and_then(|ip| zones.zone_of(ip));
+    let recent = db::query(
+        conn,
+        "SELECT count(*) FROM threat_events WHERE source_ip = ?1 AND observed_at > ?2",
+        &[
+            Value::Text(event.source_ip.to_string()),
+            Value::Integer(event.observed_at_ms - HOUR_MS),
+        ],
+    )?;
+    let recent = recent.first().and_then(|r| db::int(r, 0)).unwrap_or(0);
+    let scored = score(
+        event,
+        zone.map(|z| z.criticality),
+        recent.clamp(0, u32::MAX as i64) as u32,
+    );
+    let id = new_id();
+    let technique = event.event_type.technique().map(|t| t.id);
+    let inserted = db::query(
+        conn,
+        "INSERT INTO threat_events (id, sensor_id, event_id, observed_at, received_at, event_type, source_ip, source_class,
+                                    source_port, dest_ip, dest_port, dest_zone, protocol, technique, score, severity,
+                                    breakdown, confidence, payload, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+         ON CONFLICT (sensor_id, event_id) DO NOTHING RETURNING id",
+        &[
+            Value::Text(id.clone()),
+            Value::Text(event.sensor_id.clone()),
+            Value::Text(event.event_id.clone()),
+            Value::Integer(event.observed_at_ms),
+            Value::Integer(now),
+            Value::Text(wire(&event.event_type)),
+            Value::Text(event.source_ip.to_string()),
+            Value::Text(wire(&classify(event.source_ip))),
+            event.source_port.map_or(Value::Null, |p| Value::Integer(p.into())),
+            db::opt_text(event.dest_ip.map(|ip| ip.to_string()).as_deref()),
+            event.dest_port.map_or(Value::Null, |p| Value::Integer(p.into())),
+            db::opt_text(zone.map(|z| z.name.as_str())),
+            db::opt_text(event.protocol.as_deref()),
+            db::opt_text(technique),
+            Value::Integer(scored.score.into()),
+            Value::Text(wire(&scored.severity)),
+            Value::Text(serde_json::to_string(&scored.breakdown).expect("serializes")),
+            Value::Real(event.confidence),
+            Value::Text(serde_json::Value::Object(event.payload.clone()).to_string()),
+            Value::Text(serde_json::to_string(&event.tags).expect("serializes")),
+        ],
+    )?;
+    if inserted.is_empty() {
+        outcome.duplicates.push(Duplicate {
+            index,
+            event_id: event.event_id.clone(),
+        });
+        return Ok(());
+    }
+    let alert_id = if alert::raises_alert(scored.severity) {
+        Some(raise(
+            conn,
+            event,
+            scored.score,
+            scored.severity,
+            window,
+            now,
+        )?)
+    } else {
+        None
+    };
+    if let Some(alert_id) = &alert_id {
+        db::query(
+            conn,
+            "UPDATE threat_events SET alert_id = ?2 WHERE id = ?1",
+            &[Value::Text(id.clone()), Value::Text(alert_id.clone())],
+        )?;
+    }
+    let payload = serde_json::json!({"id": id, "sensor_id": event.sensor_id, "event_type": event.event_type, "source_ip": event.source_ip.to_string(), "score": scored.score, "severity": scored.severity, "alert_id": alert_id});
+    vigil_api::audit::publish(conn, "threat.created", &payload, now)?;
+    outcome.accepted.push(Accepted {
+        index,
+        id,
+        event_id: event.event_id.clone(),
+        score: scored.score,
+        severity: scored.severity,
+        alert_id,
+    });
+    Ok(())
+}
+
+/// Open an alert for a high or critical event, or update the open alert of
+/// its group when the event falls within the window.
+fn raise(
+    conn: &Connection,
+    event: &Event,
+    score: u8,
+    severity: Severity,
+    window: i64,
+    now: i64,
+) -> Result<String, ApiError> {
+    let key = alert::group_key(event);
+    let rows = db::query(
+        conn,
+        "SELECT id, last_seen FROM alerts WHERE group_key = ?1 AND status != 'resolved' ORDER BY last_seen DESC LIMIT 1",
+        &[Value::Text(key.clone())],
+    )?;
+    let open = rows
+        .first()
+        .and_then(|r| Some((db::text(r, 0)?, db::int(r, 1)?)));
+    if let Some((id, _)) = open.filter(|(_, last)| {
+        alert::joins(
+            Some(OpenAlert {
+                last_seen_ms: *last,
+            }),
+            event.observed_at_ms,
+            window,
+        )
+    }) {
+        db::query(
+            conn,
+            "UPDATE alerts SET event_count = event_count + 1, last_seen = max(last_seen, ?2), first_seen = min(first_seen, ?2),
+                    max_score = max(max_score, ?3),
+                    severity = CASE WHEN ?3 > max_score THEN ?4 ELSE severity END,
+                    version = version + 1, updated_at = ?5
+             WHERE id = ?1",
+            &[Value::Text(id.clone()), Value::Integer(event.observed_at_ms), Value::Integer(score.into()), Value::Text(wire(&severity)), Value::Integer(now)],
+        )?;
+        vigil_api::audit::publish(
+            conn,
+            "alert.updated",
+            &serde_json::json!({"id": id, "score": score}),
+            now,
+        )?;
+        return Ok(id);
+    }
+    let id = new_id();
+    db::query(
+        conn,
+        "INSERT INTO alerts (id, group_key, status, source_ip, event_type, sensor_id, severity, max_score, event_count,
+                             first_seen, last_seen, version, created_at, updated_at)
+         VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8, 1, ?9, ?9)",
+        &[
+            Value::Text(id.clone()),
+            Value::Text(key),
+            Value::Text(event.source_ip.to_string()),
+            Value::Text(wire(&event.event_type)),
+            Value::Text(event.sensor_id.clone()),
+            Value::Text(wire(&severity)),
+            Value::Integer(score.into()),
+            Value::Integer(event.observed_at_ms),
+            Value::Integer(now),
+        ],
+    )?;
+    vigil_api::audit::publish(
+        conn,
+        "alert.opened",
+        &serde_json::json!({"id": id, "severity": severity, "score": score}),
+        now,
+    )?;
+    Ok(id)
+}

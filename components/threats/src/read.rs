@@ -1,0 +1,295 @@
+//! Reading threats and alerts.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use schemars::JsonSchema;
+use serde::Serialize;
+use spin_sdk::http::Response;
+use spin_sdk::sqlite::Value;
+use vigil_api::{ApiError, Ctx, db, response};
+use vigil_core::time::rfc3339;
+use vigil_ingest::event::{EventType, Severity, parse_rfc3339};
+
+#[derive(Serialize, JsonSchema)]
+pub struct Threat {
+    #[schemars(extend("format" = "uuid"))]
+    id: String,
+    sensor_id: String,
+    event_id: String,
+    #[schemars(extend("format" = "date-time"))]
+    observed_at: String,
+    event_type: String,
+    source_ip: String,
+    source_class: String,
+    source_port: Option<i64>,
+    dest_ip: Option<String>,
+    dest_port: Option<i64>,
+    dest_zone: Option<String>,
+    protocol: Option<String>,
+    /// MITRE ATT&CK technique id.
+    technique: Option<String>,
+    score: i64,
+    severity: String,
+    /// Why the score is what it is, factor by factor.
+    breakdown: serde_json::Value,
+    confidence: f64,
+    payload: serde_json::Value,
+    tags: serde_json::Value,
+    alert_id: Option<String>,
+    #[serde(skip)]
+    observed_ms: i64,
+}
+
+const THREAT_COLUMNS: &str = "id, sensor_id, event_id, observed_at, event_type, source_ip, source_class, source_port, dest_ip, \
+    dest_port, dest_zone, protocol, technique, score, severity, breakdown, confidence, payload, tags, alert_id";
+
+fn threat(r: &[Value]) -> Option<Threat> {
+    let json = |i| db::text(r, i).and_then(|t| serde_json::from_str(&t).ok());
+    let real = match r.get(16) {
+        Some(Value::Real(x)) => *x,
+        Some(Value::Integer(n)) => *n as f64,
+        _ => return None,
+    };
+    Some(Threat {
+        id: db::text(r, 0)?,
+        sensor_id: db::text(r, 1)?,
+        event_id: db::text(r, 2)?,
+        observed_at: rfc3339(db::int(r, 3)?),
+        event_type: db::text(r, 4)?,
+        source_ip: db::text(r, 5)?,
+        source_class: db::text(r, 6)?,
+        source_port: db::int(r, 7),
+        dest_ip: db::text(r, 8),
+        dest_port: db::int(r, 9),
+        dest_zone: db::text(r, 10),
+        protocol: db::text(r, 11),
+        technique: db::text(r, 12),
+        score: db::int(r, 13)?,
+        severity: db::text(r, 14)?,
+        breakdown: json(15)?,
+        confidence: real,
+        payload: json(17)?,
+        tags: json(18)?,
+        alert_id: db::text(r, 19),
+        observed_ms: db::int(r, 3)?,
+    })
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct ThreatPage {
+    threats: Vec<Threat>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+/// `GET /api/threats`: newest first. Filters: `since`, `until` (RFC 3339),
+/// `severity`, `event_type`, `sensor_id`, `source_ip`, `technique`, `zone`;
+/// `limit` (1-200, default 50), `cursor`.
+pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let mut clauses: Vec<String> = Vec::new();
+    let mut params: Vec<Value> = Vec::new();
+    let mut add = |clause: &str, v: Value| {
+        params.push(v);
+        clauses.push(clause.replace('?', &format!("?{}", params.len())));
+    };
+    for (name, clause) in [("since", "observed_at >= ?"), ("until", "observed_at < ?")] {
+        if let Some(t) = ctx.query_param(name) {
+            let ms = parse_rfc3339(&t)
+                .ok_or_else(|| ApiError::invalid_field(name, "is not an RFC 3339 time"))?;
+            add(clause, Value::Integer(ms));
+        }
+    }
+    if let Some(s) = ctx.query_param("severity") {
+        vigil_core::decision::parse_wire::<Severity>(&s)
+            .ok_or_else(|| ApiError::invalid_field("severity", "is not a severity"))?;
+        add("severity = ?", Value::Text(s));
+    }
+    if let Some(t) = ctx.query_param("event_type") {
+        vigil_core::decision::parse_wire::<EventType>(&t)
+            .ok_or_else(|| ApiError::invalid_field("event_type", "is not an event type"))?;
+        add("event_type = ?", Value::Text(t));
+    }
+    for (name, column) in [
+        ("sensor_id", "sensor_id"),
+        ("source_ip", "source_ip"),
+        ("technique", "technique"),
+        ("zone", "dest_zone"),
+    ] {
+        if let Some(v) = ctx.query_param(name) {
+            add(&format!("{column} = ?"), Value::Text(v));
+        }
+    }
+    let limit: i64 = match ctx.query_param("limit") {
+        None => 50,
+        Some(l) => l
+            .parse()
+            .ok()
+            .filter(|n| (1..=200).contains(n))
+            .ok_or_else(|| ApiError::invalid_field("limit", "is 1-200"))?,
+    };
+    if let Some(cursor) = ctx.query_param("cursor") {
+        let bad = || ApiError::bad_request("the cursor is not one this API gave");
+        let decoded = B64
+            .decode(&cursor)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(bad)?;
+        let (at, id) = decoded.split_once('|').ok_or_else(bad)?;
+        let at: i64 = at.parse().map_err(|_| bad())?;
+        params.extend([Value::Integer(at), Value::Text(id.to_string())]);
+        clauses.push(format!(
+            "(observed_at, id) < (?{}, ?{})",
+            params.len() - 1,
+            params.len()
+        ));
+    }
+    let where_clause = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    params.push(Value::Integer(limit + 1));
+    let sql = format!(
+        "SELECT {THREAT_COLUMNS} FROM threat_events {where_clause} ORDER BY observed_at DESC, id DESC LIMIT ?{}",
+        params.len()
+    );
+    let conn = db::open()?;
+    let mut threats: Vec<Threat> = db::query(&conn, &sql, &params)?
+        .iter()
+        .filter_map(|r| threat(r))
+        .collect();
+    let next_cursor = (threats.len() as i64 > limit).then(|| {
+        threats.truncate(limit as usize);
+        let last = threats.last().expect("a full page");
+        B64.encode(format!("{}|{}", last.observed_ms, last.id))
+    });
+    Ok(response::json(
+        200,
+        &ThreatPage {
+            threats,
+            next_cursor,
+        },
+    ))
+}
+
+/// `GET /api/threats/{id}`: one event with its score breakdown.
+pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let conn = db::open()?;
+    let rows = db::query(
+        &conn,
+        &format!("SELECT {THREAT_COLUMNS} FROM threat_events WHERE id = ?1"),
+        &[Value::Text(ctx.param("id").into())],
+    )?;
+    let threat = rows
+        .first()
+        .and_then(|r| threat(r))
+        .ok_or_else(ApiError::not_found)?;
+    Ok(response::json(200, &threat))
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Alert {
+    #[schemars(extend("format" = "uuid"))]
+    id: String,
+    status: String,
+    source_ip: String,
+    event_type: String,
+    sensor_id: String,
+    severity: String,
+    max_score: i64,
+    /// How many events the alert groups.
+    event_count: i64,
+    #[schemars(extend("format" = "date-time"))]
+    first_seen: String,
+    #[schemars(extend("format" = "date-time"))]
+    last_seen: String,
+    version: i64,
+}
+
+const ALERT_COLUMNS: &str = "id, status, source_ip, event_type, sensor_id, severity, max_score, event_count, first_seen, last_seen, version";
+
+fn alert(r: &[Value]) -> Option<Alert> {
+    Some(Alert {
+        id: db::text(r, 0)?,
+        status: db::text(r, 1)?,
+        source_ip: db::text(r, 2)?,
+        event_type: db::text(r, 3)?,
+        sensor_id: db::text(r, 4)?,
+        severity: db::text(r, 5)?,
+        max_score: db::int(r, 6)?,
+        event_count: db::int(r, 7)?,
+        first_seen: rfc3339(db::int(r, 8)?),
+        last_seen: rfc3339(db::int(r, 9)?),
+        version: db::int(r, 10)?,
+    })
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct AlertList {
+    alerts: Vec<Alert>,
+}
+
+/// `GET /api/alerts[?status=open]`: the latest 200 alerts, newest first.
+pub fn alerts(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let conn = db::open()?;
+    let rows = match ctx.query_param("status") {
+        Some(s) if ["open", "acknowledged", "resolved"].contains(&s.as_str()) => db::query(
+            &conn,
+            &format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = ?1 ORDER BY last_seen DESC, id DESC LIMIT 200"
+            ),
+            &[Value::Text(s)],
+        )?,
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "status",
+                "is open, acknowledged or resolved",
+            ));
+        }
+        None => db::query(
+            &conn,
+            &format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts ORDER BY last_seen DESC, id DESC LIMIT 200"
+            ),
+            &[],
+        )?,
+    };
+    Ok(response::json(
+        200,
+        &AlertList {
+            alerts: rows.iter().filter_map(|r| alert(r)).collect(),
+        },
+    ))
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct AlertWithEvents {
+    #[serde(flatten)]
+    alert: Alert,
+    /// The alert's latest 100 events.
+    events: Vec<Threat>,
+}
+
+/// `GET /api/alerts/{id}`: the alert and its latest events.
+pub fn get_alert(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let conn = db::open()?;
+    let id = ctx.param("id").to_string();
+    let rows = db::query(
+        &conn,
+        &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"),
+        &[Value::Text(id.clone())],
+    )?;
+    let alert = rows
+        .first()
+        .and_then(|r| alert(r))
+        .ok_or_else(ApiError::not_found)?;
+    let events = db::query(
+        &conn,
+        &format!("SELECT {THREAT_COLUMNS} FROM threat_events WHERE alert_id = ?1 ORDER BY observed_at DESC LIMIT 100"),
+        &[Value::Text(id)],
+    )?
+    .iter()
+    .filter_map(|r| threat(r))
+    .collect();
+    Ok(response::json(200, &AlertWithEvents { alert, events }))
+}
