@@ -6,8 +6,10 @@
 //!
 //! - [`ingest`]: `POST /api/threats/events`.
 //! - [`read`]: threats and alerts.
+//! - [`alerts`]: acknowledging and resolving alerts.
 //! - [`settings`]: zones, retention, the alert grouping window.
 
+mod alerts;
 mod ingest;
 mod read;
 mod settings;
@@ -41,6 +43,16 @@ pub static COMPONENT: Component = Component {
             .summary("One alert with its latest events")
             .replies(&[Reply::json(200, "The alert", schema_of::<read::AlertWithEvents>)])
             .errors(&[404, 503]),
+        Route::new("POST", "/api/alerts/{id}/acknowledge", Access::Needs(Permission::AlertsManage), alerts::acknowledge)
+            .summary("Acknowledge an open alert (If-Match with its ETag)")
+            .request(schema_of::<alerts::Note>)
+            .replies(&[Reply::json(200, "The alert; `ETag` is its version", schema_of::<read::Alert>)])
+            .errors(&[404, 409, 412, 428, 503]),
+        Route::new("POST", "/api/alerts/{id}/resolve", Access::Needs(Permission::AlertsManage), alerts::resolve)
+            .summary("Resolve an alert, with a note (If-Match with its ETag)")
+            .request(schema_of::<alerts::Note>)
+            .replies(&[Reply::json(200, "The alert; `ETag` is its version", schema_of::<read::Alert>)])
+            .errors(&[404, 409, 412, 428, 503]),
     ],
     body_limit: DEFAULT_BODY_LIMIT,
 };

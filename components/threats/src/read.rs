@@ -191,7 +191,8 @@ pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
 pub struct Alert {
     #[schemars(extend("format" = "uuid"))]
     id: String,
-    status: String,
+    /// `open`, `acknowledged` or `resolved`.
+    pub status: String,
     source_ip: String,
     event_type: String,
     sensor_id: String,
@@ -203,7 +204,7 @@ pub struct Alert {
     first_seen: String,
     #[schemars(extend("format" = "date-time"))]
     last_seen: String,
-    version: i64,
+    pub version: i64,
 }
 
 const ALERT_COLUMNS: &str = "id, status, source_ip, event_type, sensor_id, severity, max_score, event_count, first_seen, last_seen, version";
@@ -270,19 +271,28 @@ pub struct AlertWithEvents {
     events: Vec<Threat>,
 }
 
+impl Alert {
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.version)
+    }
+}
+
+pub fn load_alert(conn: &spin_sdk::sqlite::Connection, id: &str) -> Result<Alert, ApiError> {
+    let rows = db::query(
+        conn,
+        &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"),
+        &[Value::Text(id.into())],
+    )?;
+    rows.first()
+        .and_then(|r| alert(r))
+        .ok_or_else(ApiError::not_found)
+}
+
 /// `GET /api/alerts/{id}`: the alert and its latest events.
 pub fn get_alert(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
     let id = ctx.param("id").to_string();
-    let rows = db::query(
-        &conn,
-        &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"),
-        &[Value::Text(id.clone())],
-    )?;
-    let alert = rows
-        .first()
-        .and_then(|r| alert(r))
-        .ok_or_else(ApiError::not_found)?;
+    let alert = load_alert(&conn, &id)?;
     let events = db::query(
         &conn,
         &format!("SELECT {THREAT_COLUMNS} FROM threat_events WHERE alert_id = ?1 ORDER BY observed_at DESC LIMIT 100"),
@@ -291,5 +301,8 @@ pub fn get_alert(ctx: &mut Ctx) -> Result<Response, ApiError> {
     .iter()
     .filter_map(|r| threat(r))
     .collect();
-    Ok(response::json(200, &AlertWithEvents { alert, events }))
+    let etag = alert.etag();
+    let mut response = response::json(200, &AlertWithEvents { alert, events });
+    response.set_header("etag", etag);
+    Ok(response)
 }

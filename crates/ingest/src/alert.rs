@@ -61,3 +61,56 @@ mod tests {
         assert!(joins(open, 1_000_000 - 60_000, DEFAULT_WINDOW_MS));
     }
 }
+
+/// An alert's life: open → acknowledged → resolved, or open → resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertStatus {
+    Open,
+    Acknowledged,
+    Resolved,
+}
+
+impl AlertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Open => "open",
+            AlertStatus::Acknowledged => "acknowledged",
+            AlertStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AlertStatus> {
+        [
+            AlertStatus::Open,
+            AlertStatus::Acknowledged,
+            AlertStatus::Resolved,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+
+    /// Acknowledging: only an open alert.
+    pub fn acknowledge(self) -> Option<AlertStatus> {
+        (self == AlertStatus::Open).then_some(AlertStatus::Acknowledged)
+    }
+
+    /// Resolving: an open or acknowledged alert.
+    pub fn resolve(self) -> Option<AlertStatus> {
+        (self != AlertStatus::Resolved).then_some(AlertStatus::Resolved)
+    }
+}
+
+#[cfg(test)]
+mod lifecycle_tests {
+    use super::AlertStatus::*;
+
+    #[test]
+    fn the_alert_lifecycle() {
+        assert_eq!(Open.acknowledge(), Some(Acknowledged));
+        assert_eq!(Acknowledged.acknowledge(), None);
+        assert_eq!(Resolved.acknowledge(), None);
+        assert_eq!(Open.resolve(), Some(Resolved));
+        assert_eq!(Acknowledged.resolve(), Some(Resolved));
+        assert_eq!(Resolved.resolve(), None);
+    }
+}

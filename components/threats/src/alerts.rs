@@ -1,0 +1,100 @@
+//! Acknowledging and resolving alerts, with `If-Match` (missing 428, stale
+//! 412) and the lifecycle in `vigil_ingest::alert` (illegal → 409).
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use spin_sdk::http::Response;
+use spin_sdk::sqlite::Value;
+use vigil_api::{ApiError, Ctx, db, response};
+use vigil_core::time::now_millis;
+use vigil_ingest::alert::AlertStatus;
+
+use crate::read::{Alert, load_alert};
+
+#[derive(Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Note {
+    /// Required to resolve.
+    #[schemars(length(max = 2000))]
+    note: Option<String>,
+}
+
+pub fn acknowledge(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    change(ctx, "acknowledge", AlertStatus::acknowledge)
+}
+
+pub fn resolve(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    change(ctx, "resolve", AlertStatus::resolve)
+}
+
+fn change(
+    ctx: &mut Ctx,
+    command: &str,
+    next: fn(AlertStatus) -> Option<AlertStatus>,
+) -> Result<Response, ApiError> {
+    let body: Note = if ctx.body.is_empty() {
+        Note::default()
+    } else {
+        ctx.json()?
+    };
+    let note = body
+        .note
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    if note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
+        return Err(ApiError::invalid_field(
+            "note",
+            "must be at most 2000 characters",
+        ));
+    }
+    if command == "resolve" && note.is_none() {
+        return Err(ApiError::invalid_field("note", "is required to resolve"));
+    }
+    let if_match = ctx.header("if-match").map(str::to_string).ok_or_else(|| {
+        ApiError::new(428, "precondition-required", "If-Match required")
+            .with_detail("send If-Match with the alert's ETag")
+    })?;
+    let id = ctx.param("id").to_string();
+    let now = now_millis();
+    let conn = db::open()?;
+    let after = db::transaction(&conn, |conn| {
+        let before: Alert = load_alert(conn, &id)?;
+        if if_match.trim() != before.etag() {
+            return Err(ApiError::precondition_failed(format!(
+                "the alert is at version {} now; reload it",
+                before.version
+            )));
+        }
+        let status = AlertStatus::parse(&before.status).ok_or_else(ApiError::internal)?;
+        let to = next(status).ok_or_else(|| {
+            ApiError::new(409, "illegal-transition", "Illegal transition").with_detail(format!(
+                "cannot {command} an alert that is {}",
+                before.status
+            ))
+        })?;
+        db::query(
+            conn,
+            "UPDATE alerts SET status = ?2, version = version + 1, updated_at = ?3 WHERE id = ?1",
+            &[
+                Value::Text(id.clone()),
+                Value::Text(to.as_str().into()),
+                Value::Integer(now),
+            ],
+        )?;
+        let after = load_alert(conn, &id)?;
+        let mut entry = ctx.audit_entry(&format!("alert.{command}d"), "alert", &id, now);
+        entry.before = Some(serde_json::to_string(&before).expect("serializes"));
+        entry.after = Some(serde_json::json!({"alert": after, "note": note}).to_string());
+        vigil_api::audit::append(conn, &entry)?;
+        vigil_api::audit::publish(
+            conn,
+            "alert.updated",
+            &serde_json::json!({"alert": after, "command": command}),
+            now,
+        )?;
+        Ok(after)
+    })?;
+    let mut response = response::json(200, &after);
+    response.set_header("etag", after.etag());
+    Ok(response)
+}
