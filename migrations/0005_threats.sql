@@ -26,6 +26,10 @@ CREATE TABLE threat_events (
 );
 CREATE INDEX threat_events_by_time ON threat_events (observed_at, id);
 CREATE INDEX threat_events_by_source ON threat_events (source_ip, observed_at);
+-- The explorer's filters, each newest first.
+CREATE INDEX threat_events_by_sensor ON threat_events (sensor_id, observed_at, id);
+CREATE INDEX threat_events_by_severity ON threat_events (severity, observed_at, id);
+CREATE INDEX threat_events_by_type ON threat_events (event_type, observed_at, id);
 
 CREATE TABLE alerts (
     id           TEXT PRIMARY KEY,

@@ -151,7 +151,10 @@ pub fn bench(args: &[String]) -> Result<()> {
         Some("host") => {}
         Some("auth") => return bench_auth(),
         Some("decisions") => return bench_decisions(),
-        _ => bail!("usage: cargo xtask bench <host [--seconds N] | auth | decisions>"),
+        Some("ingest-http") => return bench_ingest(),
+        _ => {
+            bail!("usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http>")
+        }
     }
     let seconds: u64 = match args.get(1).map(String::as_str) {
         Some("--seconds") => args.get(2).context("--seconds needs a value")?.parse()?,
@@ -463,6 +466,97 @@ fn bench_decisions() -> Result<()> {
         if claims != won as i64 || claimed != won as i64 || doubled != 0 {
             bail!("lost or duplicated transitions");
         }
+    }
+    Ok(())
+}
+
+/// `cargo xtask bench ingest-http`: events/s committed through
+/// `POST /api/threats/events` in batches of 500 for 10 s, then
+/// `GET /api/threats` latency with 1,000,000 stored events.
+fn bench_ingest() -> Result<()> {
+    build::build_all()?;
+    release_host()?;
+    const BATCH: usize = 500;
+    const STORED: i64 = 1_000_000;
+    for leg in [Leg::Host, Leg::Spin] {
+        if let Some(why) = leg.missing() {
+            println!("SKIPPED: the {} row: {why}", leg.name());
+            continue;
+        }
+        let app = TestApp::start(leg)?;
+        let token = app.token(Role::Analyst);
+        let started = Instant::now();
+        let (mut events, mut batches) = (0usize, 0usize);
+        while started.elapsed() < Duration::from_secs(10) {
+            let now = vigil_core::time::rfc3339(vigil_core::time::now_millis() - 1000);
+            let items: Vec<serde_json::Value> = (0..BATCH)
+                .map(|i| {
+                    serde_json::json!({
+                        "event_id": format!("b{batches}-{i}"), "sensor_id": "bench", "observed_at": now,
+                        "event_type": "port_scan", "source_ip": format!("198.51.{}.{}", i / 250, i % 250),
+                        "dest_ip": "10.1.2.3", "dest_port": 22
+                    })
+                })
+                .collect();
+            let r = app.post_json(
+                "/api/threats/events",
+                &serde_json::json!({"events": items}),
+                Some(&token),
+            );
+            if r.status != 200 {
+                bail!("ingest failed: {}", r.text());
+            }
+            events += r.json()["accepted"].as_array().map_or(0, |a| a.len());
+            batches += 1;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "{}: {events} events committed in {batches} batches of {BATCH}: {:.0} events/s",
+            leg.name(),
+            events as f64 / seconds
+        );
+
+        let now = vigil_core::time::now_millis();
+        let started = Instant::now();
+        vigil_e2e::execute(
+            &app,
+            &format!(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {STORED})
+                 INSERT INTO threat_events (id, sensor_id, event_id, observed_at, received_at, event_type, source_ip,
+                        source_class, score, severity, breakdown, confidence, payload, tags)
+                 SELECT printf('00000000-0000-4000-9000-%012d', i), 'sensor-' || (i % 50), 'm' || i, {now} - i * 1000, {now},
+                        CASE i % 3 WHEN 0 THEN 'port_scan' WHEN 1 THEN 'brute_force' ELSE 'http_probe' END,
+                        '198.51.100.' || (i % 250), 'reserved', i % 100,
+                        CASE WHEN i % 100 >= 80 THEN 'critical' WHEN i % 100 >= 60 THEN 'high' ELSE 'low' END,
+                        '[]', 1.0, '{{}}', '[]' FROM n;"
+            ),
+        );
+        println!(
+            "{}: {STORED} events stored in {:.1} s",
+            leg.name(),
+            started.elapsed().as_secs_f64()
+        );
+        let mut latencies = Vec::new();
+        for i in 0..100 {
+            let path = match i % 3 {
+                0 => "/api/threats?limit=50".to_string(),
+                1 => "/api/threats?severity=critical&limit=50".to_string(),
+                _ => "/api/threats?sensor_id=sensor-7&event_type=brute_force&limit=50".to_string(),
+            };
+            let t = Instant::now();
+            let r = app.with_bearer("GET", &path, &token);
+            latencies.push(t.elapsed());
+            if r.status != 200 {
+                bail!("listing failed: {}", r.text());
+            }
+        }
+        latencies.sort();
+        println!(
+            "{}: GET /api/threats over {STORED} events (plain and filtered first pages): p50 {:.2} ms, p99 {:.2} ms",
+            leg.name(),
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99)
+        );
     }
     Ok(())
 }
