@@ -73,6 +73,7 @@ fn main() -> ExitCode {
 /// every test of the native workspace members, and close with one summary
 /// line over all of them.
 fn test(extra: &[String]) -> Result<()> {
+    let started = std::time::Instant::now();
     build::build_all()?;
     let mut cmd = cargo();
     cmd.args(["test", "--no-fail-fast", "--lib", "--bins", "--tests"])
@@ -117,7 +118,8 @@ fn test(extra: &[String]) -> Result<()> {
             failed += 1;
         }
     }
-    println!("\nsummary: {passed} passed, {failed} failed, {ignored} skipped");
+    println!("\nxtask test: {:.0} s in all", started.elapsed().as_secs_f64());
+    println!("summary: {passed} passed, {failed} failed, {ignored} skipped");
     if !status.success() || fuzz.is_err() {
         bail!("tests failed");
     }

@@ -1,12 +1,11 @@
 //! Submitting proposals (idempotent), the queue, and one decision with its history.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::Value;
+use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, FieldError, db, response};
 use vigil_core::decision::{self, Action, Priority, Proposal, Status, ThreatLevel, wire};
 use vigil_core::id::new_id;
@@ -254,110 +253,69 @@ pub struct Queue {
 /// `limit` (1-200, default 50) and `cursor`.
 pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
-    let mut clauses = Vec::new();
-    let mut params = Vec::new();
-    let mut filter = |clause: &str, value: Value| {
-        params.push(value);
-        clauses.push(clause.replace('?', &format!("?{}", params.len())));
-    };
+    let mut f = Filters::default();
     if let Some(status) = ctx.query_param("status") {
         decision::parse_wire::<Status>(&status)
             .ok_or_else(|| ApiError::invalid_field("status", "is not a decision status"))?;
-        filter("status = ?", Value::Text(status));
+        f.add("status = ?", vec![Value::Text(status)]);
     }
     if let Some(p) = ctx.query_param("priority") {
         let rank = ["P1", "P2", "P3", "P4"]
             .iter()
             .position(|x| *x == p)
             .ok_or_else(|| ApiError::invalid_field("priority", "is P1, P2, P3 or P4"))?;
-        filter("priority = ?", Value::Integer(rank as i64 + 1));
+        f.add("priority = ?", vec![Value::Integer(rank as i64 + 1)]);
     }
     if let Some(action) = ctx.query_param("action") {
         decision::parse_wire::<Action>(&action)
             .ok_or_else(|| ApiError::invalid_field("action", "is not an action"))?;
-        filter("action = ?", Value::Text(action));
+        f.add("action = ?", vec![Value::Text(action)]);
     }
-    if let Some(assignee) = ctx.query_param("assignee") {
-        filter("assignee = ?", Value::Text(assignee));
-    }
-    if let Some(source) = ctx.query_param("source") {
-        filter("source = ?", Value::Text(source));
+    for column in ["assignee", "source"] {
+        if let Some(v) = ctx.query_param(column) {
+            f.add(&format!("{column} = ?"), vec![Value::Text(v)]);
+        }
     }
     match ctx.query_param("overdue").as_deref() {
         None => {}
         Some("true") => {
-            filter("sla_deadline < ?", Value::Integer(now));
-            clauses.push(
-                "status IN ('pending', 'claimed', 'escalated', 'awaiting_second_approval')".into(),
+            f.add("sla_deadline < ?", vec![Value::Integer(now)]);
+            f.add_fixed(
+                "status IN ('pending', 'claimed', 'escalated', 'awaiting_second_approval')",
             );
         }
         Some(_) => return Err(ApiError::invalid_field("overdue", "can only be true")),
     }
-    let limit: i64 = match ctx.query_param("limit") {
-        None => 50,
-        Some(l) => l
-            .parse()
-            .ok()
-            .filter(|n| (1..=200).contains(n))
-            .ok_or_else(|| ApiError::invalid_field("limit", "is 1-200"))?,
-    };
-    if let Some(cursor) = ctx.query_param("cursor") {
-        let decoded = B64
-            .decode(&cursor)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .unwrap_or_default();
-        let parts: Vec<&str> = decoded.splitn(3, '|').collect();
-        let [rank, deadline, id] = parts[..] else {
-            return Err(ApiError::invalid_field(
-                "cursor",
-                "is not a cursor from this API",
-            ));
-        };
-        let (Ok(rank), Ok(deadline)) = (rank.parse::<i64>(), deadline.parse::<i64>()) else {
-            return Err(ApiError::invalid_field(
-                "cursor",
-                "is not a cursor from this API",
-            ));
-        };
-        params.extend([
-            Value::Integer(rank),
-            Value::Integer(deadline),
-            Value::Text(id.to_string()),
-        ]);
-        let n = params.len();
-        clauses.push(format!(
-            "(priority, sla_deadline, id) > (?{}, ?{}, ?{})",
-            n - 2,
-            n - 1,
-            n
-        ));
+    let limit = listing::limit(ctx)?;
+    if let Some(c) = listing::cursor(ctx, 3)? {
+        let (rank, deadline) = (listing::cursor_int(&c[0])?, listing::cursor_int(&c[1])?);
+        f.add(
+            "(priority, sla_deadline, id) > (?, ?, ?)",
+            vec![
+                Value::Integer(rank),
+                Value::Integer(deadline),
+                Value::Text(c[2].clone()),
+            ],
+        );
     }
-    let where_clause = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
-    params.push(Value::Integer(limit + 1));
     let sql = format!(
-        "SELECT {COLUMNS} FROM decisions {where_clause} ORDER BY priority, sla_deadline, id LIMIT ?{}",
-        params.len()
+        "SELECT {COLUMNS} FROM decisions {} ORDER BY priority, sla_deadline, id LIMIT {}",
+        f.where_clause(),
+        f.limit_placeholder(limit + 1)
     );
     let conn = db::open()?;
-    let rows = db::query(&conn, &sql, &params)?;
-    let mut decisions: Vec<Decision> = rows
+    let mut decisions: Vec<Decision> = db::query(&conn, &sql, &f.params)?
         .iter()
         .filter_map(|r| record::from_row(r, now))
         .collect();
     let next_cursor = (decisions.len() as i64 > limit).then(|| {
         decisions.truncate(limit as usize);
         let last = decisions.last().expect("a full page");
-        B64.encode(format!(
-            "{}|{}|{}",
-            last.priority.rank(),
-            last.deadline_ms,
-            last.id
-        ))
+        listing::encode_cursor(&[
+            last.priority.rank().to_string(),
+            last.deadline_ms.to_string(),
+            last.id.clone(),
+        ])
     });
     Ok(response::json(
         200,

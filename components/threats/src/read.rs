@@ -1,11 +1,10 @@
 //! Reading threats and alerts.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use schemars::JsonSchema;
 use serde::Serialize;
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::Value;
+use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::time::rfc3339;
 use vigil_ingest::event::{EventType, Severity, parse_rfc3339};
@@ -86,28 +85,23 @@ pub struct ThreatPage {
 /// `severity`, `event_type`, `sensor_id`, `source_ip`, `technique`, `zone`;
 /// `limit` (1-200, default 50), `cursor`.
 pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let mut clauses: Vec<String> = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    let mut add = |clause: &str, v: Value| {
-        params.push(v);
-        clauses.push(clause.replace('?', &format!("?{}", params.len())));
-    };
+    let mut f = Filters::default();
     for (name, clause) in [("since", "observed_at >= ?"), ("until", "observed_at < ?")] {
         if let Some(t) = ctx.query_param(name) {
             let ms = parse_rfc3339(&t)
                 .ok_or_else(|| ApiError::invalid_field(name, "is not an RFC 3339 time"))?;
-            add(clause, Value::Integer(ms));
+            f.add(clause, vec![Value::Integer(ms)]);
         }
     }
     if let Some(s) = ctx.query_param("severity") {
         vigil_core::decision::parse_wire::<Severity>(&s)
             .ok_or_else(|| ApiError::invalid_field("severity", "is not a severity"))?;
-        add("severity = ?", Value::Text(s));
+        f.add("severity = ?", vec![Value::Text(s)]);
     }
     if let Some(t) = ctx.query_param("event_type") {
         vigil_core::decision::parse_wire::<EventType>(&t)
             .ok_or_else(|| ApiError::invalid_field("event_type", "is not an event type"))?;
-        add("event_type = ?", Value::Text(t));
+        f.add("event_type = ?", vec![Value::Text(t)]);
     }
     for (name, column) in [
         ("sensor_id", "sensor_id"),
@@ -116,52 +110,33 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
         ("zone", "dest_zone"),
     ] {
         if let Some(v) = ctx.query_param(name) {
-            add(&format!("{column} = ?"), Value::Text(v));
+            f.add(&format!("{column} = ?"), vec![Value::Text(v)]);
         }
     }
-    let limit: i64 = match ctx.query_param("limit") {
-        None => 50,
-        Some(l) => l
-            .parse()
-            .ok()
-            .filter(|n| (1..=200).contains(n))
-            .ok_or_else(|| ApiError::invalid_field("limit", "is 1-200"))?,
-    };
-    if let Some(cursor) = ctx.query_param("cursor") {
-        let bad = || ApiError::bad_request("the cursor is not one this API gave");
-        let decoded = B64
-            .decode(&cursor)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or_else(bad)?;
-        let (at, id) = decoded.split_once('|').ok_or_else(bad)?;
-        let at: i64 = at.parse().map_err(|_| bad())?;
-        params.extend([Value::Integer(at), Value::Text(id.to_string())]);
-        clauses.push(format!(
-            "(observed_at, id) < (?{}, ?{})",
-            params.len() - 1,
-            params.len()
-        ));
+    let limit = listing::limit(ctx)?;
+    if let Some(c) = listing::cursor(ctx, 2)? {
+        f.add(
+            "(observed_at, id) < (?, ?)",
+            vec![
+                Value::Integer(listing::cursor_int(&c[0])?),
+                Value::Text(c[1].clone()),
+            ],
+        );
     }
-    let where_clause = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
-    params.push(Value::Integer(limit + 1));
     let sql = format!(
-        "SELECT {THREAT_COLUMNS} FROM threat_events {where_clause} ORDER BY observed_at DESC, id DESC LIMIT ?{}",
-        params.len()
+        "SELECT {THREAT_COLUMNS} FROM threat_events {} ORDER BY observed_at DESC, id DESC LIMIT {}",
+        f.where_clause(),
+        f.limit_placeholder(limit + 1)
     );
     let conn = db::open()?;
-    let mut threats: Vec<Threat> = db::query(&conn, &sql, &params)?
+    let mut threats: Vec<Threat> = db::query(&conn, &sql, &f.params)?
         .iter()
         .filter_map(|r| threat(r))
         .collect();
     let next_cursor = (threats.len() as i64 > limit).then(|| {
         threats.truncate(limit as usize);
         let last = threats.last().expect("a full page");
-        B64.encode(format!("{}|{}", last.observed_ms, last.id))
+        listing::encode_cursor(&[last.observed_ms.to_string(), last.id.clone()])
     });
     Ok(response::json(
         200,

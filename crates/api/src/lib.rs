@@ -11,12 +11,14 @@
 //! - [`audit`]: the hash-chained audit log and the `events` outbox.
 //! - [`db`]: the `default` database through Spin's SQLite interface.
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the route tables.
+//! - [`listing`]: filters, limits and cursors for paginated listings.
 //! - [`health`]: the `GET /api/<area>/health` handler every component mounts.
 
 pub mod audit;
 pub mod authz;
 pub mod db;
 pub mod health;
+pub mod listing;
 pub mod openapi;
 pub mod request;
 pub mod response;
