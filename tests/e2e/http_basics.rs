@@ -69,7 +69,7 @@ fn unknown_routes_are_problem_404s(app: &TestApp) {
 
 fn wrong_method_is_405_with_allow(app: &TestApp) {
     for method in ["POST", "PUT", "DELETE", "PATCH"] {
-        let r = app.request(method, "/api/threats/health", &[], Some(b""));
+        let r = app.request(method, "/api/metrics/health", &[], Some(b""));
         r.assert_problem(405, "method-not-allowed");
         assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"), "{method}");
     }

@@ -118,7 +118,10 @@ fn test(extra: &[String]) -> Result<()> {
             failed += 1;
         }
     }
-    println!("\nxtask test: {:.0} s in all", started.elapsed().as_secs_f64());
+    println!(
+        "\nxtask test: {:.0} s in all",
+        started.elapsed().as_secs_f64()
+    );
     println!("summary: {passed} passed, {failed} failed, {ignored} skipped");
     if !status.success() || fuzz.is_err() {
         bail!("tests failed");

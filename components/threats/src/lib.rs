@@ -31,6 +31,14 @@ pub static COMPONENT: Component = Component {
             .summary("Threat events, newest first; filters and cursor pagination")
             .replies(&[Reply::json(200, "A page of events", schema_of::<read::ThreatPage>)])
             .errors(&[400, 422, 503]),
+        Route::new("GET", "/api/threats/stats", Access::Needs(Permission::ThreatsRead), read::stats)
+            .summary("Counts of events by severity, type and sensor over a range (24h, 7d, 30d, all)")
+            .replies(&[Reply::json(200, "The counts", schema_of::<read::ThreatStats>)])
+            .errors(&[422, 503]),
+        Route::new("DELETE", "/api/threats/{id}", Access::Needs(Permission::ThreatsDelete), read::delete)
+            .summary("Delete one event (admin); audited with what it was")
+            .replies(&[Reply { status: 204, description: "Deleted", content_type: "", schema: None }])
+            .errors(&[404, 503]),
         Route::new("GET", "/api/threats/{id}", Access::Needs(Permission::ThreatsRead), read::get)
             .summary("One event with its score breakdown")
             .replies(&[Reply::json(200, "The event", schema_of::<read::Threat>)])

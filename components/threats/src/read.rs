@@ -281,3 +281,84 @@ pub fn get_alert(ctx: &mut Ctx) -> Result<Response, ApiError> {
     response.set_header("etag", etag);
     Ok(response)
 }
+
+#[derive(Serialize, JsonSchema)]
+pub struct ThreatStats {
+    /// `24h`, `7d`, `30d` or `all`.
+    range: String,
+    total: i64,
+    by_severity: std::collections::BTreeMap<String, i64>,
+    by_type: std::collections::BTreeMap<String, i64>,
+    by_sensor: std::collections::BTreeMap<String, i64>,
+}
+
+/// `GET /api/threats/stats?range=24h|7d|30d|all`: counts of events observed in the range.
+pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let range = ctx.query_param("range").unwrap_or_else(|| "24h".into());
+    let hours: Option<i64> = match range.as_str() {
+        "24h" => Some(24),
+        "7d" => Some(7 * 24),
+        "30d" => Some(30 * 24),
+        "all" => None,
+        _ => return Err(ApiError::invalid_field("range", "is 24h, 7d, 30d or all")),
+    };
+    let since = hours.map_or(i64::MIN, |h| {
+        vigil_core::time::now_millis() - h * 3600 * 1000
+    });
+    let conn = db::open()?;
+    let counts = |column: &str| -> Result<std::collections::BTreeMap<String, i64>, ApiError> {
+        let rows = db::query(
+            &conn,
+            &format!(
+                "SELECT {column}, count(*) FROM threat_events WHERE observed_at >= ?1 GROUP BY {column}"
+            ),
+            &[Value::Integer(since)],
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((db::text(r, 0)?, db::int(r, 1)?)))
+            .collect())
+    };
+    let by_severity = counts("severity")?;
+    let by_type = counts("event_type")?;
+    let by_sensor = counts("sensor_id")?;
+    let total = by_severity.values().sum();
+    Ok(response::json(
+        200,
+        &ThreatStats {
+            range,
+            total,
+            by_severity,
+            by_type,
+            by_sensor,
+        },
+    ))
+}
+
+/// `DELETE /api/threats/{id}` (admin): remove one event, audited with what it was.
+pub fn delete(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let id = ctx.param("id").to_string();
+    let now = vigil_core::time::now_millis();
+    let conn = db::open()?;
+    db::transaction(&conn, |conn| {
+        let rows = db::query(
+            conn,
+            &format!("SELECT {THREAT_COLUMNS} FROM threat_events WHERE id = ?1"),
+            &[Value::Text(id.clone())],
+        )?;
+        let before = rows
+            .first()
+            .and_then(|r| threat(r))
+            .ok_or_else(ApiError::not_found)?;
+        db::query(
+            conn,
+            "DELETE FROM threat_events WHERE id = ?1",
+            &[Value::Text(id.clone())],
+        )?;
+        let mut entry = ctx.audit_entry("threat.deleted", "threat", &id, now);
+        entry.before = Some(serde_json::to_string(&before).expect("serializes"));
+        vigil_api::audit::append(conn, &entry)?;
+        vigil_api::audit::publish(conn, "threat.deleted", &serde_json::json!({"id": id}), now)
+    })?;
+    Ok(Response::builder().status(204).build())
+}
