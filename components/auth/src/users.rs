@@ -23,15 +23,7 @@ pub struct Me {
 pub fn me(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let who = ctx.principal();
     let user = match who.role {
-        Some(_) => {
-            let conn = db::open()?;
-            let rows = db::query(
-                &conn,
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-                &[Value::Text(who.subject.clone())],
-            )?;
-            rows.first().and_then(|r| user_from_row(r))
-        }
+        Some(_) => find(&db::open()?, &who.subject)?,
         None => None,
     };
     let permissions = Permission::ALL
@@ -243,15 +235,18 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
     Ok(response)
 }
 
-pub(crate) fn load(conn: &spin_sdk::sqlite::Connection, id: &str) -> Result<User, ApiError> {
+/// The user with `id`, if there is one.
+fn find(conn: &spin_sdk::sqlite::Connection, id: &str) -> Result<Option<User>, ApiError> {
     let rows = db::query(
         conn,
         &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
         &[Value::Text(id.into())],
     )?;
-    rows.first()
-        .and_then(|r| user_from_row(r))
-        .ok_or_else(ApiError::not_found)
+    Ok(rows.first().and_then(|r| user_from_row(r)))
+}
+
+pub(crate) fn load(conn: &spin_sdk::sqlite::Connection, id: &str) -> Result<User, ApiError> {
+    find(conn, id)?.ok_or_else(ApiError::not_found)
 }
 
 /// `GET /api/auth/users/{id}`.

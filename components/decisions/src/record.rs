@@ -75,11 +75,6 @@ pub const COLUMNS: &str = "id, source, subject_kind, subject_id, action, paramet
     outcome_detail, created_at, updated_at";
 
 pub fn from_row(r: &[Value], now: i64) -> Option<Decision> {
-    let real = |i: usize| match r.get(i) {
-        Some(Value::Real(x)) => Some(*x),
-        Some(Value::Integer(n)) => Some(*n as f64),
-        _ => None,
-    };
     let status: Status = parse_wire(&db::text(r, 13)?)?;
     let deadline = db::int(r, 12)?;
     Some(Decision {
@@ -92,7 +87,7 @@ pub fn from_row(r: &[Value], now: i64) -> Option<Decision> {
         proposed_action: parse_wire(&db::text(r, 4)?)?,
         parameters: serde_json::from_str(&db::text(r, 5)?).ok()?,
         threat_level: parse_wire(&db::text(r, 6)?)?,
-        confidence: real(7)?,
+        confidence: db::real(r, 7)?,
         summary: db::text(r, 8)?,
         rationale: db::text(r, 9)?,
         evidence: serde_json::from_str(&db::text(r, 10)?).ok()?,

@@ -9,6 +9,7 @@ use spin_sdk::sqlite::{Connection, Value};
 use vigil_api::{ApiError, Ctx, FieldError, db, response};
 use vigil_core::id::new_id;
 use vigil_core::time::now_millis;
+use vigil_core::wire::wire;
 use vigil_ingest::alert::{self, OpenAlert};
 use vigil_ingest::classify::{ZoneMap, classify};
 use vigil_ingest::event::{Event, RawEvent, Severity, validate};
@@ -58,10 +59,6 @@ pub struct Outcome {
     accepted: Vec<Accepted>,
     duplicates: Vec<Duplicate>,
     rejected: Vec<Rejected>,
-}
-
-fn wire<T: Serialize>(v: &T) -> String {
-    vigil_core::decision::wire(v)
 }
 
 /// The sensor an API key speaks for (`None` for users).

@@ -44,11 +44,6 @@ const THREAT_COLUMNS: &str = "id, sensor_id, event_id, observed_at, event_type, 
 
 fn threat(r: &[Value]) -> Option<Threat> {
     let json = |i| db::text(r, i).and_then(|t| serde_json::from_str(&t).ok());
-    let real = match r.get(16) {
-        Some(Value::Real(x)) => *x,
-        Some(Value::Integer(n)) => *n as f64,
-        _ => return None,
-    };
     Some(Threat {
         id: db::text(r, 0)?,
         sensor_id: db::text(r, 1)?,
@@ -66,7 +61,7 @@ fn threat(r: &[Value]) -> Option<Threat> {
         score: db::int(r, 13)?,
         severity: db::text(r, 14)?,
         breakdown: json(15)?,
-        confidence: real,
+        confidence: db::real(r, 16)?,
         payload: json(17)?,
         tags: json(18)?,
         alert_id: db::text(r, 19),
@@ -94,12 +89,12 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
         }
     }
     if let Some(s) = ctx.query_param("severity") {
-        vigil_core::decision::parse_wire::<Severity>(&s)
+        vigil_core::wire::parse_wire::<Severity>(&s)
             .ok_or_else(|| ApiError::invalid_field("severity", "is not a severity"))?;
         f.add("severity = ?", vec![Value::Text(s)]);
     }
     if let Some(t) = ctx.query_param("event_type") {
-        vigil_core::decision::parse_wire::<EventType>(&t)
+        vigil_core::wire::parse_wire::<EventType>(&t)
             .ok_or_else(|| ApiError::invalid_field("event_type", "is not an event type"))?;
         f.add("event_type = ?", vec![Value::Text(t)]);
     }

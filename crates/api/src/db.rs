@@ -82,3 +82,12 @@ pub fn int(row: &[Value], i: usize) -> Option<i64> {
         _ => None,
     }
 }
+
+/// Column `i` of a row as a float (SQLite may hand back a whole number as an integer).
+pub fn real(row: &[Value], i: usize) -> Option<f64> {
+    match row.get(i) {
+        Some(Value::Real(x)) => Some(*x),
+        Some(Value::Integer(n)) => Some(*n as f64),
+        _ => None,
+    }
+}

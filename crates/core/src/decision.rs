@@ -17,6 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
+pub use crate::wire::{parse_wire, wire};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -32,19 +33,6 @@ pub enum Status {
     Executed,
     Failed,
     Expired,
-}
-
-/// The snake_case wire name of a serde enum value (as stored in the database).
-pub fn wire<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-/// Parse a snake_case wire name.
-pub fn parse_wire<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
 }
 
 impl Status {

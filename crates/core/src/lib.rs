@@ -16,6 +16,7 @@
 //! - [`id`]: random UUIDv4 identifiers.
 //! - [`totp`]: two-factor codes (RFC 6238), recovery codes.
 //! - [`user`]: rules for user records (usernames, display names).
+//! - [`wire`]: the snake_case wire names of enum values.
 //! - [`time`]: UTC milliseconds and RFC 3339 formatting.
 
 pub mod access;
@@ -31,6 +32,7 @@ pub mod time;
 pub mod token;
 pub mod totp;
 pub mod user;
+pub mod wire;
 
 pub use access::{Pending, Permission, Principal, Role};
 pub use problem::{ApiError, FieldError};
