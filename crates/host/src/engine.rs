@@ -2,6 +2,7 @@
 //! `ProxyPre` per manifest component, and a fresh `Store` + instance per request.
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,13 +13,11 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi::{DirPerms, FilePerms, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::p2::types::{HostFutureIncomingResponse, OutgoingRequestConfig};
-use wasmtime_wasi_http::p2::{HttpResult, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::p2::{WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings;
 use crate::manifest::{App, FilesMount};
+use crate::outbound::{OutboundHttp, OutboundPolicy};
 use crate::sqlite::{Databases, SqliteState};
 use crate::variables::Resolver;
 
@@ -27,7 +26,7 @@ pub struct State {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     pub(crate) table: ResourceTable,
-    hooks: DenyOutbound,
+    hooks: OutboundHttp,
     pub(crate) sqlite: SqliteState,
     component_id: Arc<str>,
     variables: Arc<Resolver>,
@@ -52,20 +51,6 @@ impl WasiHttpView for State {
     }
 }
 
-/// Outbound HTTP is not part of Vigil's components; Spin refuses hosts not in
-/// `allowed_outbound_hosts` with the same error code.
-struct DenyOutbound;
-
-impl WasiHttpHooks for DenyOutbound {
-    fn send_request(
-        &mut self,
-        _request: hyper::Request<HyperOutgoingBody>,
-        _config: OutgoingRequestConfig,
-    ) -> HttpResult<HostFutureIncomingResponse> {
-        Err(ErrorCode::HttpRequestDenied.into())
-    }
-}
-
 impl bindings::fermyon::spin::variables::Host for State {
     async fn get(
         &mut self,
@@ -84,6 +69,7 @@ pub struct PreparedComponent {
     env: Vec<(String, String)>,
     mounts: Vec<(PathBuf, String)>,
     allowed_dbs: Arc<HashSet<String>>,
+    outbound: Arc<OutboundPolicy>,
 }
 
 /// The compiled app: shared by every request.
@@ -200,6 +186,7 @@ impl Runtime {
         app: &App,
         databases: Databases,
         variables: Resolver,
+        outbound: &HashMap<String, Arc<OutboundPolicy>>,
     ) -> Result<(Self, LoadTimings)> {
         let engine = engine()?;
         let linker = linker(&engine)?;
@@ -244,6 +231,10 @@ impl Runtime {
                         .collect(),
                     mounts: mounts(&app.dir, &c.files)?,
                     allowed_dbs: Arc::new(c.sqlite_databases.iter().cloned().collect()),
+                    outbound: outbound
+                        .get(id)
+                        .cloned()
+                        .ok_or_else(|| anyhow!("no outbound policy for component {id:?}"))?,
                 }),
             );
         }
@@ -261,8 +252,19 @@ impl Runtime {
         ))
     }
 
-    /// A new store for one request to `component`.
+    /// A new store for one request to `component`, outside any server:
+    /// self-requests (`http://self.alt/...`) fail with `HttpRequestUriInvalid`.
     pub fn new_store(&self, component: &PreparedComponent) -> Result<Store<State>> {
+        self.new_request_store(component, None)
+    }
+
+    /// A new store for one request to `component` served on `listen_addr`,
+    /// where the component's self-requests go.
+    pub fn new_request_store(
+        &self,
+        component: &PreparedComponent,
+        listen_addr: Option<SocketAddr>,
+    ) -> Result<Store<State>> {
         let mut wasi = WasiCtx::builder();
         wasi.inherit_stdout().inherit_stderr().envs(&component.env);
         for (host, guest) in &component.mounts {
@@ -272,7 +274,7 @@ impl Runtime {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: DenyOutbound,
+            hooks: OutboundHttp::new(component.outbound.clone(), listen_addr),
             sqlite: SqliteState {
                 allowed: component.allowed_dbs.clone(),
                 databases: self.databases.clone(),

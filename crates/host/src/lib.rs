@@ -11,6 +11,7 @@
 //! * [`manifest`]: the `spin.toml` subset we run (components, triggers, variables).
 //! * [`routes`]: `[[trigger.http]]` routing with Spin's precedence rules.
 //! * [`variables`]: `fermyon:spin/variables@2.0.0` (templates, `SPIN_VARIABLE_*`).
+//! * [`outbound`]: `wasi:http/outgoing-handler` under Spin's `allowed_outbound_hosts`.
 //! * [`sqlite`]: `fermyon:spin/sqlite@2.0.0` over libSQL, Spin's runtime-config format.
 //! * [`engine`]: wasmtime engine/linker, per-component `ProxyPre`, per-request stores.
 //! * [`server`]: hyper server, Spin's headers, the wasi:http incoming-handler call.
@@ -22,6 +23,7 @@
 pub mod engine;
 pub mod launch;
 pub mod manifest;
+pub mod outbound;
 pub mod routes;
 pub mod server;
 pub mod sqlite;
@@ -91,6 +93,7 @@ impl Host {
                 .with_context(|| format!("component {id:?} has invalid variables"))?;
         }
         resolver.ensure_required_resolvable()?;
+        let outbound = outbound::OutboundPolicy::load_all(&app.manifest, &resolver)?;
 
         let cwd = std::env::current_dir().context("failed to get current working directory")?;
         let dbs = sqlite::resolve_databases(runtime_config.as_ref(), &cwd, &app.dir.join(".spin"))?;
@@ -114,7 +117,7 @@ impl Host {
         }
 
         let (runtime, timings) =
-            engine::Runtime::load(&app, sqlite::Databases::new(dbs), resolver)?;
+            engine::Runtime::load(&app, sqlite::Databases::new(dbs), resolver, &outbound)?;
         let version = app
             .manifest
             .application

@@ -67,6 +67,13 @@ pub struct Component {
     pub files: Vec<FilesMount>,
     #[serde(default, alias = "sqlite-databases")]
     pub sqlite_databases: Vec<String>,
+    /// `(scheme)://(host)[:port]` entries, `{{ var }}` templates allowed;
+    /// parsed and checked by [`crate::outbound`].
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Deprecated Spin field; refused at load (see `App::load`).
+    #[serde(default)]
+    pub allowed_http_hosts: Vec<String>,
     #[serde(default)]
     pub dependencies: Option<toml::Table>,
 }
@@ -158,6 +165,10 @@ impl App {
         }
 
         for (id, c) in manifest.components.iter() {
+            ensure!(
+                c.allowed_http_hosts.is_empty(),
+                "component {id:?} uses the deprecated `allowed_http_hosts`, which vigil-host does not support; use `allowed_outbound_hosts`"
+            );
             if c.dependencies.as_ref().is_some_and(|d| !d.is_empty()) {
                 bail!(
                     "component {id:?} declares [dependencies]; vigil-host runs only pre-composed components (compose with wac at build time)"

@@ -52,6 +52,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     tokio::pin!(shutdown);
+    // Where components' self-requests (`http://self.alt/...`) go, like
+    // Spin's `SelfRequestOrigin` (its listen address, plain http).
+    let listen_addr = listener.local_addr().ok();
     loop {
         let (stream, client_addr) = tokio::select! {
             _ = &mut shutdown => return Ok(()),
@@ -70,7 +73,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let app = app.clone();
-                async move { handle_logged(app, req, client_addr).await }
+                async move { handle_logged(app, req, client_addr, listen_addr).await }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
@@ -84,11 +87,12 @@ async fn handle_logged(
     app: Arc<App>,
     req: Request<Incoming>,
     client_addr: SocketAddr,
+    listen_addr: Option<SocketAddr>,
 ) -> Result<Response<HyperOutgoingBody>> {
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let result = handle(&app, req, client_addr).await;
+    let result = handle(&app, req, client_addr, listen_addr).await;
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     match &result {
         Ok(r) => eprintln!("{method} {path} {} {ms:.1}ms", r.status().as_u16()),
@@ -101,6 +105,7 @@ async fn handle(
     app: &App,
     req: Request<Incoming>,
     client_addr: SocketAddr,
+    listen_addr: Option<SocketAddr>,
 ) -> Result<Response<HyperOutgoingBody>> {
     let path = req.uri().path().to_string();
     if let Some(well_known) = path.strip_prefix(WELL_KNOWN_PREFIX) {
@@ -124,7 +129,7 @@ async fn handle(
         return Ok(status(StatusCode::NOT_FOUND));
     };
     let req = set_req_uri(req)?;
-    match run_component(app, req, &route, client_addr).await {
+    match run_component(app, req, &route, client_addr, listen_addr).await {
         Ok(r) => Ok(r),
         Err(e) => {
             // A trap, panic or missing response: an empty 500, like Spin's
@@ -242,6 +247,7 @@ async fn run_component(
     mut req: Request<Incoming>,
     route: &RouteMatch,
     client_addr: SocketAddr,
+    listen_addr: Option<SocketAddr>,
 ) -> Result<Response<HyperOutgoingBody>> {
     let component = app
         .runtime
@@ -251,7 +257,7 @@ async fn run_component(
         .clone();
     prepare_headers(&mut req, route, client_addr)?;
 
-    let mut store = app.runtime.new_store(&component)?;
+    let mut store = app.runtime.new_request_store(&component, listen_addr)?;
     let proxy = component.pre.instantiate_async(&mut store).await?;
     let req = req.map(|b| b.map_err(wasmtime_wasi_http::p2::hyper_request_error));
     let (tx, rx) = tokio::sync::oneshot::channel();

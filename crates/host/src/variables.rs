@@ -140,6 +140,18 @@ fn parse_dotenv(s: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// A template with each `{{ name }}` replaced by `var(name)`.
+fn render(parts: &[Part], var: impl Fn(&str) -> Result<String, Error>) -> Result<String, Error> {
+    let mut out = String::new();
+    for p in parts {
+        match p {
+            Part::Lit(l) => out.push_str(l),
+            Part::Expr(name) => out.push_str(&var(name)?),
+        }
+    }
+    Ok(out)
+}
+
 /// Resolves component variables; shared by all instances of the app.
 #[derive(Debug)]
 pub struct Resolver {
@@ -207,14 +219,29 @@ impl Resolver {
         let parts = templates
             .get(key)
             .ok_or_else(|| Error::Undefined(format!("no variable for {component:?}.{key:?}")))?;
-        let mut out = String::new();
-        for p in parts {
-            match p {
-                Part::Lit(l) => out.push_str(l),
-                Part::Expr(name) => out.push_str(&self.resolve_variable(name)?),
-            }
-        }
-        Ok(out)
+        self.resolve_template(parts)
+    }
+
+    /// Resolves an app-level template (no component scope): providers, then
+    /// defaults — what Spin's `PreparedResolver::resolve_template` does for
+    /// `allowed_outbound_hosts` at request time.
+    pub fn resolve_template(&self, parts: &[Part]) -> Result<String, Error> {
+        render(parts, |name| self.resolve_variable(name))
+    }
+
+    /// Resolves an app-level template from the manifest's DEFAULTS only (no
+    /// provider): the resolver Spin's loader validates `allowed_outbound_hosts`
+    /// with at start-up (crates/loader/src/local.rs, `load_component`).
+    pub fn resolve_template_defaults(&self, parts: &[Part]) -> Result<String, Error> {
+        render(parts, |name| {
+            let var = self
+                .variables
+                .get(name)
+                .ok_or_else(|| Error::InvalidName(name.to_string()))?;
+            var.default.clone().ok_or_else(|| {
+                Error::Provider(format!("no provider resolved required variable {name:?}"))
+            })
+        })
     }
 
     fn resolve_variable(&self, name: &str) -> Result<String, Error> {

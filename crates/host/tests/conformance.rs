@@ -556,3 +556,263 @@ fn unconfigured_database_fails_startup() {
     }
     cleanup("nodb");
 }
+
+/// A plain HTTP/1.1 upstream for outbound requests: answers every request
+/// with JSON `{method, path, headers, body}`; `/slow` answers after 3 s.
+fn upstream() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let split = loop {
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p;
+                    }
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+                let mut lines = head.split("\r\n");
+                let mut first = lines.next().unwrap_or_default().split(' ');
+                let (method, path) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
+                let headers: serde_json::Map<String, Json> = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), Json::from(v.trim())))
+                    .collect();
+                let mut body = buf[split + 4..].to_vec();
+                let chunked = headers
+                    .get("transfer-encoding")
+                    .is_some_and(|v| v.as_str().unwrap_or("").contains("chunked"));
+                let length: usize = headers
+                    .get("content-length")
+                    .and_then(|v| v.as_str()?.parse().ok())
+                    .unwrap_or(0);
+                loop {
+                    let done = if chunked {
+                        body.ends_with(b"0\r\n\r\n")
+                    } else {
+                        body.len() >= length
+                    };
+                    if done {
+                        break;
+                    }
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => body.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                if chunked {
+                    body = decode_chunked(&body);
+                }
+                if path == "/slow" {
+                    std::thread::sleep(Duration::from_secs(3));
+                }
+                let out = serde_json::to_vec(&serde_json::json!({
+                    "method": method,
+                    "path": path,
+                    "headers": headers,
+                    "body": String::from_utf8_lossy(&body),
+                }))
+                .unwrap();
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    out.len()
+                );
+                let _ = s.write_all(&out);
+            });
+        }
+    });
+    addr
+}
+
+const WEBHOOK_BODY: &str = r#"{"alert":7,"note":"webhook"}"#;
+
+/// Outbound HTTP from `outbound` (allowed_outbound_hosts =
+/// ["{{ upstream }}", "http://self"]): allowed requests reach the upstream
+/// with the same method, path, headers and body under both runtimes; anything
+/// else fails with the same error code; timeouts from request options.
+#[test]
+fn outbound_http_against_spin() {
+    require_fixture();
+    let up = upstream();
+    let origin = format!("http://{up}");
+    let mut env = ENV.to_vec();
+    env.push(("SPIN_VARIABLE_UPSTREAM", &origin));
+    let host = start("outbound", Runtime::Host, &env, true).expect("host starts");
+    let spin = if spin_available() {
+        Some(start("outbound", Runtime::Spin, &env, true).expect("spin starts"))
+    } else {
+        None
+    };
+    let mut d = Diff {
+        host: &host,
+        spin: spin.as_ref(),
+        failures: Vec::new(),
+    };
+
+    for via in ["sdk", "raw"] {
+        let r = d.get(&format!(
+            "/outbound/a?fetch={origin}/hook?id=1&post=1&via={via}"
+        ));
+        let f = &r.json()["fetch"];
+        d.expect(&format!("{via}: POST sent"), f["status"] == 200);
+        d.expect(&format!("{via}: method"), f["body"]["method"] == "POST");
+        d.expect(&format!("{via}: path"), f["body"]["path"] == "/hook?id=1");
+        d.expect(&format!("{via}: body"), f["body"]["body"] == WEBHOOK_BODY);
+        d.expect(
+            &format!("{via}: host header"),
+            f["body"]["headers"]["host"] == up.to_string(),
+        );
+        let r = d.get(&format!("/outbound/a?fetch={origin}/get&via={via}"));
+        d.expect(
+            &format!("{via}: GET"),
+            r.json()["fetch"]["body"]["method"] == "GET",
+        );
+
+        // Not allowed: another port, another host, another component.
+        let denied = |r: &Reply| {
+            r.json()["fetch"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("HttpRequestDenied"))
+        };
+        let other = format!("http://127.0.0.1:{}/hook", up.port() ^ 1);
+        for (label, path) in [
+            (
+                "other port",
+                format!("/outbound/a?fetch={other}&post=1&via={via}"),
+            ),
+            (
+                "other host",
+                format!("/outbound/a?fetch=https://example.com/&via={via}"),
+            ),
+            (
+                "other component",
+                format!("/?fetch={origin}/hook&post=1&via={via}"),
+            ),
+        ] {
+            let r = d.get(&path);
+            d.expect(&format!("{via}: {label} denied"), denied(&r));
+        }
+    }
+
+    // A first-byte timeout from request options.
+    let r = d.get(&format!(
+        "/outbound/a?fetch={origin}/slow&first_byte_ms=300"
+    ));
+    d.expect(
+        "first-byte timeout",
+        r.json()["fetch"]["error"] == "ErrorCode::ConnectionReadTimeout",
+    );
+
+    // Self-requests reach the app itself (the client port differs, so only
+    // chosen fields are compared).
+    let mut runtimes = vec![&host];
+    runtimes.extend(spin.as_ref());
+    for app in runtimes {
+        let r = get(app.addr, "/outbound/a?fetch=http://self.alt/api/self?x=1");
+        let f = &r.json()["fetch"];
+        let ok = f["status"] == 200
+            && f["body"]["component"] == "echo"
+            && f["body"]["path"] == "/api/self"
+            && f["body"]["headers"]["spin-full-url"][0]
+                == format!("http://{}/api/self?x=1", app.addr)
+            && f["read_error"].is_null();
+        if !ok {
+            d.failures.push(format!("self-request: {f}"));
+        }
+        let r = get(app.addr, "/?fetch=http://self.alt/api/self");
+        d.expect(
+            "self-request not allowed for echo",
+            r.json()["fetch"]["error"] == "ErrorCode::HttpRequestDenied",
+        );
+    }
+
+    let failures = std::mem::take(&mut d.failures);
+    drop(d);
+    assert!(
+        failures.is_empty(),
+        "{} difference(s):\n{}\n--- host stderr tail ---\n{}",
+        failures.len(),
+        failures.join("\n"),
+        host.stderr()
+    );
+    drop((host, spin));
+    cleanup("outbound");
+}
+
+/// `allowed_outbound_hosts = ["{{ upstream }}"]`: an invalid DEFAULT stops
+/// start-up; an invalid or empty value from the environment does not, and
+/// then every outbound request of the component is denied.
+#[test]
+fn outbound_template_values() {
+    require_fixture();
+    let mut runtimes = vec![Runtime::Host];
+    if spin_available() {
+        runtimes.push(Runtime::Spin);
+    }
+    let wasm = std::path::absolute(
+        fixture_dir().join("../../../../target/wasm32-wasip2/release/vigil_host_fixture.wasm"),
+    )
+    .unwrap();
+    for rt in runtimes.iter().copied() {
+        let (dir, _) = workdir("badorigin", rt);
+        let manifest = dir.join("spin.toml");
+        std::fs::write(
+            &manifest,
+            format!(
+                "spin_manifest_version = 2\n[application]\nname = \"t\"\n[variables]\norigin = {{ default = \"\" }}\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"c\"\n[component.c]\nsource = {:?}\nallowed_outbound_hosts = [\"{{{{ origin }}}}\"]\n",
+                wasm.display().to_string()
+            ),
+        )
+        .unwrap();
+        let err = match launch(LaunchOptions {
+            runtime: rt,
+            manifest,
+            runtime_config: None,
+            env: vec![],
+            workdir: dir,
+        }) {
+            Ok(_) => panic!("{} started with an invalid default", rt.name()),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.contains("`allowed_outbound_hosts` is malformed")
+                && err.contains("results in invalid config \"\""),
+            "{}: {err}",
+            rt.name()
+        );
+    }
+    cleanup("badorigin");
+
+    for value in ["", "not a url"] {
+        let mut env = ENV.to_vec();
+        env.push(("SPIN_VARIABLE_UPSTREAM", value));
+        for rt in runtimes.iter().copied() {
+            let app = start("emptyorigin", rt, &env, true)
+                .unwrap_or_else(|e| panic!("{} with upstream={value:?}: {e:#}", rt.name()));
+            for fetch in [
+                "http://upstream.invalid/",
+                "http://127.0.0.1:9/",
+                "http://self.alt/",
+            ] {
+                let r = get(app.addr, &format!("/outbound/a?fetch={fetch}"));
+                assert_eq!(
+                    r.json()["fetch"]["error"],
+                    "ErrorCode::HttpRequestDenied",
+                    "{} with upstream={value:?}, {fetch}: {}",
+                    rt.name(),
+                    String::from_utf8_lossy(&r.body)
+                );
+            }
+        }
+    }
+    cleanup("emptyorigin");
+}
