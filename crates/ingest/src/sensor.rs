@@ -1,0 +1,169 @@
+//! Sensors: what kinds there are, what a valid sensor id is, and the
+//! online / stale / offline status that follows from the age of the last
+//! heartbeat (computed when read, so it is never out of date).
+
+use serde::{Deserialize, Serialize};
+
+/// Default: a heartbeat within 2 minutes is online.
+pub const DEFAULT_ONLINE_MS: i64 = 2 * 60 * 1000;
+/// Default: silent for over 10 minutes (or never heard from) is offline.
+pub const DEFAULT_OFFLINE_MS: i64 = 10 * 60 * 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SensorKind {
+    Network,
+    Honeypot,
+    Wireless,
+    Physical,
+    Other,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SensorStatus {
+    Online,
+    Stale,
+    Offline,
+}
+
+/// When a sensor counts as online and when as offline (`online_ms < offline_ms`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Liveness {
+    pub online_ms: i64,
+    pub offline_ms: i64,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            online_ms: DEFAULT_ONLINE_MS,
+            offline_ms: DEFAULT_OFFLINE_MS,
+        }
+    }
+}
+
+impl Liveness {
+    /// From the configured seconds; falls back to the defaults when they
+    /// are not positive or not in order.
+    pub fn from_seconds(online: Option<i64>, offline: Option<i64>) -> Liveness {
+        let d = Liveness::default();
+        let online_ms = online.filter(|s| *s > 0).map_or(d.online_ms, |s| s * 1000);
+        let offline_ms = offline
+            .filter(|s| *s > 0)
+            .map_or(d.offline_ms, |s| s * 1000);
+        if online_ms < offline_ms {
+            Liveness {
+                online_ms,
+                offline_ms,
+            }
+        } else {
+            d
+        }
+    }
+
+    pub fn status(&self, last_heartbeat_ms: Option<i64>, now_ms: i64) -> SensorStatus {
+        match last_heartbeat_ms.map(|at| now_ms - at) {
+            Some(age) if age <= self.online_ms => SensorStatus::Online,
+            Some(age) if age <= self.offline_ms => SensorStatus::Stale,
+            _ => SensorStatus::Offline,
+        }
+    }
+
+    /// The heartbeat times that give `status` at `now_ms`, as an SQL-ready
+    /// range `(after, at_or_before)` of `last_heartbeat` (`None` = unbounded;
+    /// offline also covers sensors never heard from).
+    pub fn heartbeat_range(&self, status: SensorStatus, now_ms: i64) -> (Option<i64>, Option<i64>) {
+        match status {
+            SensorStatus::Online => (Some(now_ms - self.online_ms - 1), None),
+            SensorStatus::Stale => (
+                Some(now_ms - self.offline_ms - 1),
+                Some(now_ms - self.online_ms - 1),
+            ),
+            SensorStatus::Offline => (None, Some(now_ms - self.offline_ms - 1)),
+        }
+    }
+}
+
+/// A sensor id: 1–64 of `A-Z a-z 0-9 . _ -`, so it is safe in MQTT topics
+/// (`vigil/sensors/{id}/events`) and URLs without escaping.
+pub fn valid_sensor_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_follows_heartbeat_age() {
+        let l = Liveness::default();
+        let now = 10_000_000;
+        assert_eq!(l.status(Some(now), now), SensorStatus::Online);
+        assert_eq!(
+            l.status(Some(now - DEFAULT_ONLINE_MS), now),
+            SensorStatus::Online
+        );
+        assert_eq!(
+            l.status(Some(now - DEFAULT_ONLINE_MS - 1), now),
+            SensorStatus::Stale
+        );
+        assert_eq!(
+            l.status(Some(now - DEFAULT_OFFLINE_MS), now),
+            SensorStatus::Stale
+        );
+        assert_eq!(
+            l.status(Some(now - DEFAULT_OFFLINE_MS - 1), now),
+            SensorStatus::Offline
+        );
+        assert_eq!(l.status(None, now), SensorStatus::Offline);
+    }
+
+    #[test]
+    fn heartbeat_ranges_agree_with_status() {
+        let l = Liveness::from_seconds(Some(60), Some(300));
+        let now = 50_000_000;
+        for age in [
+            0, 1, 59_999, 60_000, 60_001, 299_999, 300_000, 300_001, 9_999_999,
+        ] {
+            let at = now - age;
+            let status = l.status(Some(at), now);
+            for candidate in [
+                SensorStatus::Online,
+                SensorStatus::Stale,
+                SensorStatus::Offline,
+            ] {
+                let (after, until) = l.heartbeat_range(candidate, now);
+                let inside = after.is_none_or(|a| at > a) && until.is_none_or(|u| at <= u);
+                assert_eq!(inside, candidate == status, "age {age} as {candidate:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn thresholds_out_of_order_fall_back_to_defaults() {
+        assert_eq!(
+            Liveness::from_seconds(Some(600), Some(60)),
+            Liveness::default()
+        );
+        assert_eq!(Liveness::from_seconds(Some(0), None), Liveness::default());
+        assert_eq!(
+            Liveness::from_seconds(Some(30), Some(90)),
+            Liveness {
+                online_ms: 30_000,
+                offline_ms: 90_000
+            }
+        );
+    }
+
+    #[test]
+    fn sensor_ids_are_topic_and_url_safe() {
+        assert!(valid_sensor_id("hp-7.edge_2"));
+        for bad in ["", "a/b", "a b", "+", "#", "é", &"x".repeat(65)] {
+            assert!(!valid_sensor_id(bad), "{bad:?}");
+        }
+    }
+}
