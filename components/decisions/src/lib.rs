@@ -5,23 +5,24 @@
 //!
 //! - [`queue`]: submitting (idempotent), the queue, one decision with its history.
 //! - [`transitions`]: every command, through the state machine in `vigil-core`.
-//! - [`record`]: a decision as stored and served.
 //! - [`stats`]: queue depth, time to decision, SLA breaches, outcomes.
-//! - [`settings`]: safety policy, SLA and dispatch-type actions (variables).
+//!
+//! How a decision is stored, and the variables (safety policy, SLA,
+//! dispatch-type actions), live in `vigil_api::decisions`: playbooks in the
+//! threats component open decisions the same way.
 
 mod queue;
-mod record;
-mod settings;
 mod stats;
 mod transitions;
 
+use vigil_api::decisions::record::Decision;
 use vigil_api::router::{DEFAULT_BODY_LIMIT, Reply, schema_of};
 use vigil_api::{Access, Component, Permission, Route, health};
 
 const DECISION: &[Reply] = &[Reply::json(
     200,
     "The decision after the transition; `ETag` is its version",
-    schema_of::<record::Decision>,
+    schema_of::<Decision>,
 )];
 /// Transitions: not found, not allowed for this person, illegal from this state,
 /// stale ETag, missing If-Match, database.
@@ -55,7 +56,7 @@ pub static COMPONENT: Component = Component {
         .replies(&[Reply::json(
             201,
             "The new decision (or, for a retry, the original)",
-            schema_of::<record::Decision>,
+            schema_of::<Decision>,
         )])
         .errors(&[409, 503]),
         Route::new(

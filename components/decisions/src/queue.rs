@@ -7,12 +7,12 @@ use spin_sdk::http::Response;
 use spin_sdk::sqlite::Value;
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, FieldError, db, response};
-use vigil_core::decision::{self, Action, Priority, Proposal, Status, ThreatLevel, wire};
+use vigil_core::decision::{self, Action, Proposal, Status, ThreatLevel};
 use vigil_core::id::new_id;
 use vigil_core::time::{now_millis, rfc3339};
 
-use crate::record::{self, COLUMNS, Decision, Evidence, Subject};
-use crate::settings;
+use vigil_api::decisions::record::{self, COLUMNS, Decision, Evidence, Subject};
+use vigil_api::decisions::{self, NewDecision, settings};
 
 /// How long an `Idempotency-Key` is remembered (24 hours).
 const IDEMPOTENCY_MS: i64 = 24 * 3600 * 1000;
@@ -82,6 +82,20 @@ impl Submission {
         }
     }
 
+    fn new_decision(&self) -> NewDecision {
+        NewDecision {
+            source: self.source.clone(),
+            subject: self.subject.clone(),
+            action: self.proposed_action,
+            parameters: self.parameters.clone(),
+            threat_level: self.threat_level,
+            confidence: self.confidence,
+            summary: self.summary.clone(),
+            rationale: self.rationale.clone(),
+            evidence: self.evidence.clone(),
+        }
+    }
+
     pub fn proposal(&self) -> Proposal<'_> {
         proposal_of(
             self.proposed_action,
@@ -145,8 +159,6 @@ pub fn submit(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let scope = format!("decisions.submit:{who}");
     let request_hash = hex::encode(Sha256::digest(&ctx.body));
     let now = now_millis();
-    let priority = Priority::from_threat_level(submission.threat_level);
-    let deadline = settings::sla().deadline(priority, now);
     let id = new_id();
     let conn = db::open()?;
     let (status, body) = db::transaction(&conn, |conn| {
@@ -172,50 +184,15 @@ pub fn submit(ctx: &mut Ctx) -> Result<Response, ApiError> {
                 db::text(row, 2).unwrap_or_default(),
             ));
         }
-        db::query(
+        let created = decisions::open_pending(
             conn,
-            "INSERT INTO decisions (id, source, subject_kind, subject_id, action, parameters, threat_level, confidence,
-                                    summary, rationale, evidence, priority, sla_deadline, status, version, submitted_by,
-                                    created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'pending', 1, ?14, ?15, ?15)",
-            &[
-                Value::Text(id.clone()),
-                Value::Text(submission.source.clone()),
-                Value::Text(wire(&submission.subject.kind)),
-                Value::Text(submission.subject.id.clone()),
-                Value::Text(wire(&submission.proposed_action)),
-                Value::Text(serde_json::Value::Object(submission.parameters.clone()).to_string()),
-                Value::Text(wire(&submission.threat_level)),
-                Value::Real(submission.confidence),
-                Value::Text(submission.summary.clone()),
-                Value::Text(submission.rationale.clone()),
-                Value::Text(serde_json::to_string(&submission.evidence).expect("evidence serializes")),
-                Value::Integer(priority.rank()),
-                Value::Integer(deadline),
-                Value::Text(who.clone()),
-                Value::Integer(now),
-            ],
-        )?;
-        db::query(
-            conn,
-            "INSERT INTO decision_transitions (decision_id, at, actor, command, to_status) VALUES (?1, ?2, ?3, 'submit', 'pending')",
-            &[
-                Value::Text(id.clone()),
-                Value::Integer(now),
-                Value::Text(who.clone()),
-            ],
-        )?;
-        let created = record::load(conn, &id, now)?;
-        let body = serde_json::to_string(&created).expect("decision serializes");
-        let mut entry = ctx.audit_entry("decision.submitted", "decision", &id, now);
-        entry.after = Some(body.clone());
-        vigil_api::audit::append(conn, &entry)?;
-        vigil_api::audit::publish(
-            conn,
-            "decision.created",
-            &serde_json::to_value(&created).expect("serializes"),
+            &id,
+            &submission.new_decision(),
+            &who,
+            ctx.audit_entry("decision.submitted", "decision", &id, now),
             now,
         )?;
+        let body = serde_json::to_string(&created).expect("decision serializes");
         db::query(
             conn,
             "INSERT INTO idempotency_keys (scope, key, request_hash, response_status, response_body, created_at, expires_at)

@@ -11,8 +11,8 @@ use vigil_core::decision::{self, Actor, Command, DismissReason, TransitionError,
 use vigil_core::time::now_millis;
 
 use crate::queue::{proposal_of, refuse};
-use crate::record::{self, Decision};
-use crate::settings;
+use vigil_api::decisions::record::{self, Decision};
+use vigil_api::decisions::settings;
 
 /// The body of claim, release and approve: an optional note.
 #[derive(Deserialize, JsonSchema, Default)]
@@ -305,12 +305,7 @@ fn apply(ctx: &mut Ctx, command: Command, said: Said) -> Result<Response, ApiErr
         detail,
     } = said;
     too_long(note.as_deref())?;
-    let if_match = ctx
-        .header("if-match")
-        .map(str::trim)
-        .ok_or_else(|| ApiError::new(428, "precondition-required", "If-Match required")
-            .with_detail("send If-Match with the decision's ETag, so a change made meanwhile is not overwritten"))?
-        .to_string();
+    let if_match = ctx.if_match("decision")?;
     let who = ctx.principal().clone();
     let actor = Actor {
         id: who.subject.clone(),

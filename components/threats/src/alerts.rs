@@ -50,10 +50,7 @@ fn change(
     if command == "resolve" && note.is_none() {
         return Err(ApiError::invalid_field("note", "is required to resolve"));
     }
-    let if_match = ctx.header("if-match").map(str::to_string).ok_or_else(|| {
-        ApiError::new(428, "precondition-required", "If-Match required")
-            .with_detail("send If-Match with the alert's ETag")
-    })?;
+    let if_match = ctx.if_match("alert")?;
     let id = ctx.param("id").to_string();
     let now = now_millis();
     let conn = db::open()?;

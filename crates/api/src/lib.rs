@@ -9,6 +9,8 @@
 //! - [`authz`]: the `vigil:platform/authz` import (satisfied by composing the
 //!   component with `platform`) and conversions to `vigil-core` types.
 //! - [`audit`]: the hash-chained audit log and the `events` outbox.
+//! - [`decisions`]: decisions as stored, and opening one (shared by the
+//!   decisions component and playbooks).
 //! - [`db`]: the `default` database through Spin's SQLite interface.
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the route tables.
 //! - [`listing`]: filters, limits and cursors for paginated listings.
@@ -17,6 +19,7 @@
 pub mod audit;
 pub mod authz;
 pub mod db;
+pub mod decisions;
 pub mod health;
 pub mod listing;
 pub mod openapi;

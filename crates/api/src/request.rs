@@ -64,6 +64,18 @@ impl Ctx {
         }
     }
 
+    /// The `If-Match` a change of a versioned `what` (alert, sensor …) must
+    /// carry, so a change made meanwhile is never overwritten (428 without it).
+    pub fn if_match(&self, what: &str) -> Result<String, ApiError> {
+        self.header("if-match")
+            .map(|v| v.trim().to_string())
+            .ok_or_else(|| {
+                ApiError::new(428, "precondition-required", "If-Match required").with_detail(
+                    format!("send If-Match with the {what}'s ETag, so a change made meanwhile is not overwritten"),
+                )
+            })
+    }
+
     /// A query-string parameter, percent-decoded (`+` is a space).
     pub fn query_param(&self, name: &str) -> Option<String> {
         self.query.split('&').find_map(|pair| {

@@ -1,9 +1,9 @@
 //! A decision as stored and as served, and reading it back.
 
+use crate::{ApiError, db};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::sqlite::{Connection, Value};
-use vigil_api::{ApiError, db};
 use vigil_core::decision::{Action, DecisionState, Priority, Status, ThreatLevel, parse_wire};
 use vigil_core::time::rfc3339;
 
@@ -135,7 +135,7 @@ impl Decision {
 
     /// The response for this decision, with its ETag.
     pub fn response(&self, status: u16) -> spin_sdk::http::Response {
-        let mut response = vigil_api::response::json(status, self);
+        let mut response = crate::response::json(status, self);
         response.set_header("etag", self.etag());
         response
     }
