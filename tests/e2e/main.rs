@@ -16,6 +16,8 @@ mod http_basics;
 mod login;
 mod matrix;
 mod mfa;
+mod playbooks;
+mod sensors;
 mod threats;
 mod tokens;
 mod turso;
@@ -38,6 +40,8 @@ fn app_cases() -> Vec<Case> {
         mfa::CASES,
         decisions::CASES,
         threats::CASES,
+        sensors::CASES,
+        playbooks::CASES,
         matrix::CASES,
         console::CASES,
         users::FINAL_CASES,

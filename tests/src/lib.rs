@@ -12,6 +12,7 @@
 
 pub mod client;
 pub mod sqld;
+pub mod webhook;
 
 use std::path::PathBuf;
 
@@ -24,6 +25,7 @@ use vigil_host::launch::{LaunchOptions, Running, Runtime, launch};
 
 pub use client::Resp;
 use sqld::Sqld;
+use webhook::WebhookSink;
 
 /// Where a leg of the suite runs the app.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +77,8 @@ pub struct TestApp {
     pub signer: TokenSigner,
     /// The app's database, when the suite started the app itself.
     pub db: Option<Target>,
+    /// Receives the app's playbook webhooks (its `webhook_origin`).
+    pub webhooks: Option<WebhookSink>,
     // Dropped in this order: the app, then its database server, then the files.
     _running: Option<Running>,
     _sqld: Option<Sqld>,
@@ -112,6 +116,16 @@ impl TestApp {
         let runtime_config_path = dir.path().join("runtime-config.toml");
         std::fs::write(&runtime_config_path, runtime_config)?;
         let signer = TokenSigner::generate("test-1");
+        let webhooks = WebhookSink::start()?;
+        let mut env = app_variables(&signer);
+        env.push((
+            "SPIN_VARIABLE_WEBHOOK_ORIGIN".into(),
+            webhooks.origin.clone(),
+        ));
+        env.push((
+            "SPIN_VARIABLE_GEOIP_DATABASES".into(),
+            format!("/geoip/{}", write_test_geoip()?),
+        ));
         let running = launch(LaunchOptions {
             runtime: if leg == Leg::Host {
                 Runtime::Host
@@ -120,7 +134,7 @@ impl TestApp {
             },
             manifest: workspace_root().join("spin.toml"),
             runtime_config: Some(runtime_config_path),
-            env: app_variables(&signer),
+            env,
             workdir: dir.path().to_path_buf(),
         })
         .with_context(|| format!("starting Vigil under {name}"))?;
@@ -129,6 +143,7 @@ impl TestApp {
             base_url: running.base_url.clone(),
             signer,
             db: Some(db),
+            webhooks: Some(webhooks),
             _running: Some(running),
             _sqld: sqld,
             _dir: Some(dir),
@@ -148,6 +163,7 @@ impl TestApp {
             base_url,
             signer,
             db: None,
+            webhooks: None,
             _running: None,
             _sqld: None,
             _dir: None,
@@ -226,6 +242,35 @@ pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
             "10.20.0.0/16=ot:critical,10.0.0.0/8=internal:high".into(),
         ),
     ]
+}
+
+/// Networks of the suite's GeoIP database (the country and AS of public
+/// sources are looked up in it): `(CIDR, country, ASN, AS organisation)`.
+pub const TEST_GEOIP: &[vigil_ingest::geo::testdb::Entry] = &[
+    (
+        "81.2.69.0/24",
+        Some("GB"),
+        Some(64_500),
+        Some("Vigil Test Net"),
+    ),
+    (
+        "2a02:cf40::/29",
+        Some("NL"),
+        Some(64_501),
+        Some("Vigil Test Net 6"),
+    ),
+];
+
+/// Write the suite's GeoIP database into the app's `geoip/` directory (which
+/// Spin mounts at `/geoip`) and return its file name. Every leg writes the
+/// same bytes; the rename makes each write atomic.
+fn write_test_geoip() -> Result<String> {
+    let name = "vigil-e2e-test.mmdb";
+    let dir = workspace_root().join("geoip");
+    let tmp = dir.join(format!("{name}.{}.tmp", vigil_core::id::new_id()));
+    std::fs::write(&tmp, vigil_ingest::geo::testdb::build(TEST_GEOIP, 6))?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    Ok(name.to_string())
 }
 
 /// The user id and session id of the seeded principal with `role`

@@ -11,10 +11,12 @@ use vigil_core::id::new_id;
 use vigil_core::time::now_millis;
 use vigil_core::wire::wire;
 use vigil_ingest::alert::{self, OpenAlert};
-use vigil_ingest::classify::{ZoneMap, classify};
+use vigil_ingest::classify::{AddressClass, ZoneMap, classify};
 use vigil_ingest::event::{Event, RawEvent, Severity, validate};
+use vigil_ingest::geo::Geo;
 use vigil_ingest::score::score;
 
+use crate::geo::GeoLookup;
 use crate::settings;
 
 pub const MAX_BATCH: usize = 1000;
@@ -59,10 +61,13 @@ pub struct Outcome {
     accepted: Vec<Accepted>,
     duplicates: Vec<Duplicate>,
     rejected: Vec<Rejected>,
+    /// Alerts this request opened (playbooks answer them after the commit).
+    #[serde(skip)]
+    opened: Vec<String>,
 }
 
 /// The sensor an API key speaks for (`None` for users).
-fn own_sensor(conn: &Connection, ctx: &Ctx) -> Result<Option<String>, ApiError> {
+pub fn own_sensor(conn: &Connection, ctx: &Ctx) -> Result<Option<String>, ApiError> {
     let who = ctx.principal();
     if who.role.is_some() {
         return Ok(None);
@@ -130,13 +135,14 @@ pub fn post(ctx: &mut Ctx) -> Result<Response, ApiError> {
     }
     if !valid.is_empty() {
         db::transaction(&conn, |conn| {
-            let storing = Storing {
+            let mut storing = Storing {
                 zones: &zones,
                 window,
                 now,
+                geo: GeoLookup::default(),
             };
             for (index, event) in &valid {
-                store(conn, &storing, *index, event, &mut outcome)?;
+                store(conn, &mut storing, *index, event, &mut outcome)?;
             }
             let mut entry = ctx.audit_entry(
                 "threats.ingested",
@@ -157,20 +163,25 @@ pub fn post(ctx: &mut Ctx) -> Result<Response, ApiError> {
                 .collect(),
         ));
     }
+    if !outcome.opened.is_empty() {
+        crate::playbooks::run_automatic(&conn, ctx, &outcome.opened);
+    }
     outcome.rejected.sort_by_key(|r| r.index);
     Ok(response::json(200, &outcome))
 }
 
-/// How this request stores events: the zone map, the grouping window, the clock.
+/// How this request stores events: the zone map, the grouping window, the
+/// clock, and the GeoIP databases.
 struct Storing<'a> {
     zones: &'a ZoneMap,
     window: i64,
     now: i64,
+    geo: GeoLookup,
 }
 
 fn store(
     conn: &Connection,
-    s: &Storing,
+    s: &mut Storing,
     index: usize,
     event: &Event,
     outcome: &mut Outcome,
@@ -193,12 +204,18 @@ fn store(
     );
     let id = new_id();
     let technique = event.event_type.technique().map(|t| t.id);
+    let source_class = classify(event.source_ip);
+    let geo = if source_class == AddressClass::Public {
+        s.geo.lookup(event.source_ip)
+    } else {
+        Geo::default()
+    };
     let inserted = db::query(
         conn,
         "INSERT INTO threat_events (id, sensor_id, event_id, observed_at, received_at, event_type, source_ip, source_class,
                                     source_port, dest_ip, dest_port, dest_zone, protocol, technique, score, severity,
-                                    breakdown, confidence, payload, tags)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
+                                    breakdown, confidence, payload, tags, source_country, source_asn, source_as_org)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
          ON CONFLICT (sensor_id, event_id) DO NOTHING RETURNING id",
         &[
             Value::Text(id.clone()),
@@ -208,7 +225,7 @@ fn store(
             Value::Integer(now),
             Value::Text(wire(&event.event_type)),
             Value::Text(event.source_ip.to_string()),
-            Value::Text(wire(&classify(event.source_ip))),
+            Value::Text(wire(&source_class)),
             event.source_port.map_or(Value::Null, |p| Value::Integer(p.into())),
             db::opt_text(event.dest_ip.map(|ip| ip.to_string()).as_deref()),
             event.dest_port.map_or(Value::Null, |p| Value::Integer(p.into())),
@@ -221,6 +238,9 @@ fn store(
             Value::Real(event.confidence),
             Value::Text(serde_json::Value::Object(event.payload.clone()).to_string()),
             Value::Text(serde_json::to_string(&event.tags).expect("serializes")),
+            db::opt_text(geo.country.as_deref()),
+            geo.asn.map_or(Value::Null, |a| Value::Integer(a.into())),
+            db::opt_text(geo.as_org.as_deref()),
         ],
     )?;
     if inserted.is_empty() {
@@ -231,14 +251,11 @@ fn store(
         return Ok(());
     }
     let alert_id = if alert::raises_alert(scored.severity) {
-        Some(raise(
-            conn,
-            event,
-            scored.score,
-            scored.severity,
-            window,
-            now,
-        )?)
+        let (alert_id, opened) = raise(conn, event, scored.score, scored.severity, window, now)?;
+        if opened {
+            outcome.opened.push(alert_id.clone());
+        }
+        Some(alert_id)
     } else {
         None
     };
@@ -263,7 +280,7 @@ fn store(
 }
 
 /// Open an alert for a high or critical event, or update the open alert of
-/// its group when the event falls within the window.
+/// its group when the event falls within the window: `(alert id, opened)`.
 fn raise(
     conn: &Connection,
     event: &Event,
@@ -271,7 +288,7 @@ fn raise(
     severity: Severity,
     window: i64,
     now: i64,
-) -> Result<String, ApiError> {
+) -> Result<(String, bool), ApiError> {
     let key = alert::group_key(event);
     let rows = db::query(
         conn,
@@ -305,7 +322,7 @@ fn raise(
             &serde_json::json!({"id": id, "score": score}),
             now,
         )?;
-        return Ok(id);
+        return Ok((id, false));
     }
     let id = new_id();
     db::query(
@@ -331,5 +348,5 @@ fn raise(
         &serde_json::json!({"id": id, "severity": severity, "score": score}),
         now,
     )?;
-    Ok(id)
+    Ok((id, true))
 }

@@ -20,6 +20,11 @@ pub struct Threat {
     event_type: String,
     source_ip: String,
     source_class: String,
+    /// ISO 3166-1 country of a public source (when GeoIP is configured).
+    source_country: Option<String>,
+    /// Autonomous system number and organisation of a public source.
+    source_asn: Option<i64>,
+    source_as_org: Option<String>,
     source_port: Option<i64>,
     dest_ip: Option<String>,
     dest_port: Option<i64>,
@@ -40,7 +45,8 @@ pub struct Threat {
 }
 
 const THREAT_COLUMNS: &str = "id, sensor_id, event_id, observed_at, event_type, source_ip, source_class, source_port, dest_ip, \
-    dest_port, dest_zone, protocol, technique, score, severity, breakdown, confidence, payload, tags, alert_id";
+    dest_port, dest_zone, protocol, technique, score, severity, breakdown, confidence, payload, tags, alert_id, \
+    source_country, source_asn, source_as_org";
 
 fn threat(r: &[Value]) -> Option<Threat> {
     let json = |i| db::text(r, i).and_then(|t| serde_json::from_str(&t).ok());
@@ -65,6 +71,9 @@ fn threat(r: &[Value]) -> Option<Threat> {
         payload: json(17)?,
         tags: json(18)?,
         alert_id: db::text(r, 19),
+        source_country: db::text(r, 20),
+        source_asn: db::int(r, 21),
+        source_as_org: db::text(r, 22),
         observed_ms: db::int(r, 3)?,
     })
 }
@@ -77,7 +86,8 @@ pub struct ThreatPage {
 }
 
 /// `GET /api/threats`: newest first. Filters: `since`, `until` (RFC 3339),
-/// `severity`, `event_type`, `sensor_id`, `source_ip`, `technique`, `zone`;
+/// `severity`, `event_type`, `sensor_id`, `source_ip`, `technique`, `zone`,
+/// `country`;
 /// `limit` (1-200, default 50), `cursor`.
 pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let mut f = Filters::default();
@@ -103,6 +113,7 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
         ("source_ip", "source_ip"),
         ("technique", "technique"),
         ("zone", "dest_zone"),
+        ("country", "source_country"),
     ] {
         if let Some(v) = ctx.query_param(name) {
             f.add(&format!("{column} = ?"), vec![Value::Text(v)]);
@@ -160,20 +171,20 @@ pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
 #[derive(Serialize, JsonSchema)]
 pub struct Alert {
     #[schemars(extend("format" = "uuid"))]
-    id: String,
+    pub id: String,
     /// `open`, `acknowledged` or `resolved`.
     pub status: String,
-    source_ip: String,
-    event_type: String,
-    sensor_id: String,
-    severity: String,
-    max_score: i64,
+    pub source_ip: String,
+    pub event_type: String,
+    pub sensor_id: String,
+    pub severity: String,
+    pub max_score: i64,
     /// How many events the alert groups.
-    event_count: i64,
+    pub event_count: i64,
     #[schemars(extend("format" = "date-time"))]
-    first_seen: String,
+    pub first_seen: String,
     #[schemars(extend("format" = "date-time"))]
-    last_seen: String,
+    pub last_seen: String,
     pub version: i64,
 }
 
@@ -196,39 +207,75 @@ fn alert(r: &[Value]) -> Option<Alert> {
 }
 
 #[derive(Serialize, JsonSchema)]
-pub struct AlertList {
+pub struct AlertPage {
     alerts: Vec<Alert>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
 }
 
-/// `GET /api/alerts[?status=open]`: the latest 200 alerts, newest first.
+/// `GET /api/alerts`: by last event, newest first. Filters: `status`,
+/// `severity`, `event_type`, `sensor_id`, `source_ip`, `since`/`until` (of
+/// the last event, RFC 3339); `limit` (1-200, default 50), `cursor`.
 pub fn alerts(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let conn = db::open()?;
-    let rows = match ctx.query_param("status") {
-        Some(s) if ["open", "acknowledged", "resolved"].contains(&s.as_str()) => db::query(
-            &conn,
-            &format!(
-                "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = ?1 ORDER BY last_seen DESC, id DESC LIMIT 200"
-            ),
-            &[Value::Text(s)],
-        )?,
-        Some(_) => {
-            return Err(ApiError::invalid_field(
-                "status",
-                "is open, acknowledged or resolved",
-            ));
+    let mut f = Filters::default();
+    for (name, clause) in [("since", "last_seen >= ?"), ("until", "last_seen < ?")] {
+        if let Some(t) = ctx.query_param(name) {
+            let ms = parse_rfc3339(&t)
+                .ok_or_else(|| ApiError::invalid_field(name, "is not an RFC 3339 time"))?;
+            f.add(clause, vec![Value::Integer(ms)]);
         }
-        None => db::query(
-            &conn,
-            &format!(
-                "SELECT {ALERT_COLUMNS} FROM alerts ORDER BY last_seen DESC, id DESC LIMIT 200"
-            ),
-            &[],
-        )?,
-    };
+    }
+    if let Some(s) = ctx.query_param("status") {
+        vigil_ingest::alert::AlertStatus::parse(&s).ok_or_else(|| {
+            ApiError::invalid_field("status", "is open, acknowledged or resolved")
+        })?;
+        f.add("status = ?", vec![Value::Text(s)]);
+    }
+    if let Some(s) = ctx.query_param("severity") {
+        vigil_core::wire::parse_wire::<Severity>(&s)
+            .ok_or_else(|| ApiError::invalid_field("severity", "is not a severity"))?;
+        f.add("severity = ?", vec![Value::Text(s)]);
+    }
+    if let Some(t) = ctx.query_param("event_type") {
+        vigil_core::wire::parse_wire::<EventType>(&t)
+            .ok_or_else(|| ApiError::invalid_field("event_type", "is not an event type"))?;
+        f.add("event_type = ?", vec![Value::Text(t)]);
+    }
+    for name in ["sensor_id", "source_ip"] {
+        if let Some(v) = ctx.query_param(name) {
+            f.add(&format!("{name} = ?"), vec![Value::Text(v)]);
+        }
+    }
+    let limit = listing::limit(ctx)?;
+    if let Some(c) = listing::cursor(ctx, 2)? {
+        f.add(
+            "(last_seen, id) < (?, ?)",
+            vec![
+                Value::Integer(listing::cursor_int(&c[0])?),
+                Value::Text(c[1].clone()),
+            ],
+        );
+    }
+    let sql = format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts {} ORDER BY last_seen DESC, id DESC LIMIT {}",
+        f.where_clause(),
+        f.limit_placeholder(limit + 1)
+    );
+    let conn = db::open()?;
+    let mut rows = db::query(&conn, &sql, &f.params)?;
+    let next_cursor = (rows.len() as i64 > limit).then(|| {
+        rows.truncate(limit as usize);
+        let last = rows.last().expect("a full page");
+        listing::encode_cursor(&[
+            db::int(last, 9).unwrap_or_default().to_string(),
+            db::text(last, 0).unwrap_or_default(),
+        ])
+    });
     Ok(response::json(
         200,
-        &AlertList {
+        &AlertPage {
             alerts: rows.iter().filter_map(|r| alert(r)).collect(),
+            next_cursor,
         },
     ))
 }
@@ -287,8 +334,9 @@ pub struct ThreatStats {
     by_sensor: std::collections::BTreeMap<String, i64>,
 }
 
-/// `GET /api/threats/stats?range=24h|7d|30d|all`: counts of events observed in the range.
-pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
+/// The `range` query parameter (`24h` by default, `7d`, `30d`, `all`) and
+/// the time it starts at.
+pub fn range(ctx: &Ctx) -> Result<(String, i64), ApiError> {
     let range = ctx.query_param("range").unwrap_or_else(|| "24h".into());
     let hours: Option<i64> = match range.as_str() {
         "24h" => Some(24),
@@ -300,6 +348,12 @@ pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let since = hours.map_or(i64::MIN, |h| {
         vigil_core::time::now_millis() - h * 3600 * 1000
     });
+    Ok((range, since))
+}
+
+/// `GET /api/threats/stats?range=24h|7d|30d|all`: counts of events observed in the range.
+pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let (range, since) = range(ctx)?;
     let conn = db::open()?;
     let counts = |column: &str| -> Result<std::collections::BTreeMap<String, i64>, ApiError> {
         let rows = db::query(

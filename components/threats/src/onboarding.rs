@@ -1,0 +1,231 @@
+//! Sensor onboarding: an admin makes a single-use, expiring token (also as a
+//! QR code to scan at the sensor); the sensor registers with it once and gets
+//! its id and its API key (shown that one time, stored hashed).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use spin_sdk::http::Response;
+use spin_sdk::sqlite::Value;
+use vigil_api::{ApiError, Ctx, db, response};
+use vigil_core::access::Permission;
+use vigil_core::api_key;
+use vigil_core::id::new_id;
+use vigil_core::login::{new_secret, secret_hash};
+use vigil_core::time::{now_millis, rfc3339};
+use vigil_ingest::sensor::SensorKind;
+
+use crate::sensors::{self, NewSensor, Sensor};
+
+const TOKEN_PREFIX: &str = "vot_";
+const DEFAULT_TTL_MINUTES: i64 = 60;
+const MAX_TTL_MINUTES: i64 = 7 * 24 * 60;
+
+#[derive(Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// How long the token lasts: 5 minutes to 7 days (default 60).
+    #[schemars(range(min = 5, max = 10080))]
+    ttl_minutes: Option<i64>,
+    /// What the token is for (shown in the audit log).
+    #[schemars(length(max = 200))]
+    note: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct OnboardingToken {
+    #[schemars(extend("format" = "uuid"))]
+    id: String,
+    /// Shown once; single use.
+    token: String,
+    #[schemars(extend("format" = "date-time"))]
+    expires_at: String,
+    /// Where the sensor registers.
+    register_url: String,
+    /// The token and `register_url` as JSON in a QR code (SVG), for a sensor to scan.
+    qr_svg: String,
+}
+
+/// `POST /api/sensors/onboarding-tokens` (admin).
+pub fn create_token(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let request: TokenRequest = if ctx.body.is_empty() {
+        TokenRequest::default()
+    } else {
+        ctx.json()?
+    };
+    let ttl = request.ttl_minutes.unwrap_or(DEFAULT_TTL_MINUTES);
+    if !(5..=MAX_TTL_MINUTES).contains(&ttl) {
+        return Err(ApiError::invalid_field(
+            "ttl_minutes",
+            "is 5-10080 (7 days)",
+        ));
+    }
+    let note = request
+        .note
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    if note.as_ref().is_some_and(|n| n.chars().count() > 200) {
+        return Err(ApiError::invalid_field(
+            "note",
+            "must be at most 200 characters",
+        ));
+    }
+    let token = format!("{TOKEN_PREFIX}{}", new_secret());
+    let id = new_id();
+    let now = now_millis();
+    let expires_at = now + ttl * 60_000;
+    let conn = db::open()?;
+    db::transaction(&conn, |conn| {
+        db::query(
+            conn,
+            "INSERT INTO sensor_onboarding_tokens (id, token_hash, note, created_by, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            &[
+                Value::Text(id.clone()),
+                Value::Text(secret_hash(&token)),
+                db::opt_text(note.as_deref()),
+                Value::Text(ctx.principal().subject.clone()),
+                Value::Integer(now),
+                Value::Integer(expires_at),
+            ],
+        )?;
+        let mut entry = ctx.audit_entry(
+            "sensor.onboarding_token_created",
+            "onboarding_token",
+            &id,
+            now,
+        );
+        entry.after =
+            Some(serde_json::json!({"expires_at": rfc3339(expires_at), "note": note}).to_string());
+        vigil_api::audit::append(conn, &entry)
+    })?;
+    let register_url = format!("{}/api/sensors/register", origin(ctx));
+    let scanned = serde_json::json!({"register_url": register_url, "token": token}).to_string();
+    let qr_svg = qrcode::QrCode::new(scanned.as_bytes())
+        .map_err(|_| ApiError::internal())?
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(240, 240)
+        .build();
+    Ok(response::json(
+        201,
+        &OnboardingToken {
+            id,
+            token,
+            expires_at: rfc3339(expires_at),
+            register_url,
+            qr_svg,
+        },
+    ))
+}
+
+/// `scheme://authority` of this request, from Spin's `spin-full-url`.
+fn origin(ctx: &Ctx) -> String {
+    ctx.header("spin-full-url")
+        .and_then(|url| {
+            let (scheme, rest) = url.split_once("://")?;
+            Some(format!("{scheme}://{}", rest.split('/').next()?))
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    /// The onboarding token.
+    #[schemars(length(min = 1, max = 200))]
+    token: String,
+    #[schemars(length(min = 1, max = 100))]
+    name: String,
+    kind: SensorKind,
+    #[schemars(length(max = 200))]
+    location: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Registered {
+    sensor: Sensor,
+    /// The sensor's API key (`vgk_…`, scope `sensors:ingest`): shown once.
+    api_key: String,
+}
+
+/// `POST /api/sensors/register` (no login: the token is the credential).
+pub fn register(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let reg: Registration = ctx.json()?;
+    let new = NewSensor {
+        id: None,
+        name: reg.name,
+        kind: reg.kind,
+        location: reg.location,
+        description: None,
+    };
+    new.validate()?;
+    let now = now_millis();
+    let sensor_id = sensors::new_sensor_id();
+    let (presented, prefix, key_hash) = api_key::generate();
+    let conn = db::open()?;
+    let sensor = db::transaction(&conn, |conn| {
+        let rows = db::query(
+            conn,
+            "SELECT id, expires_at, used_at FROM sensor_onboarding_tokens WHERE token_hash = ?1",
+            &[Value::Text(secret_hash(reg.token.trim()))],
+        )?;
+        let row = rows.first().ok_or_else(|| {
+            ApiError::new(401, "invalid-onboarding-token", "Invalid onboarding token")
+                .with_detail("this is not an onboarding token Vigil issued")
+        })?;
+        let token_id = db::text(row, 0).ok_or_else(ApiError::internal)?;
+        let gone = |why: &str| {
+            ApiError::new(410, "onboarding-token-spent", "Onboarding token spent").with_detail(
+                format!("the onboarding token {why}; ask an admin for a new one"),
+            )
+        };
+        if db::int(row, 2).is_some() {
+            return Err(gone("was already used"));
+        }
+        if db::int(row, 1).is_some_and(|at| at <= now) {
+            return Err(gone("has expired"));
+        }
+        db::query(
+            conn,
+            "UPDATE sensor_onboarding_tokens SET used_at = ?2, sensor_id = ?3 WHERE id = ?1",
+            &[
+                Value::Text(token_id.clone()),
+                Value::Integer(now),
+                Value::Text(sensor_id.clone()),
+            ],
+        )?;
+        let subject = format!("onboarding-token:{token_id}");
+        let sensor = sensors::insert(conn, ctx, &sensor_id, &new, &subject, now)?;
+        let key_id = new_id();
+        db::query(
+            conn,
+            "INSERT INTO api_keys (id, name, kind, sensor_id, prefix, secret_hash, scopes, created_at)
+             VALUES (?1, ?2, 'sensor', ?3, ?4, ?5, ?6, ?7)",
+            &[
+                Value::Text(key_id.clone()),
+                Value::Text(format!("sensor {sensor_id}")),
+                Value::Text(sensor_id.clone()),
+                Value::Text(prefix.clone()),
+                Value::Text(key_hash.clone()),
+                Value::Text(serde_json::json!([Permission::SensorsIngest.as_str()]).to_string()),
+                Value::Integer(now),
+            ],
+        )?;
+        let mut entry = ctx.audit_entry("api_key.created", "api_key", &key_id, now);
+        entry.actor = subject;
+        entry.after = Some(
+            serde_json::json!({"kind": "sensor", "sensor_id": sensor_id, "prefix": prefix, "scopes": [Permission::SensorsIngest.as_str()]})
+                .to_string(),
+        );
+        vigil_api::audit::append(conn, &entry)?;
+        Ok(sensor)
+    })?;
+    let mut response = response::json(
+        201,
+        &Registered {
+            sensor,
+            api_key: presented,
+        },
+    );
+    response.set_header("location", format!("/api/sensors/{sensor_id}"));
+    Ok(response)
+}

@@ -1,0 +1,521 @@
+//! The sensor registry: list, create, read, change (If-Match), delete (which
+//! revokes the sensor's keys), per-sensor stats, and heartbeats from the
+//! sensor's own key. Status (online/stale/offline) follows from the last
+//! heartbeat's age when read; a heartbeat that brings a sensor back
+//! publishes `sensor.status`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use spin_sdk::http::Response;
+use spin_sdk::sqlite::{Connection, Value};
+use vigil_api::listing::{self, Filters};
+use vigil_api::{ApiError, Ctx, FieldError, db, response};
+use vigil_core::time::{now_millis, rfc3339};
+use vigil_core::wire::{parse_wire, wire};
+use vigil_ingest::sensor::{SensorKind, SensorStatus, valid_sensor_id};
+
+use crate::settings;
+
+/// Largest heartbeat body kept.
+const MAX_HEARTBEAT_BYTES: usize = 4096;
+
+#[derive(Clone, Serialize, JsonSchema)]
+pub struct Sensor {
+    pub id: String,
+    pub name: String,
+    pub kind: SensorKind,
+    pub location: Option<String>,
+    pub description: Option<String>,
+    /// From the last heartbeat's age: `online`, `stale` or `offline`.
+    pub status: SensorStatus,
+    #[schemars(extend("format" = "date-time"))]
+    pub last_heartbeat: Option<String>,
+    /// The body of the last heartbeat (version, uptime, metrics …).
+    pub heartbeat: Option<serde_json::Value>,
+    /// Changes with every edit; the ETag is `"<version>"`.
+    pub version: i64,
+    #[schemars(extend("format" = "date-time"))]
+    pub created_at: String,
+    #[serde(skip)]
+    published_status: String,
+}
+
+const COLUMNS: &str = "id, name, kind, location, description, last_heartbeat, heartbeat, version, created_at, published_status";
+
+fn sensor(r: &[Value], now: i64) -> Option<Sensor> {
+    let last = db::int(r, 5);
+    Some(Sensor {
+        id: db::text(r, 0)?,
+        name: db::text(r, 1)?,
+        kind: parse_wire(&db::text(r, 2)?)?,
+        location: db::text(r, 3),
+        description: db::text(r, 4),
+        status: settings::liveness().status(last, now),
+        last_heartbeat: last.map(rfc3339),
+        heartbeat: db::text(r, 6).and_then(|h| serde_json::from_str(&h).ok()),
+        version: db::int(r, 7)?,
+        created_at: rfc3339(db::int(r, 8)?),
+        published_status: db::text(r, 9)?,
+    })
+}
+
+impl Sensor {
+    fn etag(&self) -> String {
+        format!("\"{}\"", self.version)
+    }
+
+    fn response(&self, status: u16) -> Response {
+        let mut response = response::json(status, self);
+        response.set_header("etag", self.etag());
+        response
+    }
+}
+
+pub fn load(conn: &Connection, id: &str, now: i64) -> Result<Sensor, ApiError> {
+    let rows = db::query(
+        conn,
+        &format!("SELECT {COLUMNS} FROM sensors WHERE id = ?1"),
+        &[Value::Text(id.into())],
+    )?;
+    rows.first()
+        .and_then(|r| sensor(r, now))
+        .ok_or_else(ApiError::not_found)
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct SensorPage {
+    sensors: Vec<Sensor>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+/// `GET /api/sensors`: by name. Filters `status`, `kind`; `limit`, `cursor`.
+pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let now = now_millis();
+    let mut f = Filters::default();
+    if let Some(s) = ctx.query_param("status") {
+        let status: SensorStatus = parse_wire(&s)
+            .ok_or_else(|| ApiError::invalid_field("status", "is online, stale or offline"))?;
+        match settings::liveness().heartbeat_range(status, now) {
+            (Some(after), None) => f.add("last_heartbeat > ?", vec![Value::Integer(after)]),
+            (Some(after), Some(until)) => f.add(
+                "last_heartbeat > ? AND last_heartbeat <= ?",
+                vec![Value::Integer(after), Value::Integer(until)],
+            ),
+            (None, Some(until)) => f.add(
+                "(last_heartbeat IS NULL OR last_heartbeat <= ?)",
+                vec![Value::Integer(until)],
+            ),
+            (None, None) => {}
+        }
+    }
+    if let Some(k) = ctx.query_param("kind") {
+        parse_wire::<SensorKind>(&k).ok_or_else(|| {
+            ApiError::invalid_field("kind", "is network, honeypot, wireless, physical or other")
+        })?;
+        f.add("kind = ?", vec![Value::Text(k)]);
+    }
+    let limit = listing::limit(ctx)?;
+    if let Some(c) = listing::cursor(ctx, 2)? {
+        f.add(
+            "(name, id) > (?, ?)",
+            vec![Value::Text(c[0].clone()), Value::Text(c[1].clone())],
+        );
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM sensors {} ORDER BY name, id LIMIT {}",
+        f.where_clause(),
+        f.limit_placeholder(limit + 1)
+    );
+    let conn = db::open()?;
+    let mut sensors: Vec<Sensor> = db::query(&conn, &sql, &f.params)?
+        .iter()
+        .filter_map(|r| sensor(r, now))
+        .collect();
+    let next_cursor = (sensors.len() as i64 > limit).then(|| {
+        sensors.truncate(limit as usize);
+        let last = sensors.last().expect("a full page");
+        listing::encode_cursor(&[last.name.clone(), last.id.clone()])
+    });
+    Ok(response::json(
+        200,
+        &SensorPage {
+            sensors,
+            next_cursor,
+        },
+    ))
+}
+
+/// A new sensor, by a supervisor (`POST /api/sensors`) or through an
+/// onboarding token (`POST /api/sensors/register`, which picks the id).
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSensor {
+    /// `A-Z a-z 0-9 . _ -`, 1-64; the `sensor_id` of its events. Generated when absent.
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9._-]+$"))]
+    pub id: Option<String>,
+    #[schemars(length(min = 1, max = 100))]
+    pub name: String,
+    pub kind: SensorKind,
+    #[schemars(length(max = 200))]
+    pub location: Option<String>,
+    #[schemars(length(max = 2000))]
+    pub description: Option<String>,
+}
+
+/// Field problems with a name, location and description.
+fn check_texts(
+    name: Option<&str>,
+    location: Option<&str>,
+    description: Option<&str>,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut check = |field: &str, value: Option<&str>, min: usize, max: usize| {
+        if let Some(v) = value {
+            let n = v.trim().chars().count();
+            if n < min || n > max || (field != "description" && v.contains('\n')) {
+                errors.push(FieldError {
+                    field: field.into(),
+                    message: format!("must be {min}-{max} characters"),
+                });
+            }
+        }
+    };
+    check("name", name, 1, 100);
+    check("location", location, 0, 200);
+    check("description", description, 0, 2000);
+    errors
+}
+
+impl NewSensor {
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let mut errors = check_texts(
+            Some(&self.name),
+            self.location.as_deref(),
+            self.description.as_deref(),
+        );
+        if self.id.as_deref().is_some_and(|id| !valid_sensor_id(id)) {
+            errors.push(FieldError {
+                field: "id".into(),
+                message: "must be 1-64 of A-Z a-z 0-9 . _ -".into(),
+            });
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(errors))
+        }
+    }
+}
+
+/// A fresh sensor id: `sensor-` and 8 hex characters.
+pub fn new_sensor_id() -> String {
+    format!("sensor-{}", &vigil_core::id::new_id().replace('-', "")[..8])
+}
+
+/// Insert `new` with `id`, audited (as done by `created_by`) and published as
+/// `sensor.registered`, inside the caller's transaction (409 if the id is taken).
+pub fn insert(
+    conn: &Connection,
+    ctx: &Ctx,
+    id: &str,
+    new: &NewSensor,
+    created_by: &str,
+    now: i64,
+) -> Result<Sensor, ApiError> {
+    let inserted = db::query(
+        conn,
+        "INSERT INTO sensors (id, name, kind, location, description, version, created_by, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?7) ON CONFLICT (id) DO NOTHING RETURNING id",
+        &[
+            Value::Text(id.into()),
+            Value::Text(new.name.trim().into()),
+            Value::Text(wire(&new.kind)),
+            db::opt_text(new.location.as_deref().map(str::trim)),
+            db::opt_text(new.description.as_deref()),
+            Value::Text(created_by.into()),
+            Value::Integer(now),
+        ],
+    )?;
+    if inserted.is_empty() {
+        return Err(ApiError::conflict(format!("sensor {id:?} already exists")));
+    }
+    let created = load(conn, id, now)?;
+    let mut entry = ctx.audit_entry("sensor.registered", "sensor", id, now);
+    entry.actor = created_by.into();
+    entry.after = Some(serde_json::to_string(&created).expect("serializes"));
+    vigil_api::audit::append(conn, &entry)?;
+    vigil_api::audit::publish(
+        conn,
+        "sensor.registered",
+        &serde_json::to_value(&created).expect("serializes"),
+        now,
+    )?;
+    Ok(created)
+}
+
+/// `POST /api/sensors` (supervisor).
+pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let new: NewSensor = ctx.json()?;
+    new.validate()?;
+    let id = new.id.clone().unwrap_or_else(new_sensor_id);
+    let now = now_millis();
+    let conn = db::open()?;
+    let who = ctx.principal().subject.clone();
+    let created = db::transaction(&conn, |conn| insert(conn, ctx, &id, &new, &who, now))?;
+    let mut response = created.response(201);
+    response.set_header("location", format!("/api/sensors/{id}"));
+    Ok(response)
+}
+
+/// `GET /api/sensors/{id}`.
+pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let conn = db::open()?;
+    Ok(load(&conn, ctx.param("id"), now_millis())?.response(200))
+}
+
+/// `PATCH /api/sensors/{id}`: the fields given change; `null` clears
+/// `location` and `description`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SensorChange {
+    #[schemars(length(min = 1, max = 100))]
+    name: Option<String>,
+    kind: Option<SensorKind>,
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(length(max = 200))]
+    location: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(length(max = 2000))]
+    description: Option<Option<String>>,
+}
+
+/// Tell a field sent as `null` (`Some(None)`) from one not sent (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+pub fn update(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let change: SensorChange = ctx.json()?;
+    let errors = check_texts(
+        change.name.as_deref(),
+        change.location.clone().flatten().as_deref(),
+        change.description.clone().flatten().as_deref(),
+    );
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let if_match = ctx.if_match("sensor")?;
+    let id = ctx.param("id").to_string();
+    let now = now_millis();
+    let conn = db::open()?;
+    let after = db::transaction(&conn, |conn| {
+        let before = load(conn, &id, now)?;
+        if if_match != before.etag() {
+            return Err(ApiError::precondition_failed(format!(
+                "the sensor is at version {} now; reload it",
+                before.version
+            )));
+        }
+        let pick = |new: &Option<Option<String>>, old: &Option<String>| match new {
+            Some(v) => v.as_ref().map(|s| s.trim().to_string()),
+            None => old.clone(),
+        };
+        db::query(
+            conn,
+            "UPDATE sensors SET name = ?2, kind = ?3, location = ?4, description = ?5,
+                    version = version + 1, updated_at = ?6 WHERE id = ?1",
+            &[
+                Value::Text(id.clone()),
+                Value::Text(
+                    change
+                        .name
+                        .as_deref()
+                        .map_or(before.name.clone(), |n| n.trim().into()),
+                ),
+                Value::Text(wire(&change.kind.unwrap_or(before.kind))),
+                db::opt_text(pick(&change.location, &before.location).as_deref()),
+                db::opt_text(pick(&change.description, &before.description).as_deref()),
+                Value::Integer(now),
+            ],
+        )?;
+        let after = load(conn, &id, now)?;
+        let mut entry = ctx.audit_entry("sensor.updated", "sensor", &id, now);
+        entry.before = Some(serde_json::to_string(&before).expect("serializes"));
+        entry.after = Some(serde_json::to_string(&after).expect("serializes"));
+        vigil_api::audit::append(conn, &entry)?;
+        vigil_api::audit::publish(
+            conn,
+            "sensor.updated",
+            &serde_json::to_value(&after).expect("serializes"),
+            now,
+        )?;
+        Ok(after)
+    })?;
+    Ok(after.response(200))
+}
+
+/// `DELETE /api/sensors/{id}`: the sensor leaves the registry and its API
+/// keys are revoked at once; its events stay.
+pub fn delete(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let id = ctx.param("id").to_string();
+    let now = now_millis();
+    let conn = db::open()?;
+    db::transaction(&conn, |conn| {
+        let before = load(conn, &id, now)?;
+        db::query(
+            conn,
+            "DELETE FROM sensors WHERE id = ?1",
+            &[Value::Text(id.clone())],
+        )?;
+        let revoked = db::query(
+            conn,
+            "UPDATE api_keys SET revoked_at = ?2 WHERE sensor_id = ?1 AND revoked_at IS NULL RETURNING id",
+            &[Value::Text(id.clone()), Value::Integer(now)],
+        )?;
+        let mut entry = ctx.audit_entry("sensor.deleted", "sensor", &id, now);
+        entry.before = Some(serde_json::to_string(&before).expect("serializes"));
+        entry.after = Some(serde_json::json!({"revoked_keys": revoked.len()}).to_string());
+        vigil_api::audit::append(conn, &entry)?;
+        vigil_api::audit::publish(conn, "sensor.deleted", &serde_json::json!({"id": id}), now)
+    })?;
+    Ok(Response::builder().status(204).build())
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct SensorStats {
+    sensor_id: String,
+    /// `24h`, `7d`, `30d` or `all`.
+    range: String,
+    status: SensorStatus,
+    total: i64,
+    by_severity: BTreeMap<String, i64>,
+    by_type: BTreeMap<String, i64>,
+    /// Alerts of this sensor not yet resolved.
+    open_alerts: i64,
+    #[schemars(extend("format" = "date-time"))]
+    last_event_at: Option<String>,
+}
+
+/// `GET /api/sensors/{id}/stats?range=24h|7d|30d|all`.
+pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let (range, since) = crate::read::range(ctx)?;
+    let id = ctx.param("id").to_string();
+    let now = now_millis();
+    let conn = db::open()?;
+    let sensor = load(&conn, &id, now)?;
+    let counts = |column: &str| -> Result<BTreeMap<String, i64>, ApiError> {
+        let rows = db::query(
+            &conn,
+            &format!(
+                "SELECT {column}, count(*) FROM threat_events WHERE sensor_id = ?1 AND observed_at >= ?2 GROUP BY {column}"
+            ),
+            &[Value::Text(id.clone()), Value::Integer(since)],
+        )?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((db::text(r, 0)?, db::int(r, 1)?)))
+            .collect())
+    };
+    let by_severity = counts("severity")?;
+    let by_type = counts("event_type")?;
+    let rows = db::query(
+        &conn,
+        "SELECT (SELECT count(*) FROM alerts WHERE sensor_id = ?1 AND status != 'resolved'),
+                (SELECT max(observed_at) FROM threat_events WHERE sensor_id = ?1)",
+        &[Value::Text(id.clone())],
+    )?;
+    let row = rows.first().ok_or_else(ApiError::internal)?;
+    Ok(response::json(
+        200,
+        &SensorStats {
+            sensor_id: id,
+            range,
+            status: sensor.status,
+            total: by_severity.values().sum(),
+            by_severity,
+            by_type,
+            open_alerts: db::int(row, 0).unwrap_or(0),
+            last_event_at: db::int(row, 1).map(rfc3339),
+        },
+    ))
+}
+
+/// What a sensor reports with its heartbeat (all optional).
+#[derive(Deserialize, Serialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// The sensor software's version.
+    #[schemars(length(max = 64))]
+    version: Option<String>,
+    uptime_seconds: Option<u64>,
+    /// Free-form gauges (queue depth, CPU, dropped packets …); 4 KiB at most.
+    metrics: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `POST /api/sensors/{id}/heartbeat`, from the sensor's own key only.
+pub fn heartbeat(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let body: Heartbeat = if ctx.body.is_empty() {
+        Heartbeat::default()
+    } else {
+        ctx.json()?
+    };
+    let kept = serde_json::to_string(&body).expect("serializes");
+    if kept.len() > MAX_HEARTBEAT_BYTES {
+        return Err(ApiError::invalid_field(
+            "metrics",
+            "must be at most 4 KiB of JSON",
+        ));
+    }
+    if body
+        .version
+        .as_ref()
+        .is_some_and(|v| v.chars().count() > 64)
+    {
+        return Err(ApiError::invalid_field(
+            "version",
+            "must be at most 64 characters",
+        ));
+    }
+    let id = ctx.param("id").to_string();
+    let now = now_millis();
+    let conn = db::open()?;
+    load(&conn, &id, now)?;
+    let speaks_for = crate::ingest::own_sensor(&conn, ctx)?;
+    if speaks_for.as_deref() != Some(id.as_str()) {
+        return Err(
+            ApiError::new(403, "forbidden", "Forbidden").with_detail(format!(
+                "only sensor {id:?}'s own API key sends its heartbeats"
+            )),
+        );
+    }
+    let sensor = db::transaction(&conn, |conn| {
+        let before = load(conn, &id, now)?;
+        db::query(
+            conn,
+            "UPDATE sensors SET last_heartbeat = ?2, heartbeat = ?3, published_status = 'online' WHERE id = ?1",
+            &[
+                Value::Text(id.clone()),
+                Value::Integer(now),
+                Value::Text(kept.clone()),
+            ],
+        )?;
+        if before.published_status != wire(&SensorStatus::Online) {
+            // Coming back (or first heard from) is news; a routine heartbeat is not.
+            let mut entry = ctx.audit_entry("sensor.status", "sensor", &id, now);
+            entry.before = Some(serde_json::json!({"status": before.published_status}).to_string());
+            entry.after = Some(serde_json::json!({"status": "online"}).to_string());
+            vigil_api::audit::append(conn, &entry)?;
+            vigil_api::audit::publish(
+                conn,
+                "sensor.status",
+                &serde_json::json!({"id": id, "status": "online", "was": before.published_status}),
+                now,
+            )?;
+        }
+        load(conn, &id, now)
+    })?;
+    Ok(sensor.response(200))
+}
