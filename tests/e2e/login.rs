@@ -343,6 +343,14 @@ fn the_last_admin_cannot_be_demoted_or_disabled(app: &TestApp) {
     );
     // With a second admin, either may step down; this one does.
     let second = app.create_user(Role::Admin, PASSWORD);
+    // Never by their own hand, though: another admin must do it.
+    patch(&admin, json!({"disabled": true})).assert_problem(409, "own-account");
+    app.post_json_as(
+        Role::Admin,
+        &format!("/api/auth/users/{admin}/reset-password"),
+        &json!({}),
+    )
+    .assert_problem(409, "own-account");
     assert_eq!(patch(&second.id, json!({"role": "supervisor"})).status, 200);
 }
 

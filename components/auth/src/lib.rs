@@ -251,7 +251,7 @@ pub static COMPONENT: Component = Component {
         )
         .summary("Reset a user's password: a one-time password, sessions ended, a new password forced at next login")
         .replies(&[Reply::json(200, "The one-time password, shown once", schema_of::<users::OneTimePassword>)])
-        .errors(&[404, 503]),
+        .errors(&[404, 409, 503]),
         Route::new(
             "POST",
             "/api/auth/invitations",

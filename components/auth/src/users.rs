@@ -298,6 +298,10 @@ pub fn patch(ctx: &mut Ctx) -> Result<Response, ApiError> {
                     .with_detail("this is the last active admin: make another admin first"));
             }
         }
+        if id == ctx.principal().subject && (role != before.role || (disabled && !before.disabled))
+        {
+            return Err(own_account("change your own role or disable yourself"));
+        }
         db::query(
             conn,
             "UPDATE users SET role = ?2, disabled = ?3, display_name = ?4, updated_at = ?5 WHERE id = ?1",
@@ -343,6 +347,12 @@ pub struct OneTimePassword {
 /// `POST /api/auth/users/{id}/reset-password`: a one-time password, every
 /// session of the user ended, the lockout lifted; at their next login the
 /// user can do nothing but choose a new password.
+/// Admins cannot lock themselves out: another admin must do it.
+fn own_account(what: &str) -> ApiError {
+    ApiError::new(409, "own-account", "Own account")
+        .with_detail(format!("an admin cannot {what}; another admin can"))
+}
+
 pub fn reset_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = ctx.param("id").to_string();
     let raw = vigil_core::totp::base32(&{
@@ -361,6 +371,11 @@ pub fn reset_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let hash = password::hash(&one_time);
     let now = now_millis();
     let conn = db::open()?;
+    if id == ctx.principal().subject {
+        return Err(own_account(
+            "reset your own password here; change it with POST /api/auth/password",
+        ));
+    }
     db::transaction(&conn, |conn| {
         load(conn, &id)?;
         db::query(

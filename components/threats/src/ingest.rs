@@ -2,6 +2,8 @@
 //! 1,000). Each item is validated on its own; the valid ones are scored and
 //! committed together, with their alerts and outbox rows, in one transaction.
 
+use std::collections::HashSet;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
@@ -14,13 +16,13 @@ use vigil_ingest::alert::{self, OpenAlert};
 use vigil_ingest::classify::{AddressClass, ZoneMap, classify};
 use vigil_ingest::event::{Event, RawEvent, Severity, validate};
 use vigil_ingest::geo::Geo;
-use vigil_ingest::score::score;
+use vigil_ingest::repeat::RecentBySource;
+use vigil_ingest::score::{REPEATS_THAT_COUNT, score};
 
 use crate::geo::GeoLookup;
 use crate::settings;
 
 pub const MAX_BATCH: usize = 1000;
-const HOUR_MS: i64 = 3600 * 1000;
 
 /// One event, or a batch.
 #[derive(Deserialize, JsonSchema)]
@@ -141,9 +143,7 @@ pub fn post(ctx: &mut Ctx) -> Result<Response, ApiError> {
                 now,
                 geo: GeoLookup::default(),
             };
-            for (index, event) in &valid {
-                store(conn, &mut storing, *index, event, &mut outcome)?;
-            }
+            store_all(conn, &mut storing, &valid, &mut outcome)?;
             let mut entry = ctx.audit_entry(
                 "threats.ingested",
                 "sensor_batch",
@@ -179,104 +179,194 @@ struct Storing<'a> {
     geo: GeoLookup,
 }
 
-fn store(
+/// Rows per multi-row `INSERT` (23 parameters each stays far below SQLite's
+/// and libSQL's parameter limits).
+const ROWS_PER_INSERT: usize = 100;
+
+/// Store the valid events of a batch inside the caller's transaction: a few
+/// statements per batch (which already exist, the sources' recent activity,
+/// multi-row inserts of events and outbox rows), plus two per event that
+/// raises an alert. The write lock is held throughout, so what was read
+/// stays true until the commit.
+fn store_all(
     conn: &Connection,
     s: &mut Storing,
-    index: usize,
-    event: &Event,
+    valid: &[(usize, Event)],
     outcome: &mut Outcome,
 ) -> Result<(), ApiError> {
-    let (zones, window, now) = (s.zones, s.window, s.now);
-    let zone = event.dest_ip.and_then(|ip| zones.zone_of(ip));
-    let recent = db::query(
-        conn,
-        "SELECT count(*) FROM threat_events WHERE source_ip = ?1 AND observed_at > ?2",
-        &[
-            Value::Text(event.source_ip.to_string()),
-            Value::Integer(event.observed_at_ms - HOUR_MS),
-        ],
-    )?;
-    let recent = recent.first().and_then(|r| db::int(r, 0)).unwrap_or(0);
-    let scored = score(
-        event,
-        zone.map(|z| z.criticality),
-        recent.clamp(0, u32::MAX as i64) as u32,
-    );
-    let id = new_id();
-    let technique = event.event_type.technique().map(|t| t.id);
-    let source_class = classify(event.source_ip);
-    let geo = if source_class == AddressClass::Public {
-        s.geo.lookup(event.source_ip)
-    } else {
-        Geo::default()
-    };
-    let inserted = db::query(
-        conn,
-        "INSERT INTO threat_events (id, sensor_id, event_id, observed_at, received_at, event_type, source_ip, source_class,
-                                    source_port, dest_ip, dest_port, dest_zone, protocol, technique, score, severity,
-                                    breakdown, confidence, payload, tags, source_country, source_asn, source_as_org)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
-         ON CONFLICT (sensor_id, event_id) DO NOTHING RETURNING id",
-        &[
+    let stored = already_stored(conn, valid)?;
+    let mut seen = HashSet::new();
+    let mut fresh: Vec<(usize, &Event)> = Vec::new();
+    for (index, event) in valid {
+        let key = (event.sensor_id.clone(), event.event_id.clone());
+        if stored.contains(&key) || !seen.insert(key) {
+            outcome.duplicates.push(Duplicate {
+                index: *index,
+                event_id: event.event_id.clone(),
+            });
+        } else {
+            fresh.push((*index, event));
+        }
+    }
+    let mut recent = recent_activity(conn, &fresh)?;
+    let mut rows: Vec<Vec<Value>> = Vec::with_capacity(fresh.len());
+    let mut published: Vec<serde_json::Value> = Vec::with_capacity(fresh.len());
+    for (index, event) in fresh {
+        let source = event.source_ip.to_string();
+        let zone = event.dest_ip.and_then(|ip| s.zones.zone_of(ip));
+        let scored = score(
+            event,
+            zone.map(|z| z.criticality),
+            recent.count(&source, event.observed_at_ms),
+        );
+        recent.record(&source, event.observed_at_ms);
+        let alert_id = if alert::raises_alert(scored.severity) {
+            let (alert_id, opened) =
+                raise(conn, event, scored.score, scored.severity, s.window, s.now)?;
+            if opened {
+                outcome.opened.push(alert_id.clone());
+            }
+            Some(alert_id)
+        } else {
+            None
+        };
+        let id = new_id();
+        let source_class = classify(event.source_ip);
+        let geo = if source_class == AddressClass::Public {
+            s.geo.lookup(event.source_ip)
+        } else {
+            Geo::default()
+        };
+        rows.push(vec![
             Value::Text(id.clone()),
             Value::Text(event.sensor_id.clone()),
             Value::Text(event.event_id.clone()),
             Value::Integer(event.observed_at_ms),
-            Value::Integer(now),
+            Value::Integer(s.now),
             Value::Text(wire(&event.event_type)),
-            Value::Text(event.source_ip.to_string()),
+            Value::Text(source.clone()),
             Value::Text(wire(&source_class)),
-            event.source_port.map_or(Value::Null, |p| Value::Integer(p.into())),
+            event
+                .source_port
+                .map_or(Value::Null, |p| Value::Integer(p.into())),
             db::opt_text(event.dest_ip.map(|ip| ip.to_string()).as_deref()),
-            event.dest_port.map_or(Value::Null, |p| Value::Integer(p.into())),
+            event
+                .dest_port
+                .map_or(Value::Null, |p| Value::Integer(p.into())),
             db::opt_text(zone.map(|z| z.name.as_str())),
             db::opt_text(event.protocol.as_deref()),
-            db::opt_text(technique),
+            db::opt_text(event.event_type.technique().map(|t| t.id)),
             Value::Integer(scored.score.into()),
             Value::Text(wire(&scored.severity)),
             Value::Text(serde_json::to_string(&scored.breakdown).expect("serializes")),
             Value::Real(event.confidence),
             Value::Text(serde_json::Value::Object(event.payload.clone()).to_string()),
             Value::Text(serde_json::to_string(&event.tags).expect("serializes")),
+            db::opt_text(alert_id.as_deref()),
             db::opt_text(geo.country.as_deref()),
             geo.asn.map_or(Value::Null, |a| Value::Integer(a.into())),
             db::opt_text(geo.as_org.as_deref()),
+        ]);
+        published.push(serde_json::json!({"id": id, "sensor_id": event.sensor_id, "event_type": event.event_type, "source_ip": source, "score": scored.score, "severity": scored.severity, "alert_id": alert_id}));
+        outcome.accepted.push(Accepted {
+            index,
+            id,
+            event_id: event.event_id.clone(),
+            score: scored.score,
+            severity: scored.severity,
+            alert_id,
+        });
+    }
+    insert_rows(
+        conn,
+        "INSERT INTO threat_events (id, sensor_id, event_id, observed_at, received_at, event_type, source_ip, source_class,
+                                    source_port, dest_ip, dest_port, dest_zone, protocol, technique, score, severity,
+                                    breakdown, confidence, payload, tags, alert_id, source_country, source_asn, source_as_org)
+         VALUES ",
+        rows,
+    )?;
+    let outbox = published
+        .into_iter()
+        .map(|payload| {
+            vec![
+                Value::Text("threat.created".into()),
+                Value::Text(payload.to_string()),
+                Value::Integer(s.now),
+            ]
+        })
+        .collect();
+    insert_rows(
+        conn,
+        "INSERT INTO events (type, payload, created_at) VALUES ",
+        outbox,
+    )
+}
+
+/// Run `insert` (ending in `VALUES `) over `rows`, many rows per statement.
+fn insert_rows(conn: &Connection, insert: &str, rows: Vec<Vec<Value>>) -> Result<(), ApiError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let width = chunk[0].len();
+        let tuples: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let marks: Vec<String> =
+                    (1..=width).map(|c| format!("?{}", r * width + c)).collect();
+                format!("({})", marks.join(", "))
+            })
+            .collect();
+        let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
+        db::query(conn, &format!("{insert}{}", tuples.join(", ")), &params)?;
+    }
+    Ok(())
+}
+
+/// Which (sensor, event id) pairs of the batch are stored already.
+fn already_stored(
+    conn: &Connection,
+    valid: &[(usize, Event)],
+) -> Result<HashSet<(String, String)>, ApiError> {
+    let pairs: Vec<[&str; 2]> = valid
+        .iter()
+        .map(|(_, e)| [e.sensor_id.as_str(), e.event_id.as_str()])
+        .collect();
+    let rows = db::query(
+        conn,
+        "SELECT t.sensor_id, t.event_id FROM json_each(?1) AS j
+           JOIN threat_events AS t ON t.sensor_id = j.value ->> 0 AND t.event_id = j.value ->> 1",
+        &[Value::Text(
+            serde_json::to_string(&pairs).expect("serializes"),
+        )],
+    )?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((db::text(r, 0)?, db::text(r, 1)?)))
+        .collect())
+}
+
+/// The latest observation times of each source of the batch: as many as
+/// can change a score, in one statement.
+fn recent_activity(
+    conn: &Connection,
+    fresh: &[(usize, &Event)],
+) -> Result<RecentBySource, ApiError> {
+    let sources: HashSet<String> = fresh.iter().map(|(_, e)| e.source_ip.to_string()).collect();
+    if sources.is_empty() {
+        return Ok(RecentBySource::default());
+    }
+    let rows = db::query(
+        conn,
+        "SELECT j.value, (SELECT json_group_array(observed_at) FROM
+                            (SELECT observed_at FROM threat_events WHERE source_ip = j.value
+                             ORDER BY observed_at DESC LIMIT ?2))
+           FROM json_each(?1) AS j",
+        &[
+            Value::Text(serde_json::to_string(&sources).expect("serializes")),
+            Value::Integer(REPEATS_THAT_COUNT.into()),
         ],
     )?;
-    if inserted.is_empty() {
-        outcome.duplicates.push(Duplicate {
-            index,
-            event_id: event.event_id.clone(),
-        });
-        return Ok(());
-    }
-    let alert_id = if alert::raises_alert(scored.severity) {
-        let (alert_id, opened) = raise(conn, event, scored.score, scored.severity, window, now)?;
-        if opened {
-            outcome.opened.push(alert_id.clone());
-        }
-        Some(alert_id)
-    } else {
-        None
-    };
-    if let Some(alert_id) = &alert_id {
-        db::query(
-            conn,
-            "UPDATE threat_events SET alert_id = ?2 WHERE id = ?1",
-            &[Value::Text(id.clone()), Value::Text(alert_id.clone())],
-        )?;
-    }
-    let payload = serde_json::json!({"id": id, "sensor_id": event.sensor_id, "event_type": event.event_type, "source_ip": event.source_ip.to_string(), "score": scored.score, "severity": scored.severity, "alert_id": alert_id});
-    vigil_api::audit::publish(conn, "threat.created", &payload, now)?;
-    outcome.accepted.push(Accepted {
-        index,
-        id,
-        event_id: event.event_id.clone(),
-        score: scored.score,
-        severity: scored.severity,
-        alert_id,
-    });
-    Ok(())
+    Ok(RecentBySource::new(rows.iter().filter_map(|r| {
+        let times: Vec<i64> = serde_json::from_str(&db::text(r, 1)?).ok()?;
+        Some((db::text(r, 0)?, times))
+    })))
 }
 
 /// Open an alert for a high or critical event, or update the open alert of

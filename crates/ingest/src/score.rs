@@ -13,6 +13,10 @@
 use serde::Serialize;
 
 use crate::classify::Criticality;
+
+/// Earlier events of a source that can change its score (8 × 2 points
+/// reaches the cap of 15): the caller need count no further.
+pub const REPEATS_THAT_COUNT: u32 = 8;
 use crate::event::{Event, Severity};
 
 /// One factor's contribution.
@@ -50,6 +54,7 @@ pub fn score(event: &Event, zone: Option<Criticality>, recent_from_source: u32) 
         Some(Criticality::High) => 10.0,
         Some(Criticality::Critical) => 20.0,
     };
+    let recent_from_source = recent_from_source.min(REPEATS_THAT_COUNT);
     let repeat_points = (f64::from(recent_from_source) * 2.0).min(15.0);
     let hint_points = match event.severity_hint {
         None | Some(Severity::Info) => 0.0,
@@ -74,7 +79,13 @@ pub fn score(event: &Event, zone: Option<Criticality>, recent_from_source: u32) 
         Factor {
             factor: "repeat",
             points: repeat_points,
-            why: format!("{recent_from_source} earlier events from the source in the last hour"),
+            why: if recent_from_source == REPEATS_THAT_COUNT {
+                format!(
+                    "{REPEATS_THAT_COUNT} or more earlier events from the source in the last hour"
+                )
+            } else {
+                format!("{recent_from_source} earlier events from the source in the last hour")
+            },
         },
         Factor {
             factor: "severity_hint",
@@ -144,6 +155,14 @@ mod tests {
             (100, Severity::Critical),
             "clamped, repeat capped at 15"
         );
+    }
+
+    #[test]
+    fn repeats_beyond_those_that_count_change_nothing() {
+        let e = event(EventType::BruteForce, None, 1.0);
+        let at_cap = score(&e, None, REPEATS_THAT_COUNT);
+        assert_eq!(at_cap, score(&e, None, 10_000));
+        assert!(score(&e, None, REPEATS_THAT_COUNT - 1).score < at_cap.score);
     }
 
     #[test]
