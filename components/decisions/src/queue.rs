@@ -285,14 +285,12 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
         .iter()
         .filter_map(|r| record::from_row(r, now))
         .collect();
-    let next_cursor = (decisions.len() as i64 > limit).then(|| {
-        decisions.truncate(limit as usize);
-        let last = decisions.last().expect("a full page");
-        listing::encode_cursor(&[
+    let next_cursor = listing::page(&mut decisions, limit, |last| {
+        vec![
             last.priority.rank().to_string(),
             last.deadline_ms.to_string(),
             last.id.clone(),
-        ])
+        ]
     });
     Ok(response::json(
         200,

@@ -377,15 +377,7 @@ pub fn executions(ctx: &mut Ctx) -> Result<Response, ApiError> {
         }
     }
     let limit = listing::limit(ctx)?;
-    if let Some(c) = listing::cursor(ctx, 2)? {
-        f.add(
-            "(started_at, id) < (?, ?)",
-            vec![
-                Value::Integer(listing::cursor_int(&c[0])?),
-                Value::Text(c[1].clone()),
-            ],
-        );
-    }
+    listing::newest_first_after(ctx, &mut f, "started_at")?;
     let sql = format!(
         "SELECT {EXECUTION_COLUMNS} FROM playbook_executions {} ORDER BY started_at DESC, id DESC LIMIT {}",
         f.where_clause(),
@@ -396,10 +388,8 @@ pub fn executions(ctx: &mut Ctx) -> Result<Response, ApiError> {
         .iter()
         .filter_map(|r| execution(r))
         .collect();
-    let next_cursor = (executions.len() as i64 > limit).then(|| {
-        executions.truncate(limit as usize);
-        let last = executions.last().expect("a full page");
-        listing::encode_cursor(&[last.started_ms.to_string(), last.id.clone()])
+    let next_cursor = listing::page(&mut executions, limit, |e| {
+        vec![e.started_ms.to_string(), e.id.clone()]
     });
     Ok(response::json(
         200,
@@ -423,8 +413,10 @@ pub fn execute(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let request: ExecuteRequest = ctx.json()?;
     let conn = db::open()?;
     let playbook = load(&conn, ctx.param("id"))?;
-    let alert = load_alert(&conn, &request.alert_id)
-        .map_err(|_| ApiError::invalid_field("alert_id", "is not an alert"))?;
+    let alert = load_alert(&conn, &request.alert_id).map_err(|e| match e.status {
+        404 => ApiError::invalid_field("alert_id", "is not an alert"),
+        _ => e,
+    })?;
     let facts = facts_of(&conn, &alert)?;
     let by = ctx.principal().subject.clone();
     let done = run(&conn, ctx, &playbook, &alert, &facts, Mode::Manual, &by)?;

@@ -85,17 +85,15 @@ pub struct ThreatPage {
     next_cursor: Option<String>,
 }
 
-/// `GET /api/threats`: newest first. Filters: `since`, `until` (RFC 3339),
-/// `severity`, `event_type`, `sensor_id`, `source_ip`, `technique`, `zone`,
-/// `country`;
-/// `limit` (1-200, default 50), `cursor`.
-pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
+/// The filters of threats and alerts alike: `since` and `until` (RFC 3339,
+/// on `time_column`), `severity`, `event_type`, `sensor_id`, `source_ip`.
+fn shared_filters(ctx: &Ctx, time_column: &str) -> Result<Filters, ApiError> {
     let mut f = Filters::default();
-    for (name, clause) in [("since", "observed_at >= ?"), ("until", "observed_at < ?")] {
+    for (name, op) in [("since", ">="), ("until", "<")] {
         if let Some(t) = ctx.query_param(name) {
             let ms = parse_rfc3339(&t)
                 .ok_or_else(|| ApiError::invalid_field(name, "is not an RFC 3339 time"))?;
-            f.add(clause, vec![Value::Integer(ms)]);
+            f.add(&format!("{time_column} {op} ?"), vec![Value::Integer(ms)]);
         }
     }
     if let Some(s) = ctx.query_param("severity") {
@@ -108,9 +106,21 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
             .ok_or_else(|| ApiError::invalid_field("event_type", "is not an event type"))?;
         f.add("event_type = ?", vec![Value::Text(t)]);
     }
+    for name in ["sensor_id", "source_ip"] {
+        if let Some(v) = ctx.query_param(name) {
+            f.add(&format!("{name} = ?"), vec![Value::Text(v)]);
+        }
+    }
+    Ok(f)
+}
+
+/// `GET /api/threats`: newest first. Filters: `since`, `until` (RFC 3339),
+/// `severity`, `event_type`, `sensor_id`, `source_ip`, `technique`, `zone`,
+/// `country`;
+/// `limit` (1-200, default 50), `cursor`.
+pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let mut f = shared_filters(ctx, "observed_at")?;
     for (name, column) in [
-        ("sensor_id", "sensor_id"),
-        ("source_ip", "source_ip"),
         ("technique", "technique"),
         ("zone", "dest_zone"),
         ("country", "source_country"),
@@ -120,15 +130,7 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
         }
     }
     let limit = listing::limit(ctx)?;
-    if let Some(c) = listing::cursor(ctx, 2)? {
-        f.add(
-            "(observed_at, id) < (?, ?)",
-            vec![
-                Value::Integer(listing::cursor_int(&c[0])?),
-                Value::Text(c[1].clone()),
-            ],
-        );
-    }
+    listing::newest_first_after(ctx, &mut f, "observed_at")?;
     let sql = format!(
         "SELECT {THREAT_COLUMNS} FROM threat_events {} ORDER BY observed_at DESC, id DESC LIMIT {}",
         f.where_clause(),
@@ -139,10 +141,8 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
         .iter()
         .filter_map(|r| threat(r))
         .collect();
-    let next_cursor = (threats.len() as i64 > limit).then(|| {
-        threats.truncate(limit as usize);
-        let last = threats.last().expect("a full page");
-        listing::encode_cursor(&[last.observed_ms.to_string(), last.id.clone()])
+    let next_cursor = listing::page(&mut threats, limit, |t| {
+        vec![t.observed_ms.to_string(), t.id.clone()]
     });
     Ok(response::json(
         200,
@@ -217,45 +217,15 @@ pub struct AlertPage {
 /// `severity`, `event_type`, `sensor_id`, `source_ip`, `since`/`until` (of
 /// the last event, RFC 3339); `limit` (1-200, default 50), `cursor`.
 pub fn alerts(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let mut f = Filters::default();
-    for (name, clause) in [("since", "last_seen >= ?"), ("until", "last_seen < ?")] {
-        if let Some(t) = ctx.query_param(name) {
-            let ms = parse_rfc3339(&t)
-                .ok_or_else(|| ApiError::invalid_field(name, "is not an RFC 3339 time"))?;
-            f.add(clause, vec![Value::Integer(ms)]);
-        }
-    }
+    let mut f = shared_filters(ctx, "last_seen")?;
     if let Some(s) = ctx.query_param("status") {
         vigil_ingest::alert::AlertStatus::parse(&s).ok_or_else(|| {
             ApiError::invalid_field("status", "is open, acknowledged or resolved")
         })?;
         f.add("status = ?", vec![Value::Text(s)]);
     }
-    if let Some(s) = ctx.query_param("severity") {
-        vigil_core::wire::parse_wire::<Severity>(&s)
-            .ok_or_else(|| ApiError::invalid_field("severity", "is not a severity"))?;
-        f.add("severity = ?", vec![Value::Text(s)]);
-    }
-    if let Some(t) = ctx.query_param("event_type") {
-        vigil_core::wire::parse_wire::<EventType>(&t)
-            .ok_or_else(|| ApiError::invalid_field("event_type", "is not an event type"))?;
-        f.add("event_type = ?", vec![Value::Text(t)]);
-    }
-    for name in ["sensor_id", "source_ip"] {
-        if let Some(v) = ctx.query_param(name) {
-            f.add(&format!("{name} = ?"), vec![Value::Text(v)]);
-        }
-    }
     let limit = listing::limit(ctx)?;
-    if let Some(c) = listing::cursor(ctx, 2)? {
-        f.add(
-            "(last_seen, id) < (?, ?)",
-            vec![
-                Value::Integer(listing::cursor_int(&c[0])?),
-                Value::Text(c[1].clone()),
-            ],
-        );
-    }
+    listing::newest_first_after(ctx, &mut f, "last_seen")?;
     let sql = format!(
         "SELECT {ALERT_COLUMNS} FROM alerts {} ORDER BY last_seen DESC, id DESC LIMIT {}",
         f.where_clause(),
@@ -263,13 +233,11 @@ pub fn alerts(ctx: &mut Ctx) -> Result<Response, ApiError> {
     );
     let conn = db::open()?;
     let mut rows = db::query(&conn, &sql, &f.params)?;
-    let next_cursor = (rows.len() as i64 > limit).then(|| {
-        rows.truncate(limit as usize);
-        let last = rows.last().expect("a full page");
-        listing::encode_cursor(&[
+    let next_cursor = listing::page(&mut rows, limit, |last| {
+        vec![
             db::int(last, 9).unwrap_or_default().to_string(),
             db::text(last, 0).unwrap_or_default(),
-        ])
+        ]
     });
     Ok(response::json(
         200,

@@ -134,11 +134,7 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
         .iter()
         .filter_map(|r| sensor(r, now))
         .collect();
-    let next_cursor = (sensors.len() as i64 > limit).then(|| {
-        sensors.truncate(limit as usize);
-        let last = sensors.last().expect("a full page");
-        listing::encode_cursor(&[last.name.clone(), last.id.clone()])
-    });
+    let next_cursor = listing::page(&mut sensors, limit, |s| vec![s.name.clone(), s.id.clone()]);
     Ok(response::json(
         200,
         &SensorPage {

@@ -84,6 +84,31 @@ pub fn cursor(ctx: &Ctx, n: usize) -> Result<Option<Vec<String>>, ApiError> {
     Ok(Some(parts))
 }
 
+/// For a listing newest first on `(time_column, id)`: the clause that
+/// starts after the `cursor`, when one was given.
+pub fn newest_first_after(ctx: &Ctx, f: &mut Filters, time_column: &str) -> Result<(), ApiError> {
+    if let Some(c) = cursor(ctx, 2)? {
+        f.add(
+            &format!("({time_column}, id) < (?, ?)"),
+            vec![
+                Value::Integer(cursor_int(&c[0])?),
+                Value::Text(c[1].clone()),
+            ],
+        );
+    }
+    Ok(())
+}
+
+/// Cut `items` (fetched with `LIMIT limit + 1`) to a page, and return the
+/// next page's cursor (the sort `key` of the last item kept), or `None` on
+/// the last page.
+pub fn page<T>(items: &mut Vec<T>, limit: i64, key: impl Fn(&T) -> Vec<String>) -> Option<String> {
+    (items.len() as i64 > limit).then(|| {
+        items.truncate(limit as usize);
+        encode_cursor(&key(items.last().expect("a full page")))
+    })
+}
+
 /// Parse one cursor part as an integer (400 when it is not).
 pub fn cursor_int(part: &str) -> Result<i64, ApiError> {
     part.parse()
