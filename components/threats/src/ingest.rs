@@ -290,7 +290,7 @@ fn store_all(
         .map(|payload| {
             vec![
                 Value::Text("threat.created".into()),
-                Value::Text(payload.to_string()),
+                Value::Text(serde_json::to_string(&payload).expect("serializes")),
                 Value::Integer(s.now),
             ]
         })
@@ -302,19 +302,15 @@ fn store_all(
     )
 }
 
-/// Run `insert` (ending in `VALUES `) over `rows`, many rows per statement.
+/// Run `insert` (ending in `VALUES `) over `rows` (all of one width), many
+/// rows per statement.
 fn insert_rows(conn: &Connection, insert: &str, rows: Vec<Vec<Value>>) -> Result<(), ApiError> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let width = chunk[0].len();
-        let tuples: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                let marks: Vec<String> =
-                    (1..=width).map(|c| format!("?{}", r * width + c)).collect();
-                format!("({})", marks.join(", "))
-            })
-            .collect();
+        // Anonymous `?` marks number themselves in order.
+        let tuple = format!("({})", vec!["?"; chunk[0].len()].join(", "));
+        let sql = format!("{insert}{}", vec![tuple; chunk.len()].join(", "));
         let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
-        db::query(conn, &format!("{insert}{}", tuples.join(", ")), &params)?;
+        db::query(conn, &sql, &params)?;
     }
     Ok(())
 }
