@@ -143,6 +143,18 @@ fn a_playbook_requiring_approval_opens_a_decision(app: &TestApp) {
         let mine: Vec<_> = delivered.iter().filter(|d| d.path == hook).collect();
         assert_eq!(mine.len(), 1);
         let body: Value = serde_json::from_str(&mine[0].body).unwrap();
+        // Signed with the shared secret over the exact body, with its time.
+        let signature = mine[0].signature.clone().expect("a signed webhook");
+        let t: i64 = signature[2..signature.find(',').unwrap()].parse().unwrap();
+        assert_eq!(
+            signature,
+            vigil_ingest::playbook::webhook_signature(
+                vigil_e2e::TEST_WEBHOOK_SECRET,
+                t,
+                mine[0].body.as_bytes()
+            )
+        );
+        assert!((vigil_core::time::now_millis() / 1000 - t).abs() < 300);
         assert_eq!(body["alert"]["id"], alert.as_str());
         assert_eq!(body["execution_id"], run["id"]);
     }

@@ -123,6 +123,10 @@ impl TestApp {
             webhooks.origin.clone(),
         ));
         env.push((
+            "SPIN_VARIABLE_WEBHOOK_SECRET".into(),
+            TEST_WEBHOOK_SECRET.into(),
+        ));
+        env.push((
             "SPIN_VARIABLE_GEOIP_DATABASES".into(),
             format!("/geoip/{}", write_test_geoip()?),
         ));
@@ -243,6 +247,9 @@ pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
         ),
     ]
 }
+
+/// The suite's `webhook_secret`: its apps sign their webhooks with it.
+pub const TEST_WEBHOOK_SECRET: &str = "whsec-e2e";
 
 /// Networks of the suite's GeoIP database (the country and AS of public
 /// sources are looked up in it): `(CIDR, country, ASN, AS organisation)`.

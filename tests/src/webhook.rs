@@ -6,10 +6,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-/// One request received: its path and body.
+/// One request received: its path, its `x-vigil-signature` and its body.
 #[derive(Clone, Debug)]
 pub struct Delivery {
     pub path: String,
+    pub signature: Option<String>,
     pub body: String,
 }
 
@@ -48,15 +49,18 @@ fn serve(stream: std::net::TcpStream, log: &Mutex<Vec<Delivery>>) -> std::io::Re
     reader.read_line(&mut line)?;
     let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
     let mut length = 0;
+    let mut signature = None;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 || header.trim().is_empty() {
             break;
         }
-        if let Some((name, value)) = header.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap_or(0);
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            } else if name.eq_ignore_ascii_case("x-vigil-signature") {
+                signature = Some(value.trim().to_string());
+            }
         }
     }
     let mut body = vec![0; length];
@@ -68,6 +72,7 @@ fn serve(stream: std::net::TcpStream, log: &Mutex<Vec<Delivery>>) -> std::io::Re
     };
     log.lock().unwrap().push(Delivery {
         path,
+        signature,
         body: String::from_utf8_lossy(&body).into_owned(),
     });
     let mut stream = stream;

@@ -51,6 +51,12 @@ pub fn webhook_origin() -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// `webhook_secret` (secret; empty by default): when set, webhooks carry an
+/// HMAC signature (`vigil_ingest::playbook::webhook_signature`).
+pub fn webhook_secret() -> Option<String> {
+    variable("webhook_secret").filter(|v| !v.is_empty())
+}
+
 /// `geoip_databases`: comma-separated MaxMind-format files (paths inside the
 /// component, under the `geoip/` mount); none by default.
 pub fn geoip_databases() -> Vec<String> {

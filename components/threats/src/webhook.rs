@@ -4,13 +4,18 @@
 
 use std::time::Duration;
 
+use vigil_core::time::now_millis;
+use vigil_ingest::playbook::{SIGNATURE_HEADER, webhook_signature};
 use wasi::http::outgoing_handler;
 use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
+
+use crate::settings;
 
 /// Connect, first byte and between bytes, each.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// POST `body` to `url`; the response status, or why it failed.
+/// POST `body` to `url`, signed when a `webhook_secret` is configured; the
+/// response status, or why it failed.
 pub fn post_json(url: &str, body: &[u8]) -> Result<u16, String> {
     let (scheme, rest) = url.split_once("://").ok_or("not an absolute URL")?;
     let scheme = match scheme {
@@ -27,7 +32,7 @@ pub fn post_json(url: &str, body: &[u8]) -> Result<u16, String> {
     } else {
         path
     };
-    let headers = Fields::from_list(&[
+    let mut headers = vec![
         ("content-type".to_string(), b"application/json".to_vec()),
         ("user-agent".to_string(), b"vigil-playbook".to_vec()),
         // A length rather than a chunked body: receivers handle it more widely.
@@ -35,8 +40,12 @@ pub fn post_json(url: &str, body: &[u8]) -> Result<u16, String> {
             "content-length".to_string(),
             body.len().to_string().into_bytes(),
         ),
-    ])
-    .map_err(|e| format!("headers: {e:?}"))?;
+    ];
+    if let Some(secret) = settings::webhook_secret() {
+        let signature = webhook_signature(&secret, now_millis() / 1000, body);
+        headers.push((SIGNATURE_HEADER.to_string(), signature.into_bytes()));
+    }
+    let headers = Fields::from_list(&headers).map_err(|e| format!("headers: {e:?}"))?;
     let request = OutgoingRequest::new(headers);
     let set = request.set_method(&Method::Post).is_ok()
         && request.set_scheme(Some(&scheme)).is_ok()
