@@ -308,6 +308,9 @@ fn the_registry_changes_with_if_match_and_deleting_revokes_keys(app: &TestApp) {
         Some(&secret),
     );
     assert_eq!(r.status, 200, "{}", r.text());
+    // Sending its own events counts as being heard from.
+    let s = app.get_as(Role::Viewer, &path).json();
+    assert_eq!(s["status"], "online", "{s}");
     send(app, "DELETE", &path, &app.token(Role::Analyst), &[], None)
         .assert_problem(403, "forbidden");
     let r = send(app, "DELETE", &path, &supervisor, &[], None);

@@ -125,8 +125,9 @@ pub fn post(ctx: &mut Ctx) -> Result<Response, ApiError> {
         }
     }
     let conn = db::open()?;
-    if let Some(sensor) = own_sensor(&conn, ctx)?
-        && let Some((_, e)) = valid.iter().find(|(_, e)| e.sensor_id != sensor)
+    let speaks_for = own_sensor(&conn, ctx)?;
+    if let Some(sensor) = &speaks_for
+        && let Some((_, e)) = valid.iter().find(|(_, e)| &e.sensor_id != sensor)
     {
         return Err(
             ApiError::new(403, "forbidden", "Forbidden").with_detail(format!(
@@ -144,6 +145,10 @@ pub fn post(ctx: &mut Ctx) -> Result<Response, ApiError> {
                 geo: GeoLookup::default(),
             };
             store_all(conn, &mut storing, &valid, &mut outcome)?;
+            // A sensor sending its own events is alive, heartbeat or not.
+            if let Some(sensor) = &speaks_for {
+                crate::sensors::heard_from(conn, ctx, sensor, None, now)?;
+            }
             let mut entry = ctx.audit_entry(
                 "threats.ingested",
                 "sensor_batch",

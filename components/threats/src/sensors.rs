@@ -38,11 +38,10 @@ pub struct Sensor {
     pub version: i64,
     #[schemars(extend("format" = "date-time"))]
     pub created_at: String,
-    #[serde(skip)]
-    published_status: String,
 }
 
-const COLUMNS: &str = "id, name, kind, location, description, last_heartbeat, heartbeat, version, created_at, published_status";
+const COLUMNS: &str =
+    "id, name, kind, location, description, last_heartbeat, heartbeat, version, created_at";
 
 fn sensor(r: &[Value], now: i64) -> Option<Sensor> {
     let last = db::int(r, 5);
@@ -57,7 +56,6 @@ fn sensor(r: &[Value], now: i64) -> Option<Sensor> {
         heartbeat: db::text(r, 6).and_then(|h| serde_json::from_str(&h).ok()),
         version: db::int(r, 7)?,
         created_at: rfc3339(db::int(r, 8)?),
-        published_status: db::text(r, 9)?,
     })
 }
 
@@ -439,6 +437,50 @@ pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
     ))
 }
 
+/// Sensor `id` was heard from (a heartbeat with its `body`, or events from
+/// its own key), inside the caller's transaction: it is online now. Coming
+/// back, or being heard from for the first time, is audited and published
+/// (`sensor.status`); routine contact is not. An unregistered id is ignored.
+pub fn heard_from(
+    conn: &Connection,
+    ctx: &Ctx,
+    id: &str,
+    body: Option<&str>,
+    now: i64,
+) -> Result<(), ApiError> {
+    let was = db::query(
+        conn,
+        "SELECT published_status FROM sensors WHERE id = ?1",
+        &[Value::Text(id.into())],
+    )?;
+    let Some(was) = was.first().and_then(|r| db::text(r, 0)) else {
+        return Ok(());
+    };
+    db::query(
+        conn,
+        "UPDATE sensors SET last_heartbeat = ?2, heartbeat = coalesce(?3, heartbeat), published_status = 'online'
+         WHERE id = ?1",
+        &[
+            Value::Text(id.into()),
+            Value::Integer(now),
+            db::opt_text(body),
+        ],
+    )?;
+    if was != wire(&SensorStatus::Online) {
+        let mut entry = ctx.audit_entry("sensor.status", "sensor", id, now);
+        entry.before = Some(serde_json::json!({"status": was}).to_string());
+        entry.after = Some(serde_json::json!({"status": "online"}).to_string());
+        vigil_api::audit::append(conn, &entry)?;
+        vigil_api::audit::publish(
+            conn,
+            "sensor.status",
+            &serde_json::json!({"id": id, "status": "online", "was": was}),
+            now,
+        )?;
+    }
+    Ok(())
+}
+
 /// What a sensor reports with its heartbeat (all optional).
 #[derive(Deserialize, Serialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
@@ -488,29 +530,7 @@ pub fn heartbeat(ctx: &mut Ctx) -> Result<Response, ApiError> {
         );
     }
     let sensor = db::transaction(&conn, |conn| {
-        let before = load(conn, &id, now)?;
-        db::query(
-            conn,
-            "UPDATE sensors SET last_heartbeat = ?2, heartbeat = ?3, published_status = 'online' WHERE id = ?1",
-            &[
-                Value::Text(id.clone()),
-                Value::Integer(now),
-                Value::Text(kept.clone()),
-            ],
-        )?;
-        if before.published_status != wire(&SensorStatus::Online) {
-            // Coming back (or first heard from) is news; a routine heartbeat is not.
-            let mut entry = ctx.audit_entry("sensor.status", "sensor", &id, now);
-            entry.before = Some(serde_json::json!({"status": before.published_status}).to_string());
-            entry.after = Some(serde_json::json!({"status": "online"}).to_string());
-            vigil_api::audit::append(conn, &entry)?;
-            vigil_api::audit::publish(
-                conn,
-                "sensor.status",
-                &serde_json::json!({"id": id, "status": "online", "was": before.published_status}),
-                now,
-            )?;
-        }
+        heard_from(conn, ctx, &id, Some(&kept), now)?;
         load(conn, &id, now)
     })?;
     Ok(sensor.response(200))
