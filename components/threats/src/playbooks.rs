@@ -12,7 +12,7 @@ use vigil_api::decisions::record::{Evidence, Subject, SubjectKind};
 use vigil_api::decisions::{self, NewDecision};
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, FieldError, db, response};
-use vigil_core::decision::{Proposal, ThreatLevel, check_submission};
+use vigil_core::decision::{Proposal, SafetyPolicy, ThreatLevel, check_submission};
 use vigil_core::id::new_id;
 use vigil_core::time::{now_millis, rfc3339};
 use vigil_core::wire::{parse_wire, wire};
@@ -497,6 +497,43 @@ fn facts_of(conn: &Connection, alert: &Alert) -> Result<AlertFacts, ApiError> {
     Ok(facts)
 }
 
+/// One execution in progress: what it runs, against what, for whom.
+struct Run<'a> {
+    id: String,
+    playbook: &'a Playbook,
+    alert: &'a Alert,
+    facts: &'a AlertFacts,
+    mode: &'static str,
+    by: &'a str,
+}
+
+/// What every decision an execution opens rests on.
+struct Basis {
+    /// The alert's most confident event.
+    confidence: f64,
+    /// The alert and its latest events.
+    refs: Vec<String>,
+    safety: SafetyPolicy,
+}
+
+impl ActionOutcome {
+    fn new(index: usize, action: &PlaybookAction, outcome: &str, target: Option<String>) -> Self {
+        ActionOutcome {
+            index,
+            kind: action.kind,
+            outcome: outcome.into(),
+            target,
+            decision_id: None,
+            detail: None,
+        }
+    }
+
+    fn detail(mut self, detail: String) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+}
+
 fn run(
     conn: &Connection,
     ctx: &Ctx,
@@ -506,180 +543,191 @@ fn run(
     mode: Mode,
     by: &str,
 ) -> Result<Execution, ApiError> {
-    let id = new_id();
-    let started = now_millis();
-    let mode_name = match mode {
-        Mode::Manual => "manual",
-        Mode::Automatic => "automatic",
+    let run = Run {
+        id: new_id(),
+        playbook,
+        alert,
+        facts,
+        mode: match mode {
+            Mode::Manual => "manual",
+            Mode::Automatic => "automatic",
+        },
+        by,
     };
+    let started = now_millis();
     // Webhooks first, outside the transaction: no write lock is held while
     // waiting on the network.
-    let mut outcomes: Vec<ActionOutcome> = Vec::new();
-    for (index, action) in playbook.actions.iter().enumerate() {
-        if action.opens_decision() {
-            continue;
-        }
-        let url = action.url.clone().unwrap_or_default();
-        let body = serde_json::json!({
-            "type": "vigil.playbook.notification", "execution_id": id, "mode": mode_name,
-            "playbook": {"id": playbook.id, "name": playbook.name}, "alert": alert,
-        });
-        let sent = webhook::post_json(&url, body.to_string().as_bytes());
-        let (outcome, detail) = match sent {
-            Ok(status) if (200..300).contains(&status) => ("sent", format!("HTTP {status}")),
-            Ok(status) => ("failed", format!("HTTP {status}")),
-            Err(why) => ("failed", why),
-        };
-        outcomes.push(ActionOutcome {
-            index,
-            kind: action.kind,
-            outcome: outcome.into(),
-            target: Some(url),
-            decision_id: None,
-            detail: Some(detail),
-        });
-    }
+    let mut outcomes: Vec<ActionOutcome> = playbook
+        .actions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| !a.opens_decision())
+        .map(|(index, action)| notify(&run, index, action))
+        .collect();
     let (confidence, refs) = evidence_of(conn, alert)?;
-    let safety = decisions::settings::safety();
+    let basis = Basis {
+        confidence,
+        refs,
+        safety: decisions::settings::safety(),
+    };
     db::transaction(conn, |conn| {
         let now = now_millis();
         for (index, action) in playbook.actions.iter().enumerate() {
-            if !action.opens_decision() {
-                continue;
+            if action.opens_decision() {
+                outcomes.push(propose(conn, ctx, &run, &basis, index, action, now)?);
             }
-            let Some(target) = facts.target(action.kind) else {
-                outcomes.push(ActionOutcome {
-                    index,
-                    kind: action.kind,
-                    outcome: "skipped".into(),
-                    target: None,
-                    decision_id: None,
-                    detail: Some(format!("the alert gives {} no target", wire(&action.kind))),
-                });
-                continue;
-            };
-            let proposed = action.decision_action();
-            let summary: String = format!("{}: {} {target}", playbook.name, wire(&proposed))
-                .replace('\n', " ")
-                .chars()
-                .take(200)
-                .collect();
-            let evidence = Evidence {
-                refs: refs.clone(),
-                watchlist_match: false,
-            };
-            let parameters = serde_json::json!({
-                "target": target, "playbook_id": playbook.id, "execution_id": id, "action_index": index,
-            });
-            let proposal = Proposal {
-                action: proposed,
-                confidence,
-                summary: &summary,
-                watchlist_match: false,
-                target: Some(&target),
-            };
-            let violations = check_submission(&proposal, &safety);
-            if !violations.is_empty() {
-                outcomes.push(ActionOutcome {
-                    index,
-                    kind: action.kind,
-                    outcome: "refused".into(),
-                    target: Some(target),
-                    decision_id: None,
-                    detail: Some(
-                        violations
-                            .into_iter()
-                            .map(|v| v.message)
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    ),
-                });
-                continue;
-            }
-            let decision_id = new_id();
-            let new = NewDecision {
-                source: "playbook".into(),
-                subject: Subject {
-                    kind: SubjectKind::Alert,
-                    id: alert.id.clone(),
-                },
-                action: proposed,
-                parameters: parameters.as_object().cloned().unwrap_or_default(),
-                threat_level: facts
-                    .severity
-                    .map_or(ThreatLevel::Low, playbook::threat_level),
-                confidence,
-                summary,
-                rationale: format!(
-                    "Playbook {:?} ({mode_name}) on alert {}: {} {} event(s) from {}, max score {}.",
-                    playbook.name,
-                    alert.id,
-                    alert.event_count,
-                    alert.event_type,
-                    alert.source_ip,
-                    alert.max_score
-                ),
-                evidence,
-            };
-            let mut entry = ctx.audit_entry("decision.submitted", "decision", &decision_id, now);
-            entry.actor = by.into();
-            decisions::open_pending(conn, &decision_id, &new, by, entry, now)?;
-            outcomes.push(ActionOutcome {
-                index,
-                kind: action.kind,
-                outcome: "decision_opened".into(),
-                target: Some(target),
-                decision_id: Some(decision_id),
-                detail: None,
-            });
         }
         outcomes.sort_by_key(|o| o.index);
-        let status = if outcomes
-            .iter()
-            .any(|o| o.outcome == "failed" || o.outcome == "refused")
-        {
-            "completed_with_errors"
-        } else {
-            "completed"
-        };
-        db::query(
-            conn,
-            "INSERT INTO playbook_executions (id, playbook_id, playbook_name, alert_id, mode, started_by, status, outcomes, started_at, finished_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            &[
-                Value::Text(id.clone()),
-                Value::Text(playbook.id.clone()),
-                Value::Text(playbook.name.clone()),
-                Value::Text(alert.id.clone()),
-                Value::Text(mode_name.into()),
-                Value::Text(by.into()),
-                Value::Text(status.into()),
-                Value::Text(serde_json::to_string(&outcomes).expect("serializes")),
-                Value::Integer(started),
-                Value::Integer(now),
-            ],
-        )?;
-        let rows = db::query(
-            conn,
-            &format!("SELECT {EXECUTION_COLUMNS} FROM playbook_executions WHERE id = ?1"),
-            &[Value::Text(id.clone())],
-        )?;
-        let done = rows
-            .first()
-            .and_then(|r| execution(r))
-            .ok_or_else(ApiError::internal)?;
-        let mut entry = ctx.audit_entry("playbook.executed", "playbook", &playbook.id, now);
-        entry.actor = by.into();
-        entry.after = Some(serde_json::to_string(&done).expect("serializes"));
-        vigil_api::audit::append(conn, &entry)?;
-        vigil_api::audit::publish(
-            conn,
-            "playbook.executed",
-            &serde_json::to_value(&done).expect("serializes"),
-            now,
-        )?;
-        Ok(done)
+        record(conn, ctx, &run, &outcomes, started, now)
     })
+}
+
+/// Send a `notify_webhook` action's webhook.
+fn notify(run: &Run, index: usize, action: &PlaybookAction) -> ActionOutcome {
+    let url = action.url.clone().unwrap_or_default();
+    let body = serde_json::json!({
+        "type": "vigil.playbook.notification", "execution_id": run.id, "mode": run.mode,
+        "playbook": {"id": run.playbook.id, "name": run.playbook.name}, "alert": run.alert,
+    });
+    let (outcome, detail) = match webhook::post_json(&url, body.to_string().as_bytes()) {
+        Ok(status) if (200..300).contains(&status) => ("sent", format!("HTTP {status}")),
+        Ok(status) => ("failed", format!("HTTP {status}")),
+        Err(why) => ("failed", why),
+    };
+    ActionOutcome::new(index, action, outcome, Some(url)).detail(detail)
+}
+
+/// Open the decision an action waits for, unless the alert gives it no
+/// target or the safety check refuses it.
+fn propose(
+    conn: &Connection,
+    ctx: &Ctx,
+    run: &Run,
+    basis: &Basis,
+    index: usize,
+    action: &PlaybookAction,
+    now: i64,
+) -> Result<ActionOutcome, ApiError> {
+    let Some(target) = run.facts.target(action.kind) else {
+        return Ok(ActionOutcome::new(index, action, "skipped", None)
+            .detail(format!("the alert gives {} no target", wire(&action.kind))));
+    };
+    let proposed = action.decision_action();
+    let summary: String = format!("{}: {} {target}", run.playbook.name, wire(&proposed))
+        .replace('\n', " ")
+        .chars()
+        .take(200)
+        .collect();
+    let proposal = Proposal {
+        action: proposed,
+        confidence: basis.confidence,
+        summary: &summary,
+        watchlist_match: false,
+        target: Some(&target),
+    };
+    let violations = check_submission(&proposal, &basis.safety);
+    if !violations.is_empty() {
+        let why: Vec<String> = violations.into_iter().map(|v| v.message).collect();
+        return Ok(
+            ActionOutcome::new(index, action, "refused", Some(target)).detail(why.join("; "))
+        );
+    }
+    let alert = run.alert;
+    let parameters = serde_json::json!({
+        "target": target, "playbook_id": run.playbook.id, "execution_id": run.id, "action_index": index,
+    });
+    let new = NewDecision {
+        source: "playbook".into(),
+        subject: Subject {
+            kind: SubjectKind::Alert,
+            id: alert.id.clone(),
+        },
+        action: proposed,
+        parameters: parameters.as_object().cloned().unwrap_or_default(),
+        threat_level: run
+            .facts
+            .severity
+            .map_or(ThreatLevel::Low, playbook::threat_level),
+        confidence: basis.confidence,
+        summary,
+        rationale: format!(
+            "Playbook {:?} ({}) on alert {}: {} {} event(s) from {}, max score {}.",
+            run.playbook.name,
+            run.mode,
+            alert.id,
+            alert.event_count,
+            alert.event_type,
+            alert.source_ip,
+            alert.max_score
+        ),
+        evidence: Evidence {
+            refs: basis.refs.clone(),
+            watchlist_match: false,
+        },
+    };
+    let decision_id = new_id();
+    let mut entry = ctx.audit_entry("decision.submitted", "decision", &decision_id, now);
+    entry.actor = run.by.into();
+    decisions::open_pending(conn, &decision_id, &new, run.by, entry, now)?;
+    let mut outcome = ActionOutcome::new(index, action, "decision_opened", Some(target));
+    outcome.decision_id = Some(decision_id);
+    Ok(outcome)
+}
+
+/// Store the execution with its outcomes, audited and published.
+fn record(
+    conn: &Connection,
+    ctx: &Ctx,
+    run: &Run,
+    outcomes: &[ActionOutcome],
+    started: i64,
+    now: i64,
+) -> Result<Execution, ApiError> {
+    let status = if outcomes
+        .iter()
+        .any(|o| o.outcome == "failed" || o.outcome == "refused")
+    {
+        "completed_with_errors"
+    } else {
+        "completed"
+    };
+    db::query(
+        conn,
+        "INSERT INTO playbook_executions (id, playbook_id, playbook_name, alert_id, mode, started_by, status, outcomes, started_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        &[
+            Value::Text(run.id.clone()),
+            Value::Text(run.playbook.id.clone()),
+            Value::Text(run.playbook.name.clone()),
+            Value::Text(run.alert.id.clone()),
+            Value::Text(run.mode.into()),
+            Value::Text(run.by.into()),
+            Value::Text(status.into()),
+            Value::Text(serde_json::to_string(outcomes).expect("serializes")),
+            Value::Integer(started),
+            Value::Integer(now),
+        ],
+    )?;
+    let rows = db::query(
+        conn,
+        &format!("SELECT {EXECUTION_COLUMNS} FROM playbook_executions WHERE id = ?1"),
+        &[Value::Text(run.id.clone())],
+    )?;
+    let done = rows
+        .first()
+        .and_then(|r| execution(r))
+        .ok_or_else(ApiError::internal)?;
+    let mut entry = ctx.audit_entry("playbook.executed", "playbook", &run.playbook.id, now);
+    entry.actor = run.by.into();
+    entry.after = Some(serde_json::to_string(&done).expect("serializes"));
+    vigil_api::audit::append(conn, &entry)?;
+    vigil_api::audit::publish(
+        conn,
+        "playbook.executed",
+        &serde_json::to_value(&done).expect("serializes"),
+        now,
+    )?;
+    Ok(done)
 }
 
 /// The confidence a decision carries (the alert's most confident event) and
