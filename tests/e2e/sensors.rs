@@ -109,6 +109,42 @@ fn onboarding_register_heartbeat_and_status(app: &TestApp) {
     );
     register(app, &token, "Again").assert_problem(410, "onboarding-token-spent");
 
+    // Admins see what became of their tokens (never the tokens), and revoke unused ones.
+    let listed = app.get_as(Role::Admin, "/api/sensors/onboarding-tokens");
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert!(!listed.text().contains(&token), "tokens are shown once");
+    let mine = listed.json()["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == issued["id"])
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        (mine["state"].as_str(), mine["sensor_id"].as_str()),
+        (Some("used"), Some(sensor.as_str()))
+    );
+    let revoke = |id: &str| {
+        send(
+            app,
+            "DELETE",
+            &format!("/api/sensors/onboarding-tokens/{id}"),
+            &app.token(Role::Admin),
+            &[],
+            None,
+        )
+    };
+    revoke(issued["id"].as_str().unwrap()).assert_problem(409, "conflict");
+    let spare = app
+        .post_json_as(Role::Admin, "/api/sensors/onboarding-tokens", &json!({}))
+        .json();
+    assert_eq!(revoke(spare["id"].as_str().unwrap()).status, 204);
+    register(app, spare["token"].as_str().unwrap(), "Spare")
+        .assert_problem(410, "onboarding-token-spent");
+    revoke("no-such-token").assert_problem(404, "not-found");
+    app.get_as(Role::Supervisor, "/api/sensors/onboarding-tokens")
+        .assert_problem(403, "forbidden");
+
     // A heartbeat from its own key brings it online, and says so once.
     let path = format!("/api/sensors/{sensor}/heartbeat");
     let beat = json!({"version": "2.4.1", "uptime_seconds": 3600, "metrics": {"queue": 3}});

@@ -85,6 +85,14 @@ pub static COMPONENT: Component = Component {
             .request(schema_of::<onboarding::TokenRequest>)
             .replies(&[Reply::json(201, "The token, shown once", schema_of::<onboarding::OnboardingToken>)])
             .errors(&[503]),
+        Route::new("GET", "/api/sensors/onboarding-tokens", Access::Needs(Permission::ApiKeysManage), onboarding::list_tokens)
+            .summary("Onboarding tokens, newest first, with what became of each (never the token itself)")
+            .replies(&[Reply::json(200, "The tokens", schema_of::<onboarding::TokenList>)])
+            .errors(&[503]),
+        Route::new("DELETE", "/api/sensors/onboarding-tokens/{id}", Access::Needs(Permission::ApiKeysManage), onboarding::revoke_token)
+            .summary("Revoke an unused onboarding token")
+            .replies(&[Reply { status: 204, description: "Revoked", content_type: "", schema: None }])
+            .errors(&[404, 409, 503]),
         Route::new("POST", "/api/sensors/register", Access::Public, onboarding::register)
             .summary("Register a sensor with an onboarding token: its id and API key, once")
             .request(schema_of::<onboarding::Registration>)

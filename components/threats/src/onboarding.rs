@@ -117,6 +117,107 @@ pub fn create_token(ctx: &mut Ctx) -> Result<Response, ApiError> {
     ))
 }
 
+/// An onboarding token as admins see it afterwards: never the token itself.
+#[derive(Serialize, JsonSchema)]
+pub struct TokenRecord {
+    #[schemars(extend("format" = "uuid"))]
+    id: String,
+    note: Option<String>,
+    created_by: String,
+    #[schemars(extend("format" = "date-time"))]
+    created_at: String,
+    #[schemars(extend("format" = "date-time"))]
+    expires_at: String,
+    /// `unused`, `used`, `expired` or `revoked`.
+    state: String,
+    /// The sensor it registered, once used.
+    sensor_id: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct TokenList {
+    tokens: Vec<TokenRecord>,
+}
+
+const TOKEN_COLUMNS: &str =
+    "id, note, created_by, created_at, expires_at, used_at, revoked_at, sensor_id";
+
+/// What became of a token, from its row (`TOKEN_COLUMNS`).
+fn state_of(r: &[Value], now: i64) -> &'static str {
+    if db::int(r, 5).is_some() {
+        "used"
+    } else if db::int(r, 6).is_some() {
+        "revoked"
+    } else if db::int(r, 4).is_some_and(|at| at <= now) {
+        "expired"
+    } else {
+        "unused"
+    }
+}
+
+fn token_record(r: &[Value], now: i64) -> Option<TokenRecord> {
+    Some(TokenRecord {
+        id: db::text(r, 0)?,
+        note: db::text(r, 1),
+        created_by: db::text(r, 2)?,
+        created_at: rfc3339(db::int(r, 3)?),
+        expires_at: rfc3339(db::int(r, 4)?),
+        state: state_of(r, now).into(),
+        sensor_id: db::text(r, 7),
+    })
+}
+
+/// `GET /api/sensors/onboarding-tokens` (admin): the latest 200, newest first.
+pub fn list_tokens(_ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let now = now_millis();
+    let conn = db::open()?;
+    let rows = db::query(
+        &conn,
+        &format!(
+            "SELECT {TOKEN_COLUMNS} FROM sensor_onboarding_tokens ORDER BY created_at DESC, id DESC LIMIT 200"
+        ),
+        &[],
+    )?;
+    let tokens = rows.iter().filter_map(|r| token_record(r, now)).collect();
+    Ok(response::json(200, &TokenList { tokens }))
+}
+
+/// `DELETE /api/sensors/onboarding-tokens/{id}` (admin): an unused token
+/// stops working; a used one is history and stays (409).
+pub fn revoke_token(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let id = ctx.param("id").to_string();
+    let now = now_millis();
+    let conn = db::open()?;
+    db::transaction(&conn, |conn| {
+        let rows = db::query(
+            conn,
+            &format!("SELECT {TOKEN_COLUMNS} FROM sensor_onboarding_tokens WHERE id = ?1"),
+            &[Value::Text(id.clone())],
+        )?;
+        let row = rows.first().ok_or_else(ApiError::not_found)?;
+        if state_of(row, now) == "used" {
+            return Err(ApiError::conflict(
+                "the token was used already; delete the sensor instead",
+            ));
+        }
+        db::query(
+            conn,
+            "UPDATE sensor_onboarding_tokens SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1",
+            &[Value::Text(id.clone()), Value::Integer(now)],
+        )?;
+        vigil_api::audit::append(
+            conn,
+            &ctx.audit_entry(
+                "sensor.onboarding_token_revoked",
+                "onboarding_token",
+                &id,
+                now,
+            ),
+        )
+    })?;
+    Ok(Response::builder().status(204).build())
+}
+
 /// `scheme://authority` of this request, from Spin's `spin-full-url`.
 fn origin(ctx: &Ctx) -> String {
     ctx.header("spin-full-url")
@@ -165,7 +266,7 @@ pub fn register(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let sensor = db::transaction(&conn, |conn| {
         let rows = db::query(
             conn,
-            "SELECT id, expires_at, used_at FROM sensor_onboarding_tokens WHERE token_hash = ?1",
+            &format!("SELECT {TOKEN_COLUMNS} FROM sensor_onboarding_tokens WHERE token_hash = ?1"),
             &[Value::Text(secret_hash(reg.token.trim()))],
         )?;
         let row = rows.first().ok_or_else(|| {
@@ -178,11 +279,11 @@ pub fn register(ctx: &mut Ctx) -> Result<Response, ApiError> {
                 format!("the onboarding token {why}; ask an admin for a new one"),
             )
         };
-        if db::int(row, 2).is_some() {
-            return Err(gone("was already used"));
-        }
-        if db::int(row, 1).is_some_and(|at| at <= now) {
-            return Err(gone("has expired"));
+        match state_of(row, now) {
+            "used" => return Err(gone("was already used")),
+            "revoked" => return Err(gone("was revoked")),
+            "expired" => return Err(gone("has expired")),
+            _ => {}
         }
         db::query(
             conn,
