@@ -86,7 +86,19 @@ fn run_app(app: &TestApp, cases: &[Case], filter: Option<&str>) -> (usize, Vec<S
         }
         match run_case(&label, || case(app)) {
             Ok(()) => passed += 1,
-            Err(label) => failed.push(label),
+            Err(label) => {
+                // The app's own account of what went wrong (5xx causes are
+                // logged there, never sent to the client).
+                let logs = app.component_logs();
+                let errors: Vec<&str> = logs
+                    .lines()
+                    .filter(|l| l.contains("\"level\":\"error\""))
+                    .collect();
+                for line in &errors[errors.len().saturating_sub(5)..] {
+                    println!("    app log: {line}");
+                }
+                failed.push(label)
+            }
         }
     }
     (passed, failed)

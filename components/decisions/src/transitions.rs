@@ -316,12 +316,7 @@ fn apply(ctx: &mut Ctx, command: Command, said: Said) -> Result<Response, ApiErr
     let conn = db::open()?;
     let after = db::transaction(&conn, |conn| {
         let before = record::load(conn, &id, now)?;
-        if if_match != before.etag() && if_match != "*" {
-            return Err(ApiError::precondition_failed(format!(
-                "the decision is at version {} now; reload it",
-                before.version
-            )));
-        }
+        Ctx::check_version(&if_match, before.version, "decision")?;
         let t = decision::transition(
             &before.state(),
             &command,

@@ -56,12 +56,7 @@ fn change(
     let conn = db::open()?;
     let after = db::transaction(&conn, |conn| {
         let before: Alert = load_alert(conn, &id)?;
-        if if_match.trim() != before.etag() {
-            return Err(ApiError::precondition_failed(format!(
-                "the alert is at version {} now; reload it",
-                before.version
-            )));
-        }
+        Ctx::check_version(&if_match, before.version, "alert")?;
         let status = AlertStatus::parse(&before.status).ok_or_else(ApiError::internal)?;
         let to = next(status).ok_or_else(|| {
             ApiError::new(409, "illegal-transition", "Illegal transition").with_detail(format!(

@@ -60,7 +60,7 @@ fn playbook(r: &[Value]) -> Option<Playbook> {
 impl Playbook {
     fn response(&self, status: u16) -> Response {
         let mut response = response::json(status, self);
-        response.set_header("etag", format!("\"{}\"", self.version));
+        response.set_header("etag", vigil_api::response::etag(self.version));
         response
     }
 }
@@ -241,12 +241,7 @@ pub fn replace(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
     let after = db::transaction(&conn, |conn| {
         let before = load(conn, &id)?;
-        if if_match != format!("\"{}\"", before.version) {
-            return Err(ApiError::precondition_failed(format!(
-                "the playbook is at version {} now; reload it",
-                before.version
-            )));
-        }
+        Ctx::check_version(&if_match, before.version, "playbook")?;
         let taken = db::query(
             conn,
             "SELECT 1 FROM playbooks WHERE name = ?1 AND id != ?2",

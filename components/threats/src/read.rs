@@ -258,7 +258,7 @@ pub struct AlertWithEvents {
 
 impl Alert {
     pub fn etag(&self) -> String {
-        format!("\"{}\"", self.version)
+        vigil_api::response::etag(self.version)
     }
 }
 

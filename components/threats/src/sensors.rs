@@ -61,7 +61,7 @@ fn sensor(r: &[Value], now: i64) -> Option<Sensor> {
 
 impl Sensor {
     fn etag(&self) -> String {
-        format!("\"{}\"", self.version)
+        vigil_api::response::etag(self.version)
     }
 
     fn response(&self, status: u16) -> Response {
@@ -307,12 +307,7 @@ pub fn update(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
     let after = db::transaction(&conn, |conn| {
         let before = load(conn, &id, now)?;
-        if if_match != before.etag() {
-            return Err(ApiError::precondition_failed(format!(
-                "the sensor is at version {} now; reload it",
-                before.version
-            )));
-        }
+        Ctx::check_version(&if_match, before.version, "sensor")?;
         let pick = |new: &Option<Option<String>>, old: &Option<String>| match new {
             Some(v) => v.as_ref().map(|s| s.trim().to_string()),
             None => old.clone(),

@@ -76,6 +76,18 @@ impl Ctx {
             })
     }
 
+    /// 412 unless the `If-Match` (from [`Ctx::if_match`]) names `version` of
+    /// the `what` (or is `*`: any version).
+    pub fn check_version(if_match: &str, version: i64, what: &str) -> Result<(), ApiError> {
+        if if_match == crate::response::etag(version) || if_match == "*" {
+            Ok(())
+        } else {
+            Err(ApiError::precondition_failed(format!(
+                "the {what} is at version {version} now; reload it"
+            )))
+        }
+    }
+
     /// A query-string parameter, percent-decoded (`+` is a space).
     pub fn query_param(&self, name: &str) -> Option<String> {
         self.query.split('&').find_map(|pair| {

@@ -8,6 +8,11 @@ use vigil_core::problem::CONTENT_TYPE as PROBLEM_JSON;
 pub const JSON: &str = "application/json";
 
 /// A JSON response with the given status.
+/// The ETag of a versioned resource: `"<version>"`.
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
 pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
     let body = serde_json::to_vec(body).expect("response types serialize");
     Response::builder()

@@ -119,7 +119,7 @@ pub fn load(conn: &Connection, id: &str, now: i64) -> Result<Decision, ApiError>
 
 impl Decision {
     pub fn etag(&self) -> String {
-        format!("\"{}\"", self.version)
+        crate::response::etag(self.version)
     }
 
     pub fn state(&self) -> DecisionState {
