@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 use vigil_core::Role;
-use vigil_e2e::{Resp, TestApp};
+use vigil_e2e::{TestApp, unique};
 
 use crate::Case;
 
@@ -25,10 +25,6 @@ pub const CASES: &[Case] = &[
     ),
 ];
 
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &vigil_core::id::new_id()[..8])
-}
-
 /// A critical USB keystroke-injection event (no other case uses the type,
 /// so only this module's playbooks answer it).
 fn usb_event(sensor: &str, id: &str, source: &str) -> Value {
@@ -40,24 +36,6 @@ fn usb_event(sensor: &str, id: &str, source: &str) -> Value {
     })
 }
 
-fn send(
-    app: &TestApp,
-    role: Role,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&Value>,
-) -> Resp {
-    let auth = format!("Bearer {}", app.token(role));
-    let mut all = vec![
-        ("authorization", auth.as_str()),
-        ("content-type", "application/json"),
-    ];
-    all.extend_from_slice(headers);
-    let body = body.map(|b| b.to_string());
-    app.request(method, path, &all, body.as_deref().map(str::as_bytes))
-}
-
 fn origin(app: &TestApp) -> String {
     app.webhooks
         .as_ref()
@@ -66,21 +44,13 @@ fn origin(app: &TestApp) -> String {
 }
 
 fn create(app: &TestApp, spec: &Value) -> Value {
-    let r = send(
-        app,
-        Role::Supervisor,
-        "POST",
-        "/api/playbooks",
-        &[],
-        Some(spec),
-    );
+    let r = app.send_as(Role::Supervisor, "POST", "/api/playbooks", &[], Some(spec));
     assert_eq!(r.status, 201, "{}", r.text());
     r.json()
 }
 
 fn delete(app: &TestApp, id: &str) {
-    let r = send(
-        app,
+    let r = app.send_as(
         Role::Supervisor,
         "DELETE",
         &format!("/api/playbooks/{id}"),
@@ -181,8 +151,7 @@ fn a_playbook_requiring_approval_opens_a_decision(app: &TestApp) {
 
     // By hand: an analyst runs it against the alert.
     let path = format!("/api/playbooks/{id}/execute");
-    send(
-        app,
+    app.send_as(
         Role::Viewer,
         "POST",
         &path,
@@ -190,8 +159,7 @@ fn a_playbook_requiring_approval_opens_a_decision(app: &TestApp) {
         Some(&json!({"alert_id": alert})),
     )
     .assert_problem(403, "forbidden");
-    send(
-        app,
+    app.send_as(
         Role::Analyst,
         "POST",
         &path,
@@ -199,8 +167,7 @@ fn a_playbook_requiring_approval_opens_a_decision(app: &TestApp) {
         Some(&json!({"alert_id": "no-such-alert"})),
     )
     .assert_problem(422, "validation");
-    let r = send(
-        app,
+    let r = app.send_as(
         Role::Analyst,
         "POST",
         &path,
@@ -252,8 +219,7 @@ fn a_failed_webhook_is_recorded_not_hidden(app: &TestApp) {
             .iter()
             .all(|e| e["playbook_id"] != id.as_str())
     );
-    let r = send(
-        app,
+    let r = app.send_as(
         Role::Analyst,
         "POST",
         &format!("/api/playbooks/{id}/execute"),
@@ -281,15 +247,9 @@ fn bad_playbooks_are_refused_field_by_field(app: &TestApp) {
         "trigger": {"techniques": ["T12"]},
         "actions": [{"kind": "block_ip"}, {"kind": "notify_webhook", "url": "https://elsewhere.example/x"}],
     });
-    let r = send(
-        app,
-        Role::Supervisor,
-        "POST",
-        "/api/playbooks",
-        &[],
-        Some(&spec),
-    )
-    .assert_problem(422, "validation");
+    let r = app
+        .send_as(Role::Supervisor, "POST", "/api/playbooks", &[], Some(&spec))
+        .assert_problem(422, "validation");
     let fields: Vec<&str> = r["errors"]
         .as_array()
         .unwrap()
@@ -305,27 +265,20 @@ fn bad_playbooks_are_refused_field_by_field(app: &TestApp) {
         ]
     );
     let empty = json!({"name": name, "trigger": {}, "actions": [{"kind": "open_decision"}]});
-    let r = send(
-        app,
-        Role::Supervisor,
-        "POST",
-        "/api/playbooks",
-        &[],
-        Some(&empty),
-    )
-    .assert_problem(422, "validation");
-    assert_eq!(r["errors"][0]["field"], "trigger");
-    send(app, Role::Supervisor, "POST", "/api/playbooks", &[], Some(&json!({"name": name, "trigger": {"min_severity": "high"}, "actions": [{"kind": "launch_missiles"}]})))
+    let r = app
+        .send_as(
+            Role::Supervisor,
+            "POST",
+            "/api/playbooks",
+            &[],
+            Some(&empty),
+        )
         .assert_problem(422, "validation");
-    send(
-        app,
-        Role::Analyst,
-        "POST",
-        "/api/playbooks",
-        &[],
-        Some(&empty),
-    )
-    .assert_problem(403, "forbidden");
+    assert_eq!(r["errors"][0]["field"], "trigger");
+    app.send_as(Role::Supervisor, "POST", "/api/playbooks", &[], Some(&json!({"name": name, "trigger": {"min_severity": "high"}, "actions": [{"kind": "launch_missiles"}]})))
+        .assert_problem(422, "validation");
+    app.send_as(Role::Analyst, "POST", "/api/playbooks", &[], Some(&empty))
+        .assert_problem(403, "forbidden");
     let listed = app.get_as(Role::Viewer, "/api/playbooks").json();
     assert!(!listed.to_string().contains(&name), "nothing was stored");
 
@@ -333,22 +286,14 @@ fn bad_playbooks_are_refused_field_by_field(app: &TestApp) {
     let good = json!({"name": name, "enabled": false, "trigger": {"zones": ["ot"]}, "actions": [{"kind": "block_ip", "requires_approval": true}]});
     let created = create(app, &good);
     let id = created["id"].as_str().unwrap();
-    send(
-        app,
-        Role::Supervisor,
-        "POST",
-        "/api/playbooks",
-        &[],
-        Some(&good),
-    )
-    .assert_problem(409, "conflict");
+    app.send_as(Role::Supervisor, "POST", "/api/playbooks", &[], Some(&good))
+        .assert_problem(409, "conflict");
     let path = format!("/api/playbooks/{id}");
     let mut changed = good.clone();
     changed["description"] = json!("Block sources that reach OT");
-    send(app, Role::Supervisor, "PUT", &path, &[], Some(&changed))
+    app.send_as(Role::Supervisor, "PUT", &path, &[], Some(&changed))
         .assert_problem(428, "precondition-required");
-    send(
-        app,
+    app.send_as(
         Role::Supervisor,
         "PUT",
         &path,
@@ -356,8 +301,7 @@ fn bad_playbooks_are_refused_field_by_field(app: &TestApp) {
         Some(&changed),
     )
     .assert_problem(412, "precondition-failed");
-    let r = send(
-        app,
+    let r = app.send_as(
         Role::Supervisor,
         "PUT",
         &path,

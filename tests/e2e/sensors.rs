@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use vigil_core::Role;
-use vigil_e2e::{Resp, TestApp, count, execute};
+use vigil_e2e::{Resp, TestApp, count, execute, just_now, unique};
 
 use crate::Case;
 
@@ -27,37 +27,11 @@ pub const CASES: &[Case] = &[
     ),
 ];
 
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &vigil_core::id::new_id()[..8])
-}
-
-fn now_rfc3339() -> String {
-    vigil_core::time::rfc3339(vigil_core::time::now_millis() - 1000)
-}
-
 fn event(sensor: &str, id: &str, kind: &str, source: &str) -> Value {
     json!({
-        "event_id": id, "sensor_id": sensor, "observed_at": now_rfc3339(), "event_type": kind,
+        "event_id": id, "sensor_id": sensor, "observed_at": just_now(), "event_type": kind,
         "source_ip": source, "dest_ip": "10.20.1.5", "severity_hint": "critical", "payload": {}
     })
-}
-
-fn send(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    bearer: &str,
-    headers: &[(&str, &str)],
-    body: Option<&Value>,
-) -> Resp {
-    let auth = format!("Bearer {bearer}");
-    let mut all = vec![
-        ("authorization", auth.as_str()),
-        ("content-type", "application/json"),
-    ];
-    all.extend_from_slice(headers);
-    let body = body.map(|b| b.to_string());
-    app.request(method, path, &all, body.as_deref().map(str::as_bytes))
 }
 
 fn register(app: &TestApp, token: &str, name: &str) -> Resp {
@@ -125,8 +99,7 @@ fn onboarding_register_heartbeat_and_status(app: &TestApp) {
         (Some("used"), Some(sensor.as_str()))
     );
     let revoke = |id: &str| {
-        send(
-            app,
+        app.send(
             "DELETE",
             &format!("/api/sensors/onboarding-tokens/{id}"),
             &app.token(Role::Admin),
@@ -148,11 +121,11 @@ fn onboarding_register_heartbeat_and_status(app: &TestApp) {
     // A heartbeat from its own key brings it online, and says so once.
     let path = format!("/api/sensors/{sensor}/heartbeat");
     let beat = json!({"version": "2.4.1", "uptime_seconds": 3600, "metrics": {"queue": 3}});
-    let r = send(app, "POST", &path, &key, &[], Some(&beat));
+    let r = app.send("POST", &path, &key, &[], Some(&beat));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["status"], "online");
     assert_eq!(r.json()["heartbeat"]["version"], "2.4.1");
-    send(app, "POST", &path, &key, &[], None);
+    app.send("POST", &path, &key, &[], None);
     let published = format!(
         "SELECT count(*) FROM events WHERE type = 'sensor.status' AND json_extract(payload, '$.id') = '{sensor}'"
     );
@@ -160,8 +133,7 @@ fn onboarding_register_heartbeat_and_status(app: &TestApp) {
         assert_eq!(n, 1, "only the change to online is published");
     }
     // Nobody else sends its heartbeats; bad bodies change nothing.
-    send(
-        app,
+    app.send(
         "POST",
         &path,
         &app.token(Role::Analyst),
@@ -169,17 +141,9 @@ fn onboarding_register_heartbeat_and_status(app: &TestApp) {
         Some(&json!({})),
     )
     .assert_problem(403, "forbidden");
-    send(
-        app,
-        "POST",
-        &path,
-        &key,
-        &[],
-        Some(&json!({"temperature": 3})),
-    )
-    .assert_problem(422, "validation");
-    send(
-        app,
+    app.send("POST", &path, &key, &[], Some(&json!({"temperature": 3})))
+        .assert_problem(422, "validation");
+    app.send(
         "POST",
         "/api/sensors/no-such-sensor/heartbeat",
         &key,
@@ -263,12 +227,14 @@ fn the_registry_changes_with_if_match_and_deleting_revokes_keys(app: &TestApp) {
     app.post_json_as(Role::Analyst, "/api/sensors", &new)
         .assert_problem(403, "forbidden");
     let supervisor = app.token(Role::Supervisor);
-    let r = send(app, "POST", "/api/sensors", &supervisor, &[], Some(&new));
+    let r = app.send("POST", "/api/sensors", &supervisor, &[], Some(&new));
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.header("etag"), Some("\"1\""));
-    send(app, "POST", "/api/sensors", &supervisor, &[], Some(&new)).assert_problem(409, "conflict");
+    app.send("POST", "/api/sensors", &supervisor, &[], Some(&new))
+        .assert_problem(409, "conflict");
     let bad = json!({"id": "a/b", "name": "", "kind": "network"});
-    let errors = send(app, "POST", "/api/sensors", &supervisor, &[], Some(&bad))
+    let errors = app
+        .send("POST", "/api/sensors", &supervisor, &[], Some(&bad))
         .assert_problem(422, "validation");
     let fields: Vec<&str> = errors["errors"]
         .as_array()
@@ -280,10 +246,9 @@ fn the_registry_changes_with_if_match_and_deleting_revokes_keys(app: &TestApp) {
 
     let path = format!("/api/sensors/{id}");
     let change = json!({"name": "Core IDS (east)", "location": null});
-    send(app, "PATCH", &path, &supervisor, &[], Some(&change))
+    app.send("PATCH", &path, &supervisor, &[], Some(&change))
         .assert_problem(428, "precondition-required");
-    send(
-        app,
+    app.send(
         "PATCH",
         &path,
         &supervisor,
@@ -291,8 +256,7 @@ fn the_registry_changes_with_if_match_and_deleting_revokes_keys(app: &TestApp) {
         Some(&change),
     )
     .assert_problem(412, "precondition-failed");
-    let r = send(
-        app,
+    let r = app.send(
         "PATCH",
         &path,
         &supervisor,
@@ -308,8 +272,7 @@ fn the_registry_changes_with_if_match_and_deleting_revokes_keys(app: &TestApp) {
 
     // Listing: by kind, a page at a time.
     let second = unique("ids");
-    send(
-        app,
+    app.send(
         "POST",
         "/api/sensors",
         &supervisor,
@@ -347,9 +310,9 @@ fn the_registry_changes_with_if_match_and_deleting_revokes_keys(app: &TestApp) {
     // Sending its own events counts as being heard from.
     let s = app.get_as(Role::Viewer, &path).json();
     assert_eq!(s["status"], "online", "{s}");
-    send(app, "DELETE", &path, &app.token(Role::Analyst), &[], None)
+    app.send("DELETE", &path, &app.token(Role::Analyst), &[], None)
         .assert_problem(403, "forbidden");
-    let r = send(app, "DELETE", &path, &supervisor, &[], None);
+    let r = app.send("DELETE", &path, &supervisor, &[], None);
     assert_eq!(r.status, 204, "{}", r.text());
     app.get_as(Role::Viewer, &path)
         .assert_problem(404, "not-found");

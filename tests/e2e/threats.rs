@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use vigil_core::Role;
-use vigil_e2e::{Resp, TestApp};
+use vigil_e2e::{Resp, TestApp, just_now, unique};
 
 use crate::Case;
 
@@ -27,13 +27,9 @@ pub const CASES: &[Case] = &[
     ),
 ];
 
-fn now_rfc3339() -> String {
-    vigil_core::time::rfc3339(vigil_core::time::now_millis() - 1000)
-}
-
 fn event(sensor: &str, id: &str, kind: &str, source: &str) -> Value {
     json!({
-        "event_id": id, "sensor_id": sensor, "observed_at": now_rfc3339(), "event_type": kind,
+        "event_id": id, "sensor_id": sensor, "observed_at": just_now(), "event_type": kind,
         "source_ip": source, "dest_ip": "10.20.1.5", "dest_port": 502, "protocol": "tcp",
         "severity_hint": "high", "payload": {"note": "e2e"}
     })
@@ -41,10 +37,6 @@ fn event(sensor: &str, id: &str, kind: &str, source: &str) -> Value {
 
 fn post(app: &TestApp, bearer: &str, body: &Value) -> Resp {
     app.post_json("/api/threats/events", body, Some(bearer))
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &vigil_core::id::new_id()[..8])
 }
 
 fn a_batch_accepts_valid_items_and_explains_the_rest(app: &TestApp) {
@@ -56,7 +48,7 @@ fn a_batch_accepts_valid_items_and_explains_the_rest(app: &TestApp) {
         event(&sensor, "e-1", "exploit_attempt", "198.51.100.7"),
         event(&sensor, "e-1", "exploit_attempt", "198.51.100.7"),
         bad,
-        {"event_id": "e-4", "sensor_id": sensor, "observed_at": now_rfc3339(), "event_type": "alien_probe", "source_ip": "8.8.8.8"},
+        {"event_id": "e-4", "sensor_id": sensor, "observed_at": just_now(), "event_type": "alien_probe", "source_ip": "8.8.8.8"},
         event(&sensor, "e-5", "port_scan", "2001:db8::9"),
     ]});
     let r = post(app, &token, &body);
@@ -160,7 +152,7 @@ fn a_flood_becomes_one_alert_with_a_count(app: &TestApp) {
             .any(|x| x["id"] == alert_id.as_str())
     );
     // Low-severity events raise no alert.
-    let quiet = post(app, &token, &json!({"events": [{"event_id": "q", "sensor_id": sensor, "observed_at": now_rfc3339(), "event_type": "http_probe", "source_ip": "198.51.100.67"}]})).json();
+    let quiet = post(app, &token, &json!({"events": [{"event_id": "q", "sensor_id": sensor, "observed_at": just_now(), "event_type": "http_probe", "source_ip": "198.51.100.67"}]})).json();
     assert!(quiet["accepted"][0]["alert_id"].is_null());
     app.get_as(Role::Viewer, "/api/alerts?status=lost")
         .assert_problem(422, "validation");

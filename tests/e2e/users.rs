@@ -3,7 +3,7 @@
 
 use serde_json::json;
 use vigil_core::Role;
-use vigil_e2e::{TestApp, count, execute};
+use vigil_e2e::{TestApp, count, execute, unique};
 
 use crate::Case;
 
@@ -46,10 +46,6 @@ fn the_audit_chain_verifies_after_all_that(app: &TestApp) {
         }
         broken => panic!("{broken:?}"),
     }
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &vigil_core::id::new_id()[..8])
 }
 
 fn only_admins_may_list_or_create_users(app: &TestApp) {

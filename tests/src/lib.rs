@@ -213,6 +213,37 @@ impl TestApp {
         )
     }
 
+    /// A JSON request with `bearer` and extra `headers` (If-Match …).
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &str,
+        headers: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Resp {
+        let auth = format!("Bearer {bearer}");
+        let mut all = vec![
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        all.extend_from_slice(headers);
+        let body = body.map(|b| b.to_string());
+        self.request(method, path, &all, body.as_deref().map(str::as_bytes))
+    }
+
+    /// [`TestApp::send`] as the seeded user with `role`.
+    pub fn send_as(
+        &self,
+        role: Role,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Resp {
+        self.send(method, path, &self.token(role), headers, body)
+    }
+
     pub fn request(
         &self,
         method: &str,
@@ -223,6 +254,16 @@ impl TestApp {
         client::request(method, &self.url(path), headers, body)
             .unwrap_or_else(|e| panic!("{method} {path} on {}: {e:#}", self.runtime))
     }
+}
+
+/// A name no other case uses: `prefix-` and 8 random hex characters.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &vigil_core::id::new_id()[..8])
+}
+
+/// A second ago, in RFC 3339: an `observed_at` every app accepts.
+pub fn just_now() -> String {
+    vigil_core::time::rfc3339(vigil_core::time::now_millis() - 1000)
 }
 
 /// The variables an app under test gets: `signer` both signs (in `auth`) and
