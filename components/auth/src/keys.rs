@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::Value;
+use vigil_api::api_keys::NewApiKey;
 use vigil_api::{ApiError, Ctx, FieldError, Permission, db, response};
 use vigil_core::time::{now_millis, rfc3339};
 use vigil_core::{api_key, id::new_id};
@@ -133,26 +134,19 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let conn = db::open()?;
     let key = db::transaction(&conn, |conn| {
-        let kind = if new.kind == KeyKind::Sensor {
-            "sensor"
-        } else {
-            "service"
-        };
-        db::query(
+        // Validation tied `sensor_id` to the kind: a sensor key speaks for one.
+        vigil_api::api_keys::insert(
             conn,
-            "INSERT INTO api_keys (id, name, kind, sensor_id, prefix, secret_hash, scopes, created_by, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            &[
-                Value::Text(id.clone()),
-                Value::Text(new.name.clone()),
-                Value::Text(kind.into()),
-                db::opt_text(new.sensor_id.as_deref()),
-                Value::Text(prefix.clone()),
-                Value::Text(hash),
-                Value::Text(serde_json::to_string(&new.scopes).expect("strings serialize")),
-                Value::Text(ctx.principal().subject.clone()),
-                Value::Integer(now),
-            ],
+            &NewApiKey {
+                id: &id,
+                name: &new.name,
+                sensor_id: new.sensor_id.as_deref(),
+                prefix: &prefix,
+                secret_hash: &hash,
+                scopes: &new.scopes,
+                created_by: Some(&ctx.principal().subject),
+            },
+            now,
         )?;
         let rows = db::query(
             conn,

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::Value;
+use vigil_api::api_keys::NewApiKey;
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::access::Permission;
 use vigil_core::api_key;
@@ -297,24 +298,24 @@ pub fn register(ctx: &mut Ctx) -> Result<Response, ApiError> {
         let subject = format!("onboarding-token:{token_id}");
         let sensor = sensors::insert(conn, ctx, &sensor_id, &new, &subject, now)?;
         let key_id = new_id();
-        db::query(
+        let scopes = [Permission::SensorsIngest.as_str().to_string()];
+        vigil_api::api_keys::insert(
             conn,
-            "INSERT INTO api_keys (id, name, kind, sensor_id, prefix, secret_hash, scopes, created_at)
-             VALUES (?1, ?2, 'sensor', ?3, ?4, ?5, ?6, ?7)",
-            &[
-                Value::Text(key_id.clone()),
-                Value::Text(format!("sensor {sensor_id}")),
-                Value::Text(sensor_id.clone()),
-                Value::Text(prefix.clone()),
-                Value::Text(key_hash.clone()),
-                Value::Text(serde_json::json!([Permission::SensorsIngest.as_str()]).to_string()),
-                Value::Integer(now),
-            ],
+            &NewApiKey {
+                id: &key_id,
+                name: &format!("sensor {sensor_id}"),
+                sensor_id: Some(&sensor_id),
+                prefix: &prefix,
+                secret_hash: &key_hash,
+                scopes: &scopes,
+                created_by: None,
+            },
+            now,
         )?;
         let mut entry = ctx.audit_entry("api_key.created", "api_key", &key_id, now);
         entry.actor = subject;
         entry.after = Some(
-            serde_json::json!({"kind": "sensor", "sensor_id": sensor_id, "prefix": prefix, "scopes": [Permission::SensorsIngest.as_str()]})
+            serde_json::json!({"kind": "sensor", "sensor_id": sensor_id, "prefix": prefix, "scopes": scopes})
                 .to_string(),
         );
         vigil_api::audit::append(conn, &entry)?;

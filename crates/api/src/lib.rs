@@ -8,6 +8,8 @@
 //! - [`response`]: JSON and problem+json responses.
 //! - [`authz`]: the `vigil:platform/authz` import (satisfied by composing the
 //!   component with `platform`) and conversions to `vigil-core` types.
+//! - [`api_keys`]: storing an API key (auth issues them; sensor registration
+//!   mints one).
 //! - [`audit`]: the hash-chained audit log and the `events` outbox.
 //! - [`decisions`]: decisions as stored, and opening one (shared by the
 //!   decisions component and playbooks).
@@ -16,6 +18,7 @@
 //! - [`listing`]: filters, limits and cursors for paginated listings.
 //! - [`health`]: the `GET /api/<area>/health` handler every component mounts.
 
+pub mod api_keys;
 pub mod audit;
 pub mod authz;
 pub mod db;
