@@ -284,10 +284,13 @@ pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
         // Zones, so destination criticality is part of what is tested.
         (
             "SPIN_VARIABLE_THREAT_ZONES".into(),
-            "10.20.0.0/16=ot:critical,10.0.0.0/8=internal:high".into(),
+            TEST_THREAT_ZONES.into(),
         ),
     ]
 }
+
+/// The suite's `threat_zones`.
+pub const TEST_THREAT_ZONES: &str = "10.20.0.0/16=ot:critical,10.0.0.0/8=internal:high";
 
 /// The suite's `webhook_secret`: its apps sign their webhooks with it.
 pub const TEST_WEBHOOK_SECRET: &str = "whsec-e2e";

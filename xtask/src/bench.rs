@@ -16,6 +16,9 @@ use vigil_e2e::{Leg, TestApp};
 
 use crate::{build, cargo, root, run};
 
+mod load;
+mod mix;
+
 struct Figures {
     requests: usize,
     errors: usize,
@@ -38,6 +41,7 @@ fn load(
     headers: &[(String, String)],
     connections: usize,
     duration: Duration,
+    expect: u16,
 ) -> Figures {
     let started = Instant::now();
     let deadline = started + duration;
@@ -58,7 +62,7 @@ fn load(
                             req = req.header(k, v);
                         }
                         match req.call() {
-                            Ok(mut r) if r.status() == 200 => {
+                            Ok(mut r) if r.status() == expect => {
                                 let _ = r.body_mut().read_to_vec();
                                 latencies.push(t.elapsed());
                             }
@@ -105,6 +109,7 @@ fn load_wrk(
     headers: &[(String, String)],
     connections: usize,
     duration: Duration,
+    expect: u16,
 ) -> Option<Figures> {
     let mut cmd = std::process::Command::new("wrk");
     cmd.args(["--latency", "-t", if connections == 1 { "1" } else { "2" }])
@@ -127,9 +132,11 @@ fn load_wrk(
             .next()
             .and_then(|n| n.trim().parse().ok())
     })?;
-    let errors = field("Non-2xx or 3xx responses:")
+    let not_2xx: usize = field("Non-2xx or 3xx responses:")
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
+    // wrk counts answers outside 2xx and 3xx; a row that expects one counts the rest.
+    let errors = if expect < 400 { not_2xx } else { requests - not_2xx };
     Some(Figures {
         requests,
         errors,
@@ -152,8 +159,9 @@ pub fn bench(args: &[String]) -> Result<()> {
         Some("auth") => return bench_auth(),
         Some("decisions") => return bench_decisions(),
         Some("ingest-http") => return bench_ingest(),
+        Some("load") => return load::run(&args[1..]),
         _ => {
-            bail!("usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http>")
+            bail!("usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld]>")
         }
     }
     let seconds: u64 = match args.get(1).map(String::as_str) {
@@ -204,15 +212,15 @@ pub fn bench(args: &[String]) -> Result<()> {
         for (path, headers) in &endpoints {
             let url = app.url(path);
             // Warm up: first requests pay lazy initialisation.
-            load(&url, headers, 4, Duration::from_millis(500));
+            load(&url, headers, 4, Duration::from_millis(500), 200);
             for connections in [1, 32] {
                 let duration = Duration::from_secs(seconds);
                 let f = match wrk
-                    .then(|| load_wrk(&url, headers, connections, duration))
+                    .then(|| load_wrk(&url, headers, connections, duration, 200))
                     .flatten()
                 {
                     Some(f) => f,
-                    None => load(&url, headers, connections, duration),
+                    None => load(&url, headers, connections, duration, 200),
                 };
                 println!(
                     "{:<10} {:<22} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>7}",

@@ -55,8 +55,8 @@ pub fn build() -> Result<()> {
     for name in COMPONENTS {
         cmd.args(["--package", &format!("vigil-{name}")]);
     }
-    // The differential conformance fixture builds with the app.
-    cmd.args(["--package", "vigil-host-fixture"]);
+    // The differential conformance fixture and the benchmarks' floor build with the app.
+    cmd.args(["--package", "vigil-host-fixture", "--package", "vigil-bench-floor"]);
     run(&mut cmd)?;
 
     let release = root().join("target").join(TARGET).join("release");
