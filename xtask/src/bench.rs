@@ -136,7 +136,11 @@ fn load_wrk(
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     // wrk counts answers outside 2xx and 3xx; a row that expects one counts the rest.
-    let errors = if expect < 400 { not_2xx } else { requests - not_2xx };
+    let errors = if expect < 400 {
+        not_2xx
+    } else {
+        requests - not_2xx
+    };
     Some(Figures {
         requests,
         errors,
@@ -161,7 +165,9 @@ pub fn bench(args: &[String]) -> Result<()> {
         Some("ingest-http") => return bench_ingest(),
         Some("load") => return load::run(&args[1..]),
         _ => {
-            bail!("usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld]>")
+            bail!(
+                "usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld]>"
+            )
         }
     }
     let seconds: u64 = match args.get(1).map(String::as_str) {

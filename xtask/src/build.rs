@@ -56,7 +56,12 @@ pub fn build() -> Result<()> {
         cmd.args(["--package", &format!("vigil-{name}")]);
     }
     // The differential conformance fixture and the benchmarks' floor build with the app.
-    cmd.args(["--package", "vigil-host-fixture", "--package", "vigil-bench-floor"]);
+    cmd.args([
+        "--package",
+        "vigil-host-fixture",
+        "--package",
+        "vigil-bench-floor",
+    ]);
     run(&mut cmd)?;
 
     let release = root().join("target").join(TARGET).join("release");

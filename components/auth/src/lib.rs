@@ -297,9 +297,8 @@ async fn handle(req: spin_sdk::http::IncomingRequest) -> Response {
 fn jwks(_ctx: &mut Ctx) -> Result<Response, ApiError> {
     let raw = spin_sdk::variables::get("jwt_public_keys").map_err(|_| ApiError::internal())?;
     let keys = KeySet::from_jwks(&raw).map_err(|why| {
-        eprintln!(
-            "{}",
-            serde_json::json!({"level": "error", "msg": "jwt_public_keys is invalid", "why": why})
+        vigil_api::log::line(
+            serde_json::json!({"level": "error", "msg": "jwt_public_keys is invalid", "why": why}),
         );
         ApiError::internal()
     })?;

@@ -12,7 +12,7 @@ pub struct Signing {
 
 fn variable(name: &str) -> Result<String, ApiError> {
     spin_sdk::variables::get(name).map_err(|e| {
-        eprintln!("{}", serde_json::json!({"level": "error", "msg": "variable unavailable", "variable": name, "error": e.to_string()}));
+        vigil_api::log::line(serde_json::json!({"level": "error", "msg": "variable unavailable", "variable": name, "error": e.to_string()}));
         ApiError::internal()
     })
 }
@@ -22,7 +22,7 @@ pub fn signing() -> Result<Signing, ApiError> {
     let kid = variable("jwt_signing_kid")?;
     let signer = TokenSigner::from_seed_b64(&kid, &variable("jwt_signing_key")?).map_err(|why| {
         // `why` describes the shape of the value, never the value.
-        eprintln!("{}", serde_json::json!({"level": "error", "msg": "jwt_signing_key is invalid", "why": why}));
+        vigil_api::log::line(serde_json::json!({"level": "error", "msg": "jwt_signing_key is invalid", "why": why}));
         ApiError::internal()
     })?;
     Ok(Signing {

@@ -23,7 +23,7 @@ pub struct Me {
 pub fn me(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let who = ctx.principal();
     let user = match who.role {
-        Some(_) => find(&db::open()?, &who.subject)?,
+        Some(_) => find(db::open()?, &who.subject)?,
         None => None,
     };
     let permissions = Permission::ALL

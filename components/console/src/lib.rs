@@ -97,10 +97,9 @@ fn handle(req: IncomingRequest) -> Response {
     let request_id = vigil_core::id::new_id();
     let response = serve_file(&req, &method, &path)
         .unwrap_or_else(|err| response::problem(&err, &path, &request_id));
-    eprintln!(
-        "{}",
+    vigil_api::log::line(
         serde_json::json!({"level": "info", "component": "console", "request_id": request_id,
-                           "method": method, "path": path, "status": response.status()})
+                           "method": method, "path": path, "status": response.status()}),
     );
     response
 }

@@ -34,10 +34,7 @@ fn open_configured() -> Vec<GeoDb> {
         .filter_map(|path| match GeoDb::open(path) {
             Ok(db) => Some(db),
             Err(why) => {
-                eprintln!(
-                    "{}",
-                    serde_json::json!({"level": "error", "msg": "geoip_databases: a database cannot be used", "why": why})
-                );
+                vigil_api::log::line(serde_json::json!({"level": "error", "msg": "geoip_databases: a database cannot be used", "why": why}));
                 None
             }
         })

@@ -98,9 +98,8 @@ pub fn post(ctx: &mut Ctx) -> Result<Response, ApiError> {
     }
     let now = now_millis();
     let zones = ZoneMap::parse(&settings::zones()).map_err(|why| {
-        eprintln!(
-            "{}",
-            serde_json::json!({"level": "error", "msg": "threat_zones is invalid", "why": why})
+        vigil_api::log::line(
+            serde_json::json!({"level": "error", "msg": "threat_zones is invalid", "why": why}),
         );
         ApiError::internal()
     })?;

@@ -452,9 +452,8 @@ pub fn run_automatic(conn: &Connection, ctx: &Ctx, opened: &[String]) {
         Ok(())
     })();
     if let Err(e) = result {
-        eprintln!(
-            "{}",
-            serde_json::json!({"level": "error", "msg": "automatic playbooks failed", "status": e.status, "detail": e.detail})
+        vigil_api::log::line(
+            serde_json::json!({"level": "error", "msg": "automatic playbooks failed", "status": e.status, "detail": e.detail}),
         );
     }
 }

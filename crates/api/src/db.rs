@@ -1,14 +1,32 @@
 //! The `default` database through Spin's SQLite interface
-//! (`fermyon:spin/sqlite@2.0.0`): a fresh connection per request, as Spin
-//! gives each instance.
+//! (`fermyon:spin/sqlite@2.0.0`): one connection per request, opened on
+//! first use and shared by everything the request does (authentication
+//! included). Each connection costs the runtime a parse of the whole schema
+//! on its first statement, and a round trip on a libSQL server.
+
+use std::cell::OnceCell;
 
 use spin_sdk::sqlite::{Connection, Value};
 use vigil_core::ApiError;
 
-/// Open the `default` database; failure is a 503 (the database is down or
-/// unreachable), logged with the reason.
-pub fn open() -> Result<Connection, ApiError> {
-    Connection::open_default().map_err(|e| unavailable("open", &e))
+thread_local! {
+    /// This instance's connection. Spin makes a fresh instance for every
+    /// request, so this is the request's connection; the runtime closes it
+    /// when it drops the instance.
+    static CONNECTION: OnceCell<&'static Connection> = const { OnceCell::new() };
+}
+
+/// The request's connection to the `default` database, opened on first use;
+/// failure is a 503 (the database is down or unreachable), logged with the
+/// reason, and the next call tries again.
+pub fn open() -> Result<&'static Connection, ApiError> {
+    CONNECTION.with(|cell| {
+        if let Some(conn) = cell.get() {
+            return Ok(*conn);
+        }
+        let conn = Connection::open_default().map_err(|e| unavailable("open", &e))?;
+        Ok(*cell.get_or_init(|| Box::leak(Box::new(conn))))
+    })
 }
 
 /// Run one statement and return its rows.
@@ -33,9 +51,8 @@ pub fn schema_version(conn: &Connection) -> Result<i64, ApiError> {
 }
 
 fn unavailable(what: &str, e: &spin_sdk::sqlite::Error) -> ApiError {
-    eprintln!(
-        "{}",
-        serde_json::json!({"level": "error", "msg": "database error", "database": "default", "statement": what, "error": format!("{e:?}")})
+    crate::log::line(
+        serde_json::json!({"level": "error", "msg": "database error", "database": "default", "statement": what, "error": format!("{e:?}")}),
     );
     ApiError::unavailable("the database is unavailable")
 }

@@ -16,6 +16,7 @@
 //! - [`db`]: the `default` database through Spin's SQLite interface.
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the route tables.
 //! - [`listing`]: filters, limits and cursors for paginated listings.
+//! - [`log`]: structured log lines.
 //! - [`health`]: the `GET /api/<area>/health` handler every component mounts.
 
 pub mod api_keys;
@@ -25,6 +26,7 @@ pub mod db;
 pub mod decisions;
 pub mod health;
 pub mod listing;
+pub mod log;
 pub mod openapi;
 pub mod request;
 pub mod response;

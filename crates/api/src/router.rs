@@ -362,7 +362,7 @@ fn pending_error(step: Pending) -> ApiError {
 }
 
 fn log(ctx: &Ctx, status: u16, started: Instant) {
-    let line = serde_json::json!({
+    crate::log::line(serde_json::json!({
         "level": if status >= 500 { "error" } else { "info" },
         "component": ctx.component.name,
         "request_id": ctx.request_id,
@@ -372,8 +372,7 @@ fn log(ctx: &Ctx, status: u16, started: Instant) {
         "principal": ctx.principal.as_ref().map(|p| p.subject.as_str()),
         "ms": started.elapsed().as_secs_f64() * 1000.0,
         "auth_us": ctx.auth_us,
-    });
-    eprintln!("{line}");
+    }));
 }
 
 #[cfg(test)]

@@ -63,7 +63,11 @@ pub fn run(args: &[String]) -> Result<()> {
     super::release_host()?;
     println!(
         "load generator: {}; {} events of the realistic mix per database; {} s per row",
-        if super::has_wrk() { "wrk" } else { "in-process threads" },
+        if super::has_wrk() {
+            "wrk"
+        } else {
+            "in-process threads"
+        },
         o.events,
         o.seconds
     );
@@ -198,9 +202,13 @@ fn seed(app: &TestApp, n: u64) -> Result<(u64, usize)> {
                 text(wire(&event.event_type)),
                 text(source),
                 text(wire(&classify(event.source_ip))),
-                event.source_port.map_or(libsql::Value::Null, |p| libsql::Value::Integer(p.into())),
+                event
+                    .source_port
+                    .map_or(libsql::Value::Null, |p| libsql::Value::Integer(p.into())),
                 opt(event.dest_ip.map(|ip| ip.to_string())),
-                event.dest_port.map_or(libsql::Value::Null, |p| libsql::Value::Integer(p.into())),
+                event
+                    .dest_port
+                    .map_or(libsql::Value::Null, |p| libsql::Value::Integer(p.into())),
                 opt(zone.map(|z| z.name.clone())),
                 opt(event.protocol.clone()),
                 opt(event.event_type.technique().map(|t| t.id.to_string())),
@@ -272,7 +280,11 @@ const ALERT_INSERT: &str = "INSERT INTO alerts (id, group_key, status, source_ip
     event_count, first_seen, last_seen, version, created_at, updated_at) VALUES ";
 
 /// Insert `rows` with `head` (… VALUES), 100 rows per statement, in one transaction.
-async fn insert(conn: &libsql::Connection, head: &str, rows: Vec<Vec<libsql::Value>>) -> Result<()> {
+async fn insert(
+    conn: &libsql::Connection,
+    head: &str,
+    rows: Vec<Vec<libsql::Value>>,
+) -> Result<()> {
     let tx = conn.transaction().await?;
     for chunk in rows.chunks(100) {
         let width = chunk[0].len();
@@ -305,13 +317,48 @@ fn measure(app: &TestApp, floor: &str, leg: Leg, seconds: u64) -> Result<Vec<Str
     let bearer = vec![("authorization".to_string(), format!("Bearer {token}"))];
     // (what the row says, URL, headers, the status every answer must have)
     let gets: Vec<(&str, String, Vec<(String, String)>, u16)> = vec![
-        ("floor: hello-world component", format!("{floor}/"), vec![], 200),
-        ("404 under /api/threats (no database)", app.url("/api/threats/nothing/here"), vec![], 404),
-        ("GET /api/threats/health", app.url("/api/threats/health"), vec![], 200),
-        ("GET /api/auth/me", app.url("/api/auth/me"), bearer.clone(), 200),
-        ("GET /api/threats?limit=50", app.url("/api/threats?limit=50"), bearer.clone(), 200),
-        ("GET /api/threats?severity=high&limit=50", app.url("/api/threats?severity=high&limit=50"), bearer.clone(), 200),
-        ("GET /api/alerts?status=open&limit=50", app.url("/api/alerts?status=open&limit=50"), bearer.clone(), 200),
+        (
+            "floor: hello-world component",
+            format!("{floor}/"),
+            vec![],
+            200,
+        ),
+        (
+            "404 under /api/threats (no database)",
+            app.url("/api/threats/nothing/here"),
+            vec![],
+            404,
+        ),
+        (
+            "GET /api/threats/health",
+            app.url("/api/threats/health"),
+            vec![],
+            200,
+        ),
+        (
+            "GET /api/auth/me",
+            app.url("/api/auth/me"),
+            bearer.clone(),
+            200,
+        ),
+        (
+            "GET /api/threats?limit=50",
+            app.url("/api/threats?limit=50"),
+            bearer.clone(),
+            200,
+        ),
+        (
+            "GET /api/threats?severity=high&limit=50",
+            app.url("/api/threats?severity=high&limit=50"),
+            bearer.clone(),
+            200,
+        ),
+        (
+            "GET /api/alerts?status=open&limit=50",
+            app.url("/api/alerts?status=open&limit=50"),
+            bearer.clone(),
+            200,
+        ),
     ];
     let mut table = Vec::new();
     for (what, url, headers, status) in &gets {
@@ -325,10 +372,20 @@ fn measure(app: &TestApp, floor: &str, leg: Leg, seconds: u64) -> Result<Vec<Str
             println!("{}", table.last().expect("just pushed"));
         }
     }
-    table.push(row(leg, "POST /api/auth/login", 8, &logins(app, 8, duration)?));
+    table.push(row(
+        leg,
+        "POST /api/auth/login",
+        8,
+        &logins(app, 8, duration)?,
+    ));
     println!("{}", table.last().expect("just pushed"));
     let (f, events_per_s) = ingest(app, &token, 4, duration);
-    table.push(row(leg, &format!("POST /api/threats/events ×{BATCH} ({events_per_s:.0} ev/s)"), 4, &f));
+    table.push(row(
+        leg,
+        &format!("POST /api/threats/events ×{BATCH} ({events_per_s:.0} ev/s)"),
+        4,
+        &f,
+    ));
     println!("{}", table.last().expect("just pushed"));
     Ok(table)
 }
@@ -361,7 +418,10 @@ fn logins(app: &TestApp, connections: usize, duration: Duration) -> Result<Figur
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("client thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
     });
     Ok(figures(results, started.elapsed().as_secs_f64()))
 }
@@ -407,7 +467,10 @@ fn ingest(app: &TestApp, token: &str, clients: usize, duration: Duration) -> (Fi
                         .http_status_as_error(false)
                         .build()
                         .into();
-                    let mut mix = Mix::new(1000 + c as u64, &format!("live{c}-{}", vigil_core::id::new_id()));
+                    let mut mix = Mix::new(
+                        1000 + c as u64,
+                        &format!("live{c}-{}", vigil_core::id::new_id()),
+                    );
                     let (mut latencies, mut errors) = (Vec::new(), 0);
                     while started.elapsed() < duration {
                         let now = vigil_core::time::now_millis() - 1000;
@@ -438,7 +501,10 @@ fn ingest(app: &TestApp, token: &str, clients: usize, duration: Duration) -> (Fi
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("client thread")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
     });
     let seconds = started.elapsed().as_secs_f64();
     let events = accepted.load(std::sync::atomic::Ordering::Relaxed) as f64;

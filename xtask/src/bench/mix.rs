@@ -115,7 +115,12 @@ impl Mix {
         let event_type = self.event_type();
         let dest_ip = match self.below(10) {
             0 => format!("10.20.{}.{}", self.below(256), 1 + self.below(254)),
-            1..=5 => format!("10.{}.{}.{}", self.below(20), self.below(256), 1 + self.below(254)),
+            1..=5 => format!(
+                "10.{}.{}.{}",
+                self.below(20),
+                self.below(256),
+                1 + self.below(254)
+            ),
             _ => format!("192.168.{}.{}", self.below(4), 1 + self.below(254)),
         };
         let dest_port = [22, 80, 443, 445, 3389, 8080, 23, 502][self.below(8) as usize];
