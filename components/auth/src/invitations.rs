@@ -46,7 +46,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let (id, token, now) = (new_id(), new_secret(), now_millis());
     let expires = now + hours * HOUR_MS;
     let conn = db::open()?;
-    db::transaction(&conn, |conn| {
+    db::transaction(conn, |conn| {
         db::query(
             conn,
             "INSERT INTO invitations (id, token_hash, role, created_by, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -95,7 +95,7 @@ pub fn register(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let hash = password::hash(&req.password);
     let (id, now) = (new_id(), now_millis());
     let conn = db::open()?;
-    let created = db::transaction(&conn, |conn| {
+    let created = db::transaction(conn, |conn| {
         let rows = db::query(
             conn,
             "SELECT id, role FROM invitations WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2",

@@ -133,7 +133,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = new_id();
     let now = now_millis();
     let conn = db::open()?;
-    let key = db::transaction(&conn, |conn| {
+    let key = db::transaction(conn, |conn| {
         // Validation tied `sensor_id` to the kind: a sensor key speaks for one.
         vigil_api::api_keys::insert(
             conn,
@@ -171,7 +171,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
 pub fn list(_ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
     let rows = db::query(
-        &conn,
+        conn,
         &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at"),
         &[],
     )?;
@@ -184,7 +184,7 @@ pub fn revoke(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = ctx.param("id").to_string();
     let now = now_millis();
     let conn = db::open()?;
-    db::transaction(&conn, |conn| {
+    db::transaction(conn, |conn| {
         let rows = db::query(
             conn,
             "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL RETURNING id",

@@ -181,7 +181,7 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let conn = db::open()?;
     throttle(
-        &conn,
+        conn,
         &ctx.client_addr().unwrap_or_else(|| "unknown".into()),
         now,
     )?;
@@ -189,7 +189,7 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
 
     // The slow part (argon2) runs before the write transaction, so logins do
     // not queue behind each other for the write lock.
-    let account = load_account(&conn, By::Username(&req.username))?;
+    let account = load_account(conn, By::Username(&req.username))?;
     let refusal = match &account {
         None => Some("unknown_user"),
         Some(a) if a.disabled => Some("disabled"),
@@ -204,7 +204,7 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
         }
     };
 
-    let tokens = db::transaction(&conn, |conn| {
+    let tokens = db::transaction(conn, |conn| {
         let mut entry = ctx.audit_entry("auth.login.failed", "user", "", now);
         entry.actor = account
             .as_ref()
@@ -271,7 +271,7 @@ pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let signing = signing()?;
     let conn = db::open()?;
-    let tokens = db::transaction(&conn, |conn| {
+    let tokens = db::transaction(conn, |conn| {
         let rows = db::query(
             conn,
             "SELECT t.id, t.family_id, t.user_id, t.expires_at, t.revoked_at,
@@ -357,7 +357,7 @@ pub fn logout(ctx: &mut Ctx) -> Result<Response, ApiError> {
     };
     let now = now_millis();
     let conn = db::open()?;
-    db::transaction(&conn, |conn| {
+    db::transaction(conn, |conn| {
         sessions::end(conn, &sid, "logout", now)?;
         vigil_api::audit::append(conn, &ctx.audit_entry("auth.logout", "session", &sid, now))
     })?;
@@ -386,7 +386,7 @@ pub fn change_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
     }
     let conn = db::open()?;
     let rows = db::query(
-        &conn,
+        conn,
         "SELECT password_hash FROM credentials WHERE user_id = ?1",
         &[Value::Text(who.subject.clone())],
     )?;
@@ -402,7 +402,7 @@ pub fn change_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
     }
     let hash = password::hash(&req.new_password);
     let now = now_millis();
-    db::transaction(&conn, |conn| {
+    db::transaction(conn, |conn| {
         db::query(
             conn,
             "UPDATE credentials SET password_hash = ?2, password_changed_at = ?3 WHERE user_id = ?1",

@@ -75,7 +75,7 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let signing = signing()?;
     let conn = db::open()?;
-    let tokens = db::transaction(&conn, |conn| {
+    let tokens = db::transaction(conn, |conn| {
         let spent = db::query(
             conn,
             "UPDATE mfa_challenges SET used_at = ?2 WHERE token_hash = ?1 AND used_at IS NULL AND expires_at > ?2
@@ -202,7 +202,7 @@ pub fn enroll(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let conn = db::open()?;
     let secret = totp::new_secret();
-    let username = db::transaction(&conn, |conn| {
+    let username = db::transaction(conn, |conn| {
         let rows = db::query(
             conn,
             "SELECT u.username, c.totp_confirmed_at FROM users u JOIN credentials c ON c.user_id = u.id WHERE u.id = ?1",
@@ -260,7 +260,7 @@ pub fn confirm(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let codes = totp::new_recovery_codes();
     let conn = db::open()?;
-    db::transaction(&conn, |conn| {
+    db::transaction(conn, |conn| {
         let rows = db::query(
             conn,
             "SELECT totp_confirmed_at, totp_secret FROM credentials WHERE user_id = ?1",
@@ -329,14 +329,14 @@ pub fn disable(ctx: &mut Ctx) -> Result<Response, ApiError> {
     }
     let now = now_millis();
     let conn = db::open()?;
-    let account = load_account(&conn, By::Id(&user_id))?.ok_or_else(ApiError::not_found)?;
+    let account = load_account(conn, By::Id(&user_id))?.ok_or_else(ApiError::not_found)?;
     if !account.mfa_enabled {
         return Err(ApiError::conflict("2FA is not enabled"));
     }
     if !password::verify(&req.password, &account.password_hash) {
         return Err(ApiError::invalid_field("password", "is not correct"));
     }
-    db::transaction(&conn, |conn| {
+    db::transaction(conn, |conn| {
         if !accept_code(conn, &user_id, &req.code, now)? {
             return Err(wrong_code());
         }

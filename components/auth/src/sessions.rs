@@ -197,7 +197,7 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
     };
     let conn = db::open()?;
     let rows = db::query(
-        &conn,
+        conn,
         "SELECT id, created_at, last_used_at, expires_at, client_addr, user_agent FROM sessions
          WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 ORDER BY created_at DESC",
         &[Value::Text(user_id), Value::Integer(now_millis())],
@@ -227,7 +227,7 @@ pub fn delete(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let admin = vigil_api::authz::authorize(&who, Permission::UsersManage);
     let now = now_millis();
     let conn = db::open()?;
-    db::transaction(&conn, |conn| {
+    db::transaction(conn, |conn| {
         let rows = db::query(
             conn,
             "SELECT user_id FROM sessions WHERE id = ?1 AND revoked_at IS NULL",

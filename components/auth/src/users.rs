@@ -91,7 +91,7 @@ fn user_from_row(row: &[Value]) -> Option<User> {
 pub fn list(_ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
     let rows = db::query(
-        &conn,
+        conn,
         &format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"),
         &[],
     )?;
@@ -204,7 +204,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = vigil_core::id::new_id();
     let now = now_millis();
     let conn = db::open()?;
-    let created = db::transaction(&conn, |conn| {
+    let created = db::transaction(conn, |conn| {
         insert_account(
             conn,
             &id,
@@ -252,7 +252,7 @@ pub(crate) fn load(conn: &spin_sdk::sqlite::Connection, id: &str) -> Result<User
 /// `GET /api/auth/users/{id}`.
 pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
-    Ok(response::json(200, &load(&conn, ctx.param("id"))?))
+    Ok(response::json(200, &load(conn, ctx.param("id"))?))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -281,7 +281,7 @@ pub fn patch(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = ctx.param("id").to_string();
     let now = now_millis();
     let conn = db::open()?;
-    let updated = db::transaction(&conn, |conn| {
+    let updated = db::transaction(conn, |conn| {
         let before = load(conn, &id)?;
         let role = change.role.unwrap_or(before.role);
         let disabled = change.disabled.unwrap_or(before.disabled);
@@ -376,7 +376,7 @@ pub fn reset_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
             "reset your own password here; change it with POST /api/auth/password",
         ));
     }
-    db::transaction(&conn, |conn| {
+    db::transaction(conn, |conn| {
         load(conn, &id)?;
         db::query(
             conn,

@@ -161,7 +161,7 @@ pub fn submit(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let id = new_id();
     let conn = db::open()?;
-    let (status, body) = db::transaction(&conn, |conn| {
+    let (status, body) = db::transaction(conn, |conn| {
         let seen = db::query(
             conn,
             "SELECT request_hash, response_status, response_body FROM idempotency_keys
@@ -281,7 +281,7 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
         f.limit_placeholder(limit + 1)
     );
     let conn = db::open()?;
-    let mut decisions: Vec<Decision> = db::query(&conn, &sql, &f.params)?
+    let mut decisions: Vec<Decision> = db::query(conn, &sql, &f.params)?
         .iter()
         .filter_map(|r| record::from_row(r, now))
         .collect();
@@ -324,9 +324,9 @@ pub struct DecisionWithHistory {
 pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let conn = db::open()?;
-    let decision = record::load(&conn, ctx.param("id"), now)?;
+    let decision = record::load(conn, ctx.param("id"), now)?;
     let rows = db::query(
-        &conn,
+        conn,
         "SELECT at, actor, command, from_status, to_status, note, reason FROM decision_transitions
          WHERE decision_id = ?1 ORDER BY id",
         &[Value::Text(decision.id.clone())],

@@ -60,7 +60,7 @@ pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
 
     let mut queue_depth: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for r in db::query(
-        &conn,
+        conn,
         "SELECT priority, status, count(*) FROM decisions
          WHERE status IN ('pending', 'claimed', 'escalated', 'awaiting_second_approval') GROUP BY priority, status",
         &[],
@@ -72,7 +72,7 @@ pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
     // One row per decision in the range: priority, when it was first decided
     // (if it was), its deadline, and whether it was ever escalated.
     let rows = db::query(
-        &conn,
+        conn,
         &format!(
             "SELECT d.priority, d.created_at, d.sla_deadline,
                     (SELECT min(t.at) FROM decision_transitions t WHERE t.decision_id = d.id AND t.to_status IN {DECIDING}),
@@ -106,7 +106,7 @@ pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
 
     let mut dismissed_by_reason = BTreeMap::new();
     for r in db::query(
-        &conn,
+        conn,
         "SELECT t.reason, count(*) FROM decision_transitions t JOIN decisions d ON d.id = t.decision_id
          WHERE t.command = 'dismiss' AND d.created_at >= ?1 GROUP BY t.reason",
         &[since_v()],
@@ -115,7 +115,7 @@ pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
     }
     let mut by_analyst: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for r in db::query(
-        &conn,
+        conn,
         &format!(
             "SELECT t.actor, t.to_status, count(*) FROM decision_transitions t JOIN decisions d ON d.id = t.decision_id
              WHERE t.to_status IN {DECIDING} AND d.created_at >= ?1 GROUP BY t.actor, t.to_status"

@@ -314,7 +314,7 @@ fn apply(ctx: &mut Ctx, command: Command, said: Said) -> Result<Response, ApiErr
     let id = ctx.param("id").to_string();
     let now = now_millis();
     let conn = db::open()?;
-    let after = db::transaction(&conn, |conn| {
+    let after = db::transaction(conn, |conn| {
         let before = record::load(conn, &id, now)?;
         Ctx::check_version(&if_match, before.version, "decision")?;
         let t = decision::transition(
@@ -369,7 +369,7 @@ pub fn escalate_overdue(ctx: &mut Ctx) -> Result<Response, ApiError> {
         role: None,
     };
     let conn = db::open()?;
-    let escalated = db::transaction(&conn, |conn| {
+    let escalated = db::transaction(conn, |conn| {
         let rows = db::query(
             conn,
             &format!(

@@ -51,7 +51,9 @@ impl Guest for Platform {
                 secret: secret.to_string(),
             }));
         }
-        Ok(Credential::Token(principal_to_wit(&verify_token(credential)?)))
+        Ok(Credential::Token(principal_to_wit(&verify_token(
+            credential,
+        )?)))
     }
 
     fn authorize(who: wit_types::Principal, needed: wit_types::Permission) -> bool {

@@ -54,7 +54,7 @@ fn change(
     let id = ctx.param("id").to_string();
     let now = now_millis();
     let conn = db::open()?;
-    let after = db::transaction(&conn, |conn| {
+    let after = db::transaction(conn, |conn| {
         let before: Alert = load_alert(conn, &id)?;
         Ctx::check_version(&if_match, before.version, "alert")?;
         let status = AlertStatus::parse(&before.status).ok_or_else(ApiError::internal)?;

@@ -124,7 +124,7 @@ pub fn post(ctx: &mut Ctx) -> Result<Response, ApiError> {
         }
     }
     let conn = db::open()?;
-    let speaks_for = own_sensor(&conn, ctx)?;
+    let speaks_for = own_sensor(conn, ctx)?;
     if let Some(sensor) = &speaks_for
         && let Some((_, e)) = valid.iter().find(|(_, e)| &e.sensor_id != sensor)
     {
@@ -136,7 +136,7 @@ pub fn post(ctx: &mut Ctx) -> Result<Response, ApiError> {
         );
     }
     if !valid.is_empty() {
-        db::transaction(&conn, |conn| {
+        db::transaction(conn, |conn| {
             let mut storing = Storing {
                 zones: &zones,
                 window,
@@ -168,7 +168,7 @@ pub fn post(ctx: &mut Ctx) -> Result<Response, ApiError> {
         ));
     }
     if !outcome.opened.is_empty() {
-        crate::playbooks::run_automatic(&conn, ctx, &outcome.opened);
+        crate::playbooks::run_automatic(conn, ctx, &outcome.opened);
     }
     outcome.rejected.sort_by_key(|r| r.index);
     Ok(response::json(200, &outcome))

@@ -75,7 +75,7 @@ pub fn create_token(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let expires_at = now + ttl * 60_000;
     let conn = db::open()?;
-    db::transaction(&conn, |conn| {
+    db::transaction(conn, |conn| {
         db::query(
             conn,
             "INSERT INTO sensor_onboarding_tokens (id, token_hash, note, created_by, created_at, expires_at)
@@ -173,7 +173,7 @@ pub fn list_tokens(_ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let conn = db::open()?;
     let rows = db::query(
-        &conn,
+        conn,
         &format!(
             "SELECT {TOKEN_COLUMNS} FROM sensor_onboarding_tokens ORDER BY created_at DESC, id DESC LIMIT 200"
         ),
@@ -189,7 +189,7 @@ pub fn revoke_token(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = ctx.param("id").to_string();
     let now = now_millis();
     let conn = db::open()?;
-    db::transaction(&conn, |conn| {
+    db::transaction(conn, |conn| {
         let rows = db::query(
             conn,
             &format!("SELECT {TOKEN_COLUMNS} FROM sensor_onboarding_tokens WHERE id = ?1"),
@@ -264,7 +264,7 @@ pub fn register(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let sensor_id = sensors::new_sensor_id();
     let (presented, prefix, key_hash) = api_key::generate();
     let conn = db::open()?;
-    let sensor = db::transaction(&conn, |conn| {
+    let sensor = db::transaction(conn, |conn| {
         let rows = db::query(
             conn,
             &format!("SELECT {TOKEN_COLUMNS} FROM sensor_onboarding_tokens WHERE token_hash = ?1"),

@@ -146,7 +146,7 @@ pub struct PlaybookList {
 pub fn list(_ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
     let playbooks = db::query(
-        &conn,
+        conn,
         &format!("SELECT {COLUMNS} FROM playbooks ORDER BY name"),
         &[],
     )?
@@ -159,7 +159,7 @@ pub fn list(_ctx: &mut Ctx) -> Result<Response, ApiError> {
 /// `GET /api/playbooks/{id}`.
 pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
-    Ok(load(&conn, ctx.param("id"))?.response(200))
+    Ok(load(conn, ctx.param("id"))?.response(200))
 }
 
 fn name_taken(name: &str) -> ApiError {
@@ -173,7 +173,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = new_id();
     let now = now_millis();
     let conn = db::open()?;
-    let created = db::transaction(&conn, |conn| {
+    let created = db::transaction(conn, |conn| {
         let inserted = db::query(
             conn,
             "INSERT INTO playbooks (id, name, description, enabled, trigger, actions, version, created_by, created_at, updated_at)
@@ -239,7 +239,7 @@ pub fn replace(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = ctx.param("id").to_string();
     let now = now_millis();
     let conn = db::open()?;
-    let after = db::transaction(&conn, |conn| {
+    let after = db::transaction(conn, |conn| {
         let before = load(conn, &id)?;
         Ctx::check_version(&if_match, before.version, "playbook")?;
         let taken = db::query(
@@ -287,7 +287,7 @@ pub fn delete(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = ctx.param("id").to_string();
     let now = now_millis();
     let conn = db::open()?;
-    db::transaction(&conn, |conn| {
+    db::transaction(conn, |conn| {
         let before = load(conn, &id)?;
         db::query(
             conn,
@@ -379,7 +379,7 @@ pub fn executions(ctx: &mut Ctx) -> Result<Response, ApiError> {
         f.limit_placeholder(limit + 1)
     );
     let conn = db::open()?;
-    let mut executions: Vec<Execution> = db::query(&conn, &sql, &f.params)?
+    let mut executions: Vec<Execution> = db::query(conn, &sql, &f.params)?
         .iter()
         .filter_map(|r| execution(r))
         .collect();
@@ -407,14 +407,14 @@ pub struct ExecuteRequest {
 pub fn execute(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let request: ExecuteRequest = ctx.json()?;
     let conn = db::open()?;
-    let playbook = load(&conn, ctx.param("id"))?;
-    let alert = load_alert(&conn, &request.alert_id).map_err(|e| match e.status {
+    let playbook = load(conn, ctx.param("id"))?;
+    let alert = load_alert(conn, &request.alert_id).map_err(|e| match e.status {
         404 => ApiError::invalid_field("alert_id", "is not an alert"),
         _ => e,
     })?;
-    let facts = facts_of(&conn, &alert)?;
+    let facts = facts_of(conn, &alert)?;
     let by = ctx.principal().subject.clone();
-    let done = run(&conn, ctx, &playbook, &alert, &facts, Mode::Manual, &by)?;
+    let done = run(conn, ctx, &playbook, &alert, &facts, Mode::Manual, &by)?;
     Ok(response::json(201, &done))
 }
 

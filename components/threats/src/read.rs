@@ -2,6 +2,7 @@
 
 use schemars::JsonSchema;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::Value;
 use vigil_api::listing::{self, Filters};
@@ -35,10 +36,10 @@ pub struct Threat {
     score: i64,
     severity: String,
     /// Why the score is what it is, factor by factor.
-    breakdown: serde_json::Value,
+    breakdown: Box<RawValue>,
     confidence: f64,
-    payload: serde_json::Value,
-    tags: serde_json::Value,
+    payload: Box<RawValue>,
+    tags: Box<RawValue>,
     alert_id: Option<String>,
     #[serde(skip)]
     observed_ms: i64,
@@ -49,7 +50,8 @@ const THREAT_COLUMNS: &str = "id, sensor_id, event_id, observed_at, event_type, 
     source_country, source_asn, source_as_org";
 
 fn threat(r: &[Value]) -> Option<Threat> {
-    let json = |i| db::text(r, i).and_then(|t| serde_json::from_str(&t).ok());
+    // Stored JSON is served as stored: checked, never parsed into a tree and printed again.
+    let json = |i| db::text(r, i).and_then(|t| RawValue::from_string(t).ok());
     Some(Threat {
         id: db::text(r, 0)?,
         sensor_id: db::text(r, 1)?,
@@ -137,7 +139,7 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
         f.limit_placeholder(limit + 1)
     );
     let conn = db::open()?;
-    let mut threats: Vec<Threat> = db::query(&conn, &sql, &f.params)?
+    let mut threats: Vec<Threat> = db::query(conn, &sql, &f.params)?
         .iter()
         .filter_map(|r| threat(r))
         .collect();
@@ -157,7 +159,7 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
 pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
     let rows = db::query(
-        &conn,
+        conn,
         &format!("SELECT {THREAT_COLUMNS} FROM threat_events WHERE id = ?1"),
         &[Value::Text(ctx.param("id").into())],
     )?;
@@ -232,7 +234,7 @@ pub fn alerts(ctx: &mut Ctx) -> Result<Response, ApiError> {
         f.limit_placeholder(limit + 1)
     );
     let conn = db::open()?;
-    let mut rows = db::query(&conn, &sql, &f.params)?;
+    let mut rows = db::query(conn, &sql, &f.params)?;
     let next_cursor = listing::page(&mut rows, limit, |last| {
         vec![
             db::int(last, 9).unwrap_or_default().to_string(),
@@ -277,9 +279,9 @@ pub fn load_alert(conn: &spin_sdk::sqlite::Connection, id: &str) -> Result<Alert
 pub fn get_alert(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
     let id = ctx.param("id").to_string();
-    let alert = load_alert(&conn, &id)?;
+    let alert = load_alert(conn, &id)?;
     let events = db::query(
-        &conn,
+        conn,
         &format!("SELECT {THREAT_COLUMNS} FROM threat_events WHERE alert_id = ?1 ORDER BY observed_at DESC LIMIT 100"),
         &[Value::Text(id)],
     )?
@@ -325,7 +327,7 @@ pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
     let counts = |column: &str| -> Result<std::collections::BTreeMap<String, i64>, ApiError> {
         let rows = db::query(
-            &conn,
+            conn,
             &format!(
                 "SELECT {column}, count(*) FROM threat_events WHERE observed_at >= ?1 GROUP BY {column}"
             ),
@@ -357,7 +359,7 @@ pub fn delete(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = ctx.param("id").to_string();
     let now = vigil_core::time::now_millis();
     let conn = db::open()?;
-    db::transaction(&conn, |conn| {
+    db::transaction(conn, |conn| {
         let rows = db::query(
             conn,
             &format!("SELECT {THREAT_COLUMNS} FROM threat_events WHERE id = ?1"),

@@ -128,7 +128,7 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
         f.limit_placeholder(limit + 1)
     );
     let conn = db::open()?;
-    let mut sensors: Vec<Sensor> = db::query(&conn, &sql, &f.params)?
+    let mut sensors: Vec<Sensor> = db::query(conn, &sql, &f.params)?
         .iter()
         .filter_map(|r| sensor(r, now))
         .collect();
@@ -258,7 +258,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let conn = db::open()?;
     let who = ctx.principal().subject.clone();
-    let created = db::transaction(&conn, |conn| insert(conn, ctx, &id, &new, &who, now))?;
+    let created = db::transaction(conn, |conn| insert(conn, ctx, &id, &new, &who, now))?;
     let mut response = created.response(201);
     response.set_header("location", format!("/api/sensors/{id}"));
     Ok(response)
@@ -267,7 +267,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
 /// `GET /api/sensors/{id}`.
 pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
-    Ok(load(&conn, ctx.param("id"), now_millis())?.response(200))
+    Ok(load(conn, ctx.param("id"), now_millis())?.response(200))
 }
 
 /// `PATCH /api/sensors/{id}`: the fields given change; `null` clears
@@ -305,7 +305,7 @@ pub fn update(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = ctx.param("id").to_string();
     let now = now_millis();
     let conn = db::open()?;
-    let after = db::transaction(&conn, |conn| {
+    let after = db::transaction(conn, |conn| {
         let before = load(conn, &id, now)?;
         Ctx::check_version(&if_match, before.version, "sensor")?;
         let pick = |new: &Option<Option<String>>, old: &Option<String>| match new {
@@ -352,7 +352,7 @@ pub fn delete(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = ctx.param("id").to_string();
     let now = now_millis();
     let conn = db::open()?;
-    db::transaction(&conn, |conn| {
+    db::transaction(conn, |conn| {
         let before = load(conn, &id, now)?;
         db::query(
             conn,
@@ -394,10 +394,10 @@ pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = ctx.param("id").to_string();
     let now = now_millis();
     let conn = db::open()?;
-    let sensor = load(&conn, &id, now)?;
+    let sensor = load(conn, &id, now)?;
     let counts = |column: &str| -> Result<BTreeMap<String, i64>, ApiError> {
         let rows = db::query(
-            &conn,
+            conn,
             &format!(
                 "SELECT {column}, count(*) FROM threat_events WHERE sensor_id = ?1 AND observed_at >= ?2 GROUP BY {column}"
             ),
@@ -411,7 +411,7 @@ pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let by_severity = counts("severity")?;
     let by_type = counts("event_type")?;
     let rows = db::query(
-        &conn,
+        conn,
         "SELECT (SELECT count(*) FROM alerts WHERE sensor_id = ?1 AND status != 'resolved'),
                 (SELECT max(observed_at) FROM threat_events WHERE sensor_id = ?1)",
         &[Value::Text(id.clone())],
@@ -515,8 +515,8 @@ pub fn heartbeat(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = ctx.param("id").to_string();
     let now = now_millis();
     let conn = db::open()?;
-    load(&conn, &id, now)?;
-    let speaks_for = crate::ingest::own_sensor(&conn, ctx)?;
+    load(conn, &id, now)?;
+    let speaks_for = crate::ingest::own_sensor(conn, ctx)?;
     if speaks_for.as_deref() != Some(id.as_str()) {
         return Err(
             ApiError::new(403, "forbidden", "Forbidden").with_detail(format!(
@@ -524,7 +524,7 @@ pub fn heartbeat(ctx: &mut Ctx) -> Result<Response, ApiError> {
             )),
         );
     }
-    let sensor = db::transaction(&conn, |conn| {
+    let sensor = db::transaction(conn, |conn| {
         heard_from(conn, ctx, &id, Some(&kept), now)?;
         load(conn, &id, now)
     })?;

@@ -34,7 +34,7 @@ pub const fn route(path: &'static str) -> Route {
 
 pub fn handle(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
-    let schema_version = db::schema_version(&conn)?;
+    let schema_version = db::schema_version(conn)?;
     if schema_version == 0 {
         return Err(ApiError::unavailable(
             "the database is not migrated; run `vigil migrate`",

@@ -311,12 +311,15 @@ fn row(leg: Leg, request: &str, connections: usize, f: &Figures) -> String {
     )
 }
 
+/// A row of GET requests: what the row says, the URL, its headers, and the
+/// status every answer must have.
+type Get<'a> = (&'a str, String, Vec<(String, String)>, u16);
+
 fn measure(app: &TestApp, floor: &str, leg: Leg, seconds: u64) -> Result<Vec<String>> {
     let duration = Duration::from_secs(seconds);
     let token = app.token(Role::Analyst);
     let bearer = vec![("authorization".to_string(), format!("Bearer {token}"))];
-    // (what the row says, URL, headers, the status every answer must have)
-    let gets: Vec<(&str, String, Vec<(String, String)>, u16)> = vec![
+    let gets: Vec<Get> = vec![
         (
             "floor: hello-world component",
             format!("{floor}/"),
