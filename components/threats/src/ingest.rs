@@ -2,7 +2,7 @@
 //! 1,000). Each item is validated on its own; the valid ones are scored and
 //! committed together, with their alerts and outbox rows, in one transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -12,12 +12,12 @@ use vigil_api::{ApiError, Ctx, FieldError, db, response};
 use vigil_core::id::new_id;
 use vigil_core::time::now_millis;
 use vigil_core::wire::wire;
-use vigil_ingest::alert::{self, OpenAlert};
+use vigil_ingest::alert;
 use vigil_ingest::classify::{AddressClass, ZoneMap, classify};
 use vigil_ingest::event::{Event, RawEvent, Severity, validate};
 use vigil_ingest::geo::Geo;
 use vigil_ingest::repeat::RecentBySource;
-use vigil_ingest::score::{REPEATS_THAT_COUNT, score};
+use vigil_ingest::score::{REPEATS_THAT_COUNT, Score, score};
 
 use crate::geo::GeoLookup;
 use crate::settings;
@@ -187,11 +187,12 @@ struct Storing<'a> {
 /// and libSQL's parameter limits).
 const ROWS_PER_INSERT: usize = 100;
 
-/// Store the valid events of a batch inside the caller's transaction: a few
-/// statements per batch (which already exist, the sources' recent activity,
-/// multi-row inserts of events and outbox rows), plus three per event that
-/// raises or joins an alert. The write lock is held throughout, so what was read
-/// stays true until the commit.
+/// Store the valid events of a batch inside the caller's transaction, with
+/// a fixed handful of statements whatever its size: which events exist
+/// already, the sources' recent activity, the unresolved alerts of the
+/// batch's groups, then multi-row writes of events, alerts and outbox rows.
+/// The write lock is held throughout, so what was read stays true until the
+/// commit.
 fn store_all(
     conn: &Connection,
     s: &mut Storing,
@@ -213,28 +214,57 @@ fn store_all(
         }
     }
     let mut recent = recent_activity(conn, &fresh)?;
+    let scores: Vec<Score> = fresh
+        .iter()
+        .map(|(_, event)| {
+            let source = event.source_ip.to_string();
+            let zone = event.dest_ip.and_then(|ip| s.zones.zone_of(ip));
+            let scored = score(
+                event,
+                zone.map(|z| z.criticality),
+                recent.count(&source, event.observed_at_ms),
+            );
+            recent.record(&source, event.observed_at_ms);
+            scored
+        })
+        .collect();
+    let raising: Vec<(usize, alert::Raising)> = fresh
+        .iter()
+        .zip(&scores)
+        .enumerate()
+        .filter(|(_, (_, scored))| alert::raises_alert(scored.severity))
+        .map(|(i, ((_, event), scored))| {
+            (
+                i,
+                alert::Raising {
+                    event,
+                    score: scored.score,
+                    severity: scored.severity,
+                },
+            )
+        })
+        .collect();
+    let (positions, raising): (Vec<usize>, Vec<alert::Raising>) = raising.into_iter().unzip();
+    let unresolved = unresolved_alerts(conn, &raising)?;
+    let grouping = alert::group(&raising, &unresolved, s.window, new_id);
+    let mut alert_of: Vec<Option<&str>> = vec![None; fresh.len()];
+    for (position, touched) in positions.iter().zip(&grouping.alert_of) {
+        alert_of[*position] = Some(grouping.touched[*touched].id.as_str());
+    }
+    let mut outbox = write_alerts(conn, &grouping, &raising, s.now)?;
+    outcome.opened.extend(
+        grouping
+            .touched
+            .iter()
+            .filter(|a| a.opened)
+            .map(|a| a.id.clone()),
+    );
+
     let mut rows: Vec<Vec<Value>> = Vec::with_capacity(fresh.len());
-    let mut published: Vec<serde_json::Value> = Vec::with_capacity(fresh.len());
-    for (index, event) in fresh {
+    for (((index, event), scored), alert_id) in fresh.into_iter().zip(scores).zip(alert_of) {
+        let id = new_id();
         let source = event.source_ip.to_string();
         let zone = event.dest_ip.and_then(|ip| s.zones.zone_of(ip));
-        let scored = score(
-            event,
-            zone.map(|z| z.criticality),
-            recent.count(&source, event.observed_at_ms),
-        );
-        recent.record(&source, event.observed_at_ms);
-        let alert_id = if alert::raises_alert(scored.severity) {
-            let (alert_id, opened) =
-                raise(conn, event, scored.score, scored.severity, s.window, s.now)?;
-            if opened {
-                outcome.opened.push(alert_id.clone());
-            }
-            Some(alert_id)
-        } else {
-            None
-        };
-        let id = new_id();
         let source_class = classify(event.source_ip);
         let geo = if source_class == AddressClass::Public {
             s.geo.lookup(event.source_ip)
@@ -266,19 +296,23 @@ fn store_all(
             Value::Real(event.confidence),
             Value::Text(serde_json::Value::Object(event.payload.clone()).to_string()),
             Value::Text(serde_json::to_string(&event.tags).expect("serializes")),
-            db::opt_text(alert_id.as_deref()),
+            db::opt_text(alert_id),
             db::opt_text(geo.country.as_deref()),
             geo.asn.map_or(Value::Null, |a| Value::Integer(a.into())),
             db::opt_text(geo.as_org.as_deref()),
         ]);
-        published.push(serde_json::json!({"id": id, "sensor_id": event.sensor_id, "event_type": event.event_type, "source_ip": source, "score": scored.score, "severity": scored.severity, "alert_id": alert_id}));
+        outbox.push(outbox_row(
+            "threat.created",
+            &serde_json::json!({"id": id, "sensor_id": event.sensor_id, "event_type": event.event_type, "source_ip": source, "score": scored.score, "severity": scored.severity, "alert_id": alert_id}),
+            s.now,
+        ));
         outcome.accepted.push(Accepted {
             index,
             id,
             event_id: event.event_id.clone(),
             score: scored.score,
             severity: scored.severity,
-            alert_id,
+            alert_id: alert_id.map(str::to_string),
         });
     }
     insert_rows(
@@ -289,21 +323,126 @@ fn store_all(
          VALUES ",
         rows,
     )?;
-    let outbox = published
-        .into_iter()
-        .map(|payload| {
-            vec![
-                Value::Text("threat.created".into()),
-                Value::Text(serde_json::to_string(&payload).expect("serializes")),
-                Value::Integer(s.now),
-            ]
-        })
-        .collect();
     insert_rows(
         conn,
         "INSERT INTO events (type, payload, created_at) VALUES ",
         outbox,
     )
+}
+
+/// An `events` outbox row (type, payload, created_at).
+fn outbox_row(event_type: &str, payload: &serde_json::Value, now: i64) -> Vec<Value> {
+    vec![
+        Value::Text(event_type.into()),
+        Value::Text(serde_json::to_string(payload).expect("serializes")),
+        Value::Integer(now),
+    ]
+}
+
+/// The unresolved alert with the latest event of each group the raising
+/// events belong to, in one statement.
+fn unresolved_alerts(
+    conn: &Connection,
+    raising: &[alert::Raising],
+) -> Result<HashMap<String, alert::Unresolved>, ApiError> {
+    let keys: HashSet<String> = raising.iter().map(|r| alert::group_key(r.event)).collect();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = db::query(
+        conn,
+        "SELECT group_key, id, last_seen FROM alerts
+          WHERE group_key IN (SELECT value FROM json_each(?1)) AND status != 'resolved'",
+        &[Value::Text(
+            serde_json::to_string(&keys).expect("serializes"),
+        )],
+    )?;
+    let mut latest: HashMap<String, alert::Unresolved> = HashMap::new();
+    for row in &rows {
+        let (Some(key), Some(id), Some(last_seen_ms)) =
+            (db::text(row, 0), db::text(row, 1), db::int(row, 2))
+        else {
+            continue;
+        };
+        if latest
+            .get(&key)
+            .is_none_or(|u| u.last_seen_ms < last_seen_ms)
+        {
+            latest.insert(key, alert::Unresolved { id, last_seen_ms });
+        }
+    }
+    Ok(latest)
+}
+
+/// Write what the batch did to alerts: the opened ones in multi-row
+/// inserts, the joined ones in one update; the outbox rows to publish with
+/// the batch (`alert.opened`, `alert.updated`), one per alert.
+fn write_alerts(
+    conn: &Connection,
+    grouping: &alert::Grouping,
+    raising: &[alert::Raising],
+    now: i64,
+) -> Result<Vec<Vec<Value>>, ApiError> {
+    let mut outbox = Vec::new();
+    let mut opened = Vec::new();
+    let mut joined = Vec::new();
+    for a in &grouping.touched {
+        let payload = serde_json::json!({"id": a.id, "severity": a.severity, "score": a.max_score, "events": a.event_count});
+        if a.opened {
+            let first = raising[a.first_event].event;
+            opened.push(vec![
+                Value::Text(a.id.clone()),
+                Value::Text(a.group_key.clone()),
+                Value::Text("open".into()),
+                Value::Text(first.source_ip.to_string()),
+                Value::Text(wire(&first.event_type)),
+                Value::Text(first.sensor_id.clone()),
+                Value::Text(wire(&a.severity)),
+                Value::Integer(a.max_score.into()),
+                Value::Integer(a.event_count),
+                Value::Integer(a.first_seen_ms),
+                Value::Integer(a.last_seen_ms),
+                Value::Integer(1),
+                Value::Integer(now),
+                Value::Integer(now),
+            ]);
+            outbox.push(outbox_row("alert.opened", &payload, now));
+        } else {
+            joined.push(serde_json::json!([
+                a.id,
+                a.event_count,
+                a.first_seen_ms,
+                a.last_seen_ms,
+                a.max_score,
+                wire(&a.severity)
+            ]));
+            outbox.push(outbox_row("alert.updated", &payload, now));
+        }
+    }
+    insert_rows(
+        conn,
+        "INSERT INTO alerts (id, group_key, status, source_ip, event_type, sensor_id, severity, max_score,
+                             event_count, first_seen, last_seen, version, created_at, updated_at) VALUES ",
+        opened,
+    )?;
+    if !joined.is_empty() {
+        // [id, events, first seen, last seen, max score, its severity] per joined alert.
+        db::query(
+            conn,
+            "UPDATE alerts SET event_count = event_count + u.value ->> 1,
+                    first_seen = min(first_seen, u.value ->> 2), last_seen = max(last_seen, u.value ->> 3),
+                    severity = CASE WHEN u.value ->> 4 > max_score THEN u.value ->> 5 ELSE severity END,
+                    max_score = max(max_score, u.value ->> 4),
+                    version = version + 1, updated_at = ?2
+               FROM json_each(?1) AS u
+              WHERE alerts.id = u.value ->> 0",
+            &[
+                Value::Text(serde_json::Value::Array(joined).to_string()),
+                Value::Integer(now),
+            ],
+        )?;
+    }
+    Ok(outbox)
 }
 
 /// Run `insert` (ending in `VALUES `) over `rows` (all of one width), many
@@ -367,76 +506,4 @@ fn recent_activity(
         let times: Vec<i64> = serde_json::from_str(&db::text(r, 1)?).ok()?;
         Some((db::text(r, 0)?, times))
     })))
-}
-
-/// Open an alert for a high or critical event, or update the open alert of
-/// its group when the event falls within the window: `(alert id, opened)`.
-fn raise(
-    conn: &Connection,
-    event: &Event,
-    score: u8,
-    severity: Severity,
-    window: i64,
-    now: i64,
-) -> Result<(String, bool), ApiError> {
-    let key = alert::group_key(event);
-    let rows = db::query(
-        conn,
-        "SELECT id, last_seen FROM alerts WHERE group_key = ?1 AND status != 'resolved' ORDER BY last_seen DESC LIMIT 1",
-        &[Value::Text(key.clone())],
-    )?;
-    let open = rows
-        .first()
-        .and_then(|r| Some((db::text(r, 0)?, db::int(r, 1)?)));
-    if let Some((id, _)) = open.filter(|(_, last)| {
-        alert::joins(
-            Some(OpenAlert {
-                last_seen_ms: *last,
-            }),
-            event.observed_at_ms,
-            window,
-        )
-    }) {
-        db::query(
-            conn,
-            "UPDATE alerts SET event_count = event_count + 1, last_seen = max(last_seen, ?2), first_seen = min(first_seen, ?2),
-                    max_score = max(max_score, ?3),
-                    severity = CASE WHEN ?3 > max_score THEN ?4 ELSE severity END,
-                    version = version + 1, updated_at = ?5
-             WHERE id = ?1",
-            &[Value::Text(id.clone()), Value::Integer(event.observed_at_ms), Value::Integer(score.into()), Value::Text(wire(&severity)), Value::Integer(now)],
-        )?;
-        vigil_api::audit::publish(
-            conn,
-            "alert.updated",
-            &serde_json::json!({"id": id, "score": score}),
-            now,
-        )?;
-        return Ok((id, false));
-    }
-    let id = new_id();
-    db::query(
-        conn,
-        "INSERT INTO alerts (id, group_key, status, source_ip, event_type, sensor_id, severity, max_score, event_count,
-                             first_seen, last_seen, version, created_at, updated_at)
-         VALUES (?1, ?2, 'open', ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8, 1, ?9, ?9)",
-        &[
-            Value::Text(id.clone()),
-            Value::Text(key),
-            Value::Text(event.source_ip.to_string()),
-            Value::Text(wire(&event.event_type)),
-            Value::Text(event.sensor_id.clone()),
-            Value::Text(wire(&severity)),
-            Value::Integer(score.into()),
-            Value::Integer(event.observed_at_ms),
-            Value::Integer(now),
-        ],
-    )?;
-    vigil_api::audit::publish(
-        conn,
-        "alert.opened",
-        &serde_json::json!({"id": id, "severity": severity, "score": score}),
-        now,
-    )?;
-    Ok((id, true))
 }
