@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::{Connection, Value};
 use vigil_api::{ApiError, Ctx, FieldError, db, response};
-use vigil_core::id::new_id;
+use vigil_core::id::new_ordered_id;
 use vigil_core::time::now_millis;
 use vigil_core::wire::wire;
 use vigil_ingest::alert;
@@ -246,7 +246,7 @@ fn store_all(
         .collect();
     let (positions, raising): (Vec<usize>, Vec<alert::Raising>) = raising.into_iter().unzip();
     let unresolved = unresolved_alerts(conn, &raising)?;
-    let grouping = alert::group(&raising, &unresolved, s.window, new_id);
+    let grouping = alert::group(&raising, &unresolved, s.window, new_ordered_id);
     let mut alert_of: Vec<Option<&str>> = vec![None; fresh.len()];
     for (position, touched) in positions.iter().zip(&grouping.alert_of) {
         alert_of[*position] = Some(grouping.touched[*touched].id.as_str());
@@ -262,7 +262,7 @@ fn store_all(
 
     let mut rows: Vec<Vec<Value>> = Vec::with_capacity(fresh.len());
     for (((index, event), scored), alert_id) in fresh.into_iter().zip(scores).zip(alert_of) {
-        let id = new_id();
+        let id = new_ordered_id();
         let source = event.source_ip.to_string();
         let zone = event.dest_ip.and_then(|ip| s.zones.zone_of(ip));
         let source_class = classify(event.source_ip);

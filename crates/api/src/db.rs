@@ -4,7 +4,8 @@
 //! included). Each connection costs the runtime a parse of the whole schema
 //! on its first statement, and a round trip on a libSQL server.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
+use std::time::{Duration, Instant};
 
 use spin_sdk::sqlite::{Connection, Value};
 use vigil_core::ApiError;
@@ -14,6 +15,13 @@ thread_local! {
     /// request, so this is the request's connection; the runtime closes it
     /// when it drops the instance.
     static CONNECTION: OnceCell<&'static Connection> = const { OnceCell::new() };
+    /// Time this request spent waiting for the write lock (`BEGIN IMMEDIATE`).
+    static LOCK_WAIT_US: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Microseconds this request waited for the write lock, for its request log.
+pub fn lock_wait_us() -> u64 {
+    LOCK_WAIT_US.with(Cell::get)
 }
 
 /// The request's connection to the `default` database, opened on first use;
@@ -64,7 +72,10 @@ pub fn transaction<T>(
     conn: &Connection,
     body: impl FnOnce(&Connection) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    query(conn, "BEGIN IMMEDIATE", &[])?;
+    let waiting = Instant::now();
+    begin_immediate(conn)?;
+    let waited = waiting.elapsed().as_micros() as u64;
+    LOCK_WAIT_US.with(|total| total.set(total.get() + waited));
     match body(conn) {
         Ok(value) => {
             query(conn, "COMMIT", &[])?;
@@ -77,6 +88,49 @@ pub fn transaction<T>(
             Err(err)
         }
     }
+}
+
+/// How long a write waits for the write lock before its request fails (503).
+const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// The runtime's busy timeout (rusqlite's default), restored once the lock is held.
+const BUSY_TIMEOUT_MS: u64 = 5000;
+
+/// Take the write lock, waiting for it fairly. SQLite's own busy handler
+/// sleeps ever longer between tries (up to 100 ms), so under load a writer
+/// that has waited long loses to newcomers again and again (measured: p99
+/// of 1.6 s waiting for the lock with 4 writers of 100 ms transactions).
+/// Instead the busy handler is off while we ask, and we ask again every 1
+/// to 3 ms (jittered, so waiters do not ask in step), so writers take the
+/// lock in about the order they came. Two more statements per write
+/// transaction: no busy handler, then the usual one back for what follows.
+fn begin_immediate(conn: &Connection) -> Result<(), ApiError> {
+    query(conn, "PRAGMA busy_timeout = 0", &[])?;
+    let started = Instant::now();
+    let taken = loop {
+        match conn.execute("BEGIN IMMEDIATE", &[]) {
+            Ok(_) => break Ok(()),
+            Err(e) if is_busy(&e) && started.elapsed() < LOCK_TIMEOUT => {
+                let jitter = u64::from(getrandom::u32().unwrap_or(0) % 2000);
+                std::thread::sleep(Duration::from_micros(1000 + jitter));
+            }
+            Err(e) => break Err(unavailable("BEGIN IMMEDIATE", &e)),
+        }
+    };
+    taken?;
+    if let Err(e) = query(
+        conn,
+        &format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"),
+        &[],
+    ) {
+        let _ = conn.execute("ROLLBACK", &[]);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Whether SQLite refused because another connection holds the lock.
+fn is_busy(e: &spin_sdk::sqlite::Error) -> bool {
+    matches!(e, spin_sdk::sqlite::Error::Io(msg) if msg.contains("locked") || msg.contains("busy"))
 }
 
 /// Text or NULL.

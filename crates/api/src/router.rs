@@ -372,6 +372,7 @@ fn log(ctx: &Ctx, status: u16, started: Instant) {
         "principal": ctx.principal.as_ref().map(|p| p.subject.as_str()),
         "ms": started.elapsed().as_secs_f64() * 1000.0,
         "auth_us": ctx.auth_us,
+        "lock_wait_us": crate::db::lock_wait_us(),
     }));
 }
 

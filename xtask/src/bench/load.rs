@@ -172,7 +172,7 @@ fn seed(app: &TestApp, n: u64) -> Result<(u64, usize)> {
                 if !joins {
                     open.insert(key.clone(), alerts.len());
                     alerts.push(SeedAlert {
-                        id: vigil_core::id::new_id(),
+                        id: vigil_core::id::new_ordered_id(),
                         key: key.clone(),
                         source: source.clone(),
                         event_type: wire(&event.event_type),
@@ -194,7 +194,7 @@ fn seed(app: &TestApp, n: u64) -> Result<(u64, usize)> {
             let text = |s: String| libsql::Value::Text(s);
             let opt = |s: Option<String>| s.map_or(libsql::Value::Null, libsql::Value::Text);
             rows.push(vec![
-                text(vigil_core::id::new_id()),
+                text(vigil_core::id::new_ordered_id()),
                 text(event.sensor_id.clone()),
                 text(event.event_id.clone()),
                 libsql::Value::Integer(at),
@@ -388,6 +388,51 @@ fn measure(app: &TestApp, floor: &str, leg: Leg, seconds: u64) -> Result<Vec<Str
         &format!("POST /api/threats/events ×{BATCH} ({events_per_s:.0} ev/s)"),
         4,
         &f,
+    ));
+    println!("{}", table.last().expect("just pushed"));
+    // The same batches timed inside the component (its request log).
+    let mut inside: Vec<f64> = app
+        .component_logs()
+        .lines()
+        .filter(|l| l.contains("\"path\":\"/api/threats/events\""))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["ms"].as_f64())
+        .collect();
+    inside.sort_by(f64::total_cmp);
+    let at = |p: f64| {
+        let i = ((inside.len().max(1) - 1) as f64 * p).round() as usize;
+        inside.get(i).copied().unwrap_or(f64::NAN)
+    };
+    let mut waits: Vec<f64> = app
+        .component_logs()
+        .lines()
+        .filter(|l| l.contains("\"path\":\"/api/threats/events\""))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["lock_wait_us"].as_f64())
+        .map(|us| us / 1000.0)
+        .collect();
+    waits.sort_by(f64::total_cmp);
+    let wait_at = |p: f64| {
+        let i = ((waits.len().max(1) - 1) as f64 * p).round() as usize;
+        waits.get(i).copied().unwrap_or(f64::NAN)
+    };
+    table.push(format!(
+        "{:<10} {:<44} {:>5} {:>9} {:>8.2} {:>8.2}",
+        leg.name(),
+        "  inside the component: waiting for the lock",
+        4,
+        "",
+        wait_at(0.5),
+        wait_at(0.99)
+    ));
+    table.push(format!(
+        "{:<10} {:<44} {:>5} {:>9} {:>8.2} {:>8.2}",
+        leg.name(),
+        "  inside the component: in all",
+        4,
+        "",
+        at(0.5),
+        at(0.99)
     ));
     println!("{}", table.last().expect("just pushed"));
     Ok(table)
