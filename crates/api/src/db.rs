@@ -101,27 +101,29 @@ const BUSY_TIMEOUT_MS: u64 = 5000;
 /// of 1.6 s waiting for the lock with 4 writers of 100 ms transactions).
 /// Instead the busy handler is off while we ask, and we ask again every 1
 /// to 3 ms (jittered, so waiters do not ask in step), so writers take the
-/// lock in about the order they came. Two more statements per write
-/// transaction: no busy handler, then the usual one back for what follows.
+/// lock in about the order they came; then the usual handler is back for
+/// what follows. A libSQL server refuses the pragma and queues writers
+/// itself: there the lock is simply asked for.
 fn begin_immediate(conn: &Connection) -> Result<(), ApiError> {
-    query(conn, "PRAGMA busy_timeout = 0", &[])?;
+    let handler_off = conn.execute("PRAGMA busy_timeout = 0", &[]).is_ok();
     let started = Instant::now();
-    let taken = loop {
+    loop {
         match conn.execute("BEGIN IMMEDIATE", &[]) {
-            Ok(_) => break Ok(()),
-            Err(e) if is_busy(&e) && started.elapsed() < LOCK_TIMEOUT => {
+            Ok(_) => break,
+            Err(e) if handler_off && is_busy(&e) && started.elapsed() < LOCK_TIMEOUT => {
                 let jitter = u64::from(getrandom::u32().unwrap_or(0) % 2000);
                 std::thread::sleep(Duration::from_micros(1000 + jitter));
             }
-            Err(e) => break Err(unavailable("BEGIN IMMEDIATE", &e)),
+            Err(e) => return Err(unavailable("BEGIN IMMEDIATE", &e)),
         }
-    };
-    taken?;
-    if let Err(e) = query(
-        conn,
-        &format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"),
-        &[],
-    ) {
+    }
+    if handler_off
+        && let Err(e) = query(
+            conn,
+            &format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}"),
+            &[],
+        )
+    {
         let _ = conn.execute("ROLLBACK", &[]);
         return Err(e);
     }
