@@ -35,45 +35,55 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-/// Drive `url` from `connections` threads for `duration`.
-fn load(
-    url: &str,
-    headers: &[(String, String)],
-    connections: usize,
+/// A numeric `field` of the app's request log lines for `path`, sorted.
+fn logged(app: &TestApp, path: &str, field: &str) -> Vec<f64> {
+    let mut values: Vec<f64> = app
+        .component_logs()
+        .lines()
+        .filter(|l| l.contains(&format!("\"path\":\"{path}\"")))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v[field].as_f64())
+        .collect();
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+/// The `p` quantile of sorted values (NaN when there are none).
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len().max(1) - 1) as f64 * p).round() as usize;
+    sorted.get(i).copied().unwrap_or(f64::NAN)
+}
+
+/// Run `clients` threads for `duration`, each making requests in a loop
+/// with the request function `client(i)` gives it: `Some(latency)` for a
+/// success, `None` for an error.
+fn drive<R: FnMut() -> Option<Duration>>(
+    clients: usize,
     duration: Duration,
-    expect: u16,
+    client: impl Fn(usize) -> R + Sync,
 ) -> Figures {
     let started = Instant::now();
-    let deadline = started + duration;
     let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..connections)
-            .map(|_| {
+        let handles: Vec<_> = (0..clients)
+            .map(|i| {
+                let client = &client;
                 scope.spawn(move || {
-                    let agent: ureq::Agent = ureq::Agent::config_builder()
-                        .http_status_as_error(false)
-                        .build()
-                        .into();
-                    let mut latencies = Vec::new();
-                    let mut errors = 0;
-                    while Instant::now() < deadline {
-                        let t = Instant::now();
-                        let mut req = agent.get(url);
-                        for (k, v) in headers {
-                            req = req.header(k, v);
-                        }
-                        match req.call() {
-                            Ok(mut r) if r.status() == expect => {
-                                let _ = r.body_mut().read_to_vec();
-                                latencies.push(t.elapsed());
-                            }
-                            _ => errors += 1,
+                    let mut request = client(i);
+                    let (mut latencies, mut errors) = (Vec::new(), 0);
+                    while started.elapsed() < duration {
+                        match request() {
+                            Some(latency) => latencies.push(latency),
+                            None => errors += 1,
                         }
                     }
                     (latencies, errors)
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
     });
     let seconds = started.elapsed().as_secs_f64();
     let errors = results.iter().map(|r| r.1).sum();
@@ -86,6 +96,36 @@ fn load(
         p50_ms: percentile(&all, 0.50),
         p99_ms: percentile(&all, 0.99),
     }
+}
+
+/// Drive `url` from `connections` threads for `duration`.
+fn load(
+    url: &str,
+    headers: &[(String, String)],
+    connections: usize,
+    duration: Duration,
+    expect: u16,
+) -> Figures {
+    drive(connections, duration, |_| {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        move || {
+            let t = Instant::now();
+            let mut req = agent.get(url);
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            match req.call() {
+                Ok(mut r) if r.status() == expect => {
+                    let _ = r.body_mut().read_to_vec();
+                    Some(t.elapsed())
+                }
+                _ => None,
+            }
+        }
+    })
 }
 
 /// Unit-aware parse of wrk's `1.23ms` / `456.00us` / `1.02s`.
@@ -531,14 +571,7 @@ fn bench_ingest() -> Result<()> {
         );
         // The same batches timed inside the component (its request log), so
         // the figure without this client's share of the two cores is known too.
-        let mut server_ms: Vec<f64> = app
-            .component_logs()
-            .lines()
-            .filter(|l| l.contains("\"path\":\"/api/threats/events\""))
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| v["ms"].as_f64())
-            .collect();
-        server_ms.sort_by(f64::total_cmp);
+        let server_ms = logged(&app, "/api/threats/events", "ms");
         if !server_ms.is_empty() {
             let mean = server_ms.iter().sum::<f64>() / server_ms.len() as f64;
             println!(

@@ -30,12 +30,6 @@ pub fn authenticate(header: Option<&str>) -> Result<Principal, ApiError> {
 /// The problem for a credential that is refused.
 fn refusal(e: AuthError) -> ApiError {
     match e {
-        AuthError::Unavailable(why) => {
-            crate::log::line(
-                serde_json::json!({"level": "error", "msg": "database error", "database": "default", "during": "authentication", "error": why}),
-            );
-            ApiError::unavailable("the database is unavailable")
-        }
         AuthError::Misconfigured(why) => {
             crate::log::line(
                 serde_json::json!({"level": "error", "msg": "authz misconfigured", "why": why}),
@@ -103,9 +97,7 @@ fn describe(e: &AuthError) -> String {
             "the session of this access token has ended; log in again".into()
         }
         AuthError::InvalidApiKey => "the API key is unknown, malformed or revoked".into(),
-        AuthError::Misconfigured(_) | AuthError::Unavailable(_) => {
-            "authentication is unavailable".into()
-        }
+        AuthError::Misconfigured(_) => "authentication is unavailable".into(),
     }
 }
 
