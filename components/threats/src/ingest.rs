@@ -13,7 +13,7 @@ use vigil_core::id::new_ordered_id;
 use vigil_core::time::now_millis;
 use vigil_core::wire::wire;
 use vigil_ingest::alert;
-use vigil_ingest::classify::{AddressClass, ZoneMap, classify};
+use vigil_ingest::classify::{AddressClass, Zone, ZoneMap, classify};
 use vigil_ingest::event::{Event, RawEvent, Severity, validate};
 use vigil_ingest::geo::Geo;
 use vigil_ingest::repeat::RecentBySource;
@@ -214,7 +214,9 @@ fn store_all(
         }
     }
     let mut recent = recent_activity(conn, &fresh)?;
-    let scores: Vec<Score> = fresh
+    // Each fresh event's destination zone and score, in batch order (the
+    // repeat factor counts the batch's earlier events too).
+    let scores: Vec<(Option<&Zone>, Score)> = fresh
         .iter()
         .map(|(_, event)| {
             let source = event.source_ip.to_string();
@@ -225,15 +227,15 @@ fn store_all(
                 recent.count(&source, event.observed_at_ms),
             );
             recent.record(&source, event.observed_at_ms);
-            scored
+            (zone, scored)
         })
         .collect();
     let raising: Vec<(usize, alert::Raising)> = fresh
         .iter()
         .zip(&scores)
         .enumerate()
-        .filter(|(_, (_, scored))| alert::raises_alert(scored.severity))
-        .map(|(i, ((_, event), scored))| {
+        .filter(|(_, (_, (_, scored)))| alert::raises_alert(scored.severity))
+        .map(|(i, ((_, event), (_, scored)))| {
             (
                 i,
                 alert::Raising {
@@ -261,10 +263,10 @@ fn store_all(
     );
 
     let mut rows: Vec<Vec<Value>> = Vec::with_capacity(fresh.len());
-    for (((index, event), scored), alert_id) in fresh.into_iter().zip(scores).zip(alert_of) {
+    for (((index, event), (zone, scored)), alert_id) in fresh.into_iter().zip(scores).zip(alert_of)
+    {
         let id = new_ordered_id();
         let source = event.source_ip.to_string();
-        let zone = event.dest_ip.and_then(|ip| s.zones.zone_of(ip));
         let source_class = classify(event.source_ip);
         let geo = if source_class == AddressClass::Public {
             s.geo.lookup(event.source_ip)

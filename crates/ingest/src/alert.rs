@@ -116,27 +116,23 @@ pub fn group(
                 *index
             }
             Some((slot @ None, last)) => {
-                let index = grouping.touched.len();
+                *slot = Some(grouping.touched.len());
+                *last = (*last).max(at);
                 grouping.touched.push(Touched {
                     id: unresolved[&key].id.clone(),
                     opened: false,
                     ..first_touch(key, i, r)
                 });
-                *slot = Some(index);
-                *last = (*last).max(at);
-                grouping.alert_of.push(index);
-                continue;
+                grouping.touched.len() - 1
             }
             None => {
-                let index = grouping.touched.len();
+                list.push((Some(grouping.touched.len()), at));
                 grouping.touched.push(Touched {
                     id: new_id(),
                     opened: true,
                     ..first_touch(key, i, r)
                 });
-                list.push((Some(index), at));
-                grouping.alert_of.push(index);
-                continue;
+                grouping.touched.len() - 1
             }
         };
         let alert = &mut grouping.touched[index];
@@ -152,13 +148,15 @@ pub fn group(
     grouping
 }
 
+/// An alert as its first event of the batch finds it, before counting that
+/// event (which `group` then does like any other).
 fn first_touch(group_key: String, index: usize, r: &Raising) -> Touched {
     Touched {
         id: String::new(),
         opened: true,
         group_key,
         first_event: index,
-        event_count: 1,
+        event_count: 0,
         first_seen_ms: r.event.observed_at_ms,
         last_seen_ms: r.event.observed_at_ms,
         max_score: r.score,

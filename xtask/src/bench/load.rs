@@ -367,6 +367,11 @@ fn measure(app: &TestApp, floor: &str, leg: Leg, seconds: u64) -> Result<Vec<Str
         ),
     ];
     let mut table = Vec::new();
+    // Each row is printed as it is measured, and again in the closing table.
+    let mut emit = |line: String| {
+        println!("{line}");
+        table.push(line);
+    };
     for (what, url, headers, status) in &gets {
         load(url, headers, 4, Duration::from_millis(300), *status); // warm-up
         for connections in [1, 32] {
@@ -374,51 +379,42 @@ fn measure(app: &TestApp, floor: &str, leg: Leg, seconds: u64) -> Result<Vec<Str
                 .then(|| load_wrk(url, headers, connections, duration, *status))
                 .flatten()
                 .unwrap_or_else(|| load(url, headers, connections, duration, *status));
-            table.push(row(leg, what, connections, &f));
-            println!("{}", table.last().expect("just pushed"));
+            emit(row(leg, what, connections, &f));
         }
     }
-    table.push(row(
+    emit(row(
         leg,
         "POST /api/auth/login",
         8,
         &logins(app, 8, duration)?,
     ));
-    println!("{}", table.last().expect("just pushed"));
     let (f, events_per_s) = ingest(app, &token, 4, duration);
-    table.push(row(
+    emit(row(
         leg,
         &format!("POST /api/threats/events ×{BATCH} ({events_per_s:.0} ev/s)"),
         4,
         &f,
     ));
-    println!("{}", table.last().expect("just pushed"));
-    // The same batches timed inside the component (its request log).
-    let inside = logged(app, "/api/threats/events", "ms");
+    // The same batches timed inside the component (its request log), in ms.
     let waits: Vec<f64> = logged(app, "/api/threats/events", "lock_wait_us")
         .into_iter()
         .map(|us| us / 1000.0)
         .collect();
-    table.push(format!(
-        "{:<10} {:<44} {:>5} {:>9} {:>8.2} {:>8.2}",
-        leg.name(),
-        "  inside the component: waiting for the lock",
-        4,
-        "",
-        quantile(&waits, 0.5),
-        quantile(&waits, 0.99)
-    ));
-    println!("{}", table.last().expect("just pushed"));
-    table.push(format!(
-        "{:<10} {:<44} {:>5} {:>9} {:>8.2} {:>8.2}",
-        leg.name(),
-        "  inside the component: in all",
-        4,
-        "",
-        quantile(&inside, 0.5),
-        quantile(&inside, 0.99)
-    ));
-    println!("{}", table.last().expect("just pushed"));
+    let inside = [
+        ("waiting for the lock", waits),
+        ("in all", logged(app, "/api/threats/events", "ms")),
+    ];
+    for (what, ms) in inside {
+        emit(format!(
+            "{:<10} {:<44} {:>5} {:>9} {:>8.2} {:>8.2}",
+            leg.name(),
+            format!("  inside the component: {what}"),
+            4,
+            "",
+            quantile(&ms, 0.5),
+            quantile(&ms, 0.99)
+        ));
+    }
     Ok(table)
 }
 
