@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
-use spin_sdk::sqlite::Value;
+use vigil_api::db::Value;
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::login::{new_secret, secret_hash};
 use vigil_core::time::{now_millis, rfc3339};

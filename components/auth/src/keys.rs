@@ -5,8 +5,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
-use spin_sdk::sqlite::Value;
 use vigil_api::api_keys::NewApiKey;
+use vigil_api::db::Value;
 use vigil_api::{ApiError, Ctx, FieldError, Permission, db, response};
 use vigil_core::time::{now_millis, rfc3339};
 use vigil_core::{api_key, id::new_id};

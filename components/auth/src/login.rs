@@ -7,7 +7,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
-use spin_sdk::sqlite::{Connection, Value};
+use spin_sdk::sqlite::Connection;
+use vigil_api::db::Value;
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::login::{FailureState, LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE, secret_hash};
 use vigil_core::password;

@@ -4,7 +4,8 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 use spin_sdk::http::Response;
-use spin_sdk::sqlite::{Connection, Value};
+use spin_sdk::sqlite::Connection;
+use vigil_api::db::Value;
 use vigil_api::{ApiError, Ctx, Permission, db, response};
 use vigil_core::login::{REFRESH_IDLE_MS, SESSION_ABSOLUTE_MS, new_secret, secret_hash};
 use vigil_core::time::{now_millis, rfc3339};

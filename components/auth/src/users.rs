@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
-use spin_sdk::sqlite::Value;
+use vigil_api::db::Value;
 use vigil_api::{ApiError, Ctx, Permission, db, response};
 use vigil_core::{FieldError, Role, password, time::now_millis, user};
 

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use spin_sdk::http::Response;
-use spin_sdk::sqlite::Value;
+use vigil_api::db::Value;
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, FieldError, db, response};
 use vigil_core::decision::{self, Action, Proposal, Status, ThreatLevel};

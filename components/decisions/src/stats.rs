@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Serialize;
 use spin_sdk::http::Response;
-use spin_sdk::sqlite::Value;
+use vigil_api::db::Value;
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::decision::{DurationSummary, Priority, summarize};
 use vigil_core::time::now_millis;

@@ -5,7 +5,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use spin_sdk::http::Response;
-use spin_sdk::sqlite::{Connection, Value};
+use spin_sdk::sqlite::Connection;
+use vigil_api::db::Value;
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::decision::{self, Actor, Command, DismissReason, TransitionError, wire};
 use vigil_core::time::now_millis;

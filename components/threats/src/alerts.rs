@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 use spin_sdk::http::Response;
-use spin_sdk::sqlite::Value;
+use vigil_api::db::Value;
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::time::now_millis;
 use vigil_ingest::alert::AlertStatus;

@@ -15,7 +15,6 @@
 //! - [`settings`]: the component's variables.
 
 mod alerts;
-mod geo;
 mod ingest;
 mod onboarding;
 mod playbooks;
@@ -34,8 +33,8 @@ pub static COMPONENT: Component = Component {
         health::route("/api/threats/health"),
         Route::new("POST", "/api/threats/events", Access::Needs(Permission::SensorsIngest), ingest::post)
             .summary("Ingest one event or a batch of up to 1,000; each item is accepted, a duplicate, or rejected with reasons")
-            .request(schema_of::<ingest::Submission>)
-            .replies(&[Reply::json(200, "What became of each item", schema_of::<ingest::Outcome>)])
+            .request(schema_of::<vigil_ingest::pipeline::Submission>)
+            .replies(&[Reply::json(200, "What became of each item", schema_of::<vigil_ingest::pipeline::Outcome>)])
             .errors(&[503]),
         Route::new("GET", "/api/threats", Access::Needs(Permission::ThreatsRead), read::list)
             .summary("Threat events, newest first; filters and cursor pagination")
@@ -117,7 +116,7 @@ pub static COMPONENT: Component = Component {
             .errors(&[404, 422, 503]),
         Route::new("POST", "/api/sensors/{id}/heartbeat", Access::Needs(Permission::SensorsIngest), sensors::heartbeat)
             .summary("A heartbeat, from the sensor's own API key")
-            .request(schema_of::<sensors::Heartbeat>)
+            .request(schema_of::<vigil_ingest::sensor::Heartbeat>)
             .replies(&[Reply::json(200, "The sensor, now online", schema_of::<sensors::Sensor>)])
             .errors(&[404, 503]),
         Route::new("GET", "/api/playbooks", Access::Needs(Permission::PlaybooksRead), playbooks::list)

@@ -7,7 +7,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
-use spin_sdk::sqlite::{Connection, Value};
+use spin_sdk::sqlite::Connection;
+use vigil_api::db::Value;
 use vigil_api::decisions::record::{Evidence, Subject, SubjectKind};
 use vigil_api::decisions::{self, NewDecision};
 use vigil_api::listing::{self, Filters};

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use spin_sdk::http::Response;
-use spin_sdk::sqlite::Value;
+use vigil_api::db::Value;
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::time::rfc3339;

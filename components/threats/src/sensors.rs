@@ -9,17 +9,16 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
-use spin_sdk::sqlite::{Connection, Value};
+use spin_sdk::sqlite::Connection;
+use vigil_api::db::{SpinSql, Value, ready};
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, FieldError, db, response};
 use vigil_core::time::{now_millis, rfc3339};
 use vigil_core::wire::{parse_wire, wire};
-use vigil_ingest::sensor::{SensorKind, SensorStatus, valid_sensor_id};
+use vigil_ingest::pipeline;
+use vigil_ingest::sensor::{self, Heartbeat, SensorKind, SensorStatus, valid_sensor_id};
 
 use crate::settings;
-
-/// Largest heartbeat body kept.
-const MAX_HEARTBEAT_BYTES: usize = 4096;
 
 #[derive(Clone, Serialize, JsonSchema)]
 pub struct Sensor {
@@ -432,62 +431,6 @@ pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
     ))
 }
 
-/// Sensor `id` was heard from (a heartbeat with its `body`, or events from
-/// its own key), inside the caller's transaction: it is online now. Coming
-/// back, or being heard from for the first time, is audited and published
-/// (`sensor.status`); routine contact is not. An unregistered id is ignored.
-pub fn heard_from(
-    conn: &Connection,
-    ctx: &Ctx,
-    id: &str,
-    body: Option<&str>,
-    now: i64,
-) -> Result<(), ApiError> {
-    let was = db::query(
-        conn,
-        "SELECT published_status FROM sensors WHERE id = ?1",
-        &[Value::Text(id.into())],
-    )?;
-    let Some(was) = was.first().and_then(|r| db::text(r, 0)) else {
-        return Ok(());
-    };
-    db::query(
-        conn,
-        "UPDATE sensors SET last_heartbeat = ?2, heartbeat = coalesce(?3, heartbeat), published_status = 'online'
-         WHERE id = ?1",
-        &[
-            Value::Text(id.into()),
-            Value::Integer(now),
-            db::opt_text(body),
-        ],
-    )?;
-    if was != wire(&SensorStatus::Online) {
-        let mut entry = ctx.audit_entry("sensor.status", "sensor", id, now);
-        entry.before = Some(serde_json::json!({"status": was}).to_string());
-        entry.after = Some(serde_json::json!({"status": "online"}).to_string());
-        vigil_api::audit::append(conn, &entry)?;
-        vigil_api::audit::publish(
-            conn,
-            "sensor.status",
-            &serde_json::json!({"id": id, "status": "online", "was": was}),
-            now,
-        )?;
-    }
-    Ok(())
-}
-
-/// What a sensor reports with its heartbeat (all optional).
-#[derive(Deserialize, Serialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Heartbeat {
-    /// The sensor software's version.
-    #[schemars(length(max = 64))]
-    version: Option<String>,
-    uptime_seconds: Option<u64>,
-    /// Free-form gauges (queue depth, CPU, dropped packets …); 4 KiB at most.
-    metrics: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
 /// `POST /api/sensors/{id}/heartbeat`, from the sensor's own key only.
 pub fn heartbeat(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let body: Heartbeat = if ctx.body.is_empty() {
@@ -495,28 +438,12 @@ pub fn heartbeat(ctx: &mut Ctx) -> Result<Response, ApiError> {
     } else {
         ctx.json()?
     };
-    let kept = serde_json::to_string(&body).expect("serializes");
-    if kept.len() > MAX_HEARTBEAT_BYTES {
-        return Err(ApiError::invalid_field(
-            "metrics",
-            "must be at most 4 KiB of JSON",
-        ));
-    }
-    if body
-        .version
-        .as_ref()
-        .is_some_and(|v| v.chars().count() > 64)
-    {
-        return Err(ApiError::invalid_field(
-            "version",
-            "must be at most 64 characters",
-        ));
-    }
+    let kept = body.kept()?;
     let id = ctx.param("id").to_string();
     let now = now_millis();
     let conn = db::open()?;
     load(conn, &id, now)?;
-    let speaks_for = crate::ingest::own_sensor(conn, ctx)?;
+    let speaks_for = ready(pipeline::speaks_for(&SpinSql(conn), ctx.principal()))?;
     if speaks_for.as_deref() != Some(id.as_str()) {
         return Err(
             ApiError::new(403, "forbidden", "Forbidden").with_detail(format!(
@@ -525,7 +452,13 @@ pub fn heartbeat(ctx: &mut Ctx) -> Result<Response, ApiError> {
         );
     }
     let sensor = db::transaction(conn, |conn| {
-        heard_from(conn, ctx, &id, Some(&kept), now)?;
+        ready(sensor::heard_from(
+            &SpinSql(conn),
+            &ctx.actor(),
+            &id,
+            Some(&kept),
+            now,
+        ))?;
         load(conn, &id, now)
     })?;
     Ok(sensor.response(200))

@@ -3,7 +3,8 @@
 //! presented form is made by `vigil_core::api_key::generate`; only its
 //! prefix and secret hash are stored.
 
-use spin_sdk::sqlite::{Connection, Value};
+use crate::db::Value;
+use spin_sdk::sqlite::Connection;
 
 use crate::{ApiError, db};
 

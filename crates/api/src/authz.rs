@@ -5,10 +5,9 @@
 //! live; the API key exists, is not revoked, and its secret matches) and
 //! converts to and from `vigil-core`.
 
-use spin_sdk::sqlite::Value;
-use vigil_core::{ApiError, Permission, Principal, api_key};
+use vigil_core::{ApiError, Permission, Principal, api_key, login};
 
-use crate::db;
+use crate::db::{self, SpinSql, ready};
 
 wit_bindgen::generate!({
     world: "api",
@@ -40,24 +39,19 @@ fn refusal(e: AuthError) -> ApiError {
     }
 }
 
-/// A verified token's principal, if its session is live: not ended (logout,
-/// reuse detection, a password change), not expired, and its user enabled.
+/// A verified token's principal, if its session is live.
 fn live_session(principal: Principal) -> Result<Principal, ApiError> {
     let Some(session) = &principal.session else {
         return Ok(principal);
     };
-    let rows = db::query(
-        db::open()?,
-        "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL
-           AND s.expires_at > ?3 AND u.disabled = 0",
-        &[
-            Value::Text(session.clone()),
-            Value::Text(principal.subject.clone()),
-            Value::Integer(vigil_core::time::now_millis()),
-        ],
-    )?;
-    if rows.is_empty() {
+    let now = vigil_core::time::now_millis();
+    let db = SpinSql(db::open()?);
+    if !ready(login::session_is_live(
+        &db,
+        session,
+        &principal.subject,
+        now,
+    ))? {
         return Err(refusal(AuthError::SessionEnded));
     }
     Ok(principal)
@@ -65,15 +59,8 @@ fn live_session(principal: Principal) -> Result<Principal, ApiError> {
 
 /// The principal of an API key: looked up by prefix, compared by hash.
 fn api_key_principal(key: &ApiKeyParts) -> Result<Principal, ApiError> {
-    let rows = db::query(
-        db::open()?,
-        "SELECT id, secret_hash, scopes FROM api_keys WHERE prefix = ?1 AND revoked_at IS NULL",
-        &[Value::Text(key.prefix.clone())],
-    )?;
-    rows.first()
-        .and_then(|row| Some((db::text(row, 0)?, db::text(row, 1)?, db::text(row, 2)?)))
-        .filter(|(_, hash, _)| api_key::secret_matches(&key.secret, hash))
-        .and_then(|(id, _, scopes)| api_key::principal(&id, &scopes))
+    let db = SpinSql(db::open()?);
+    ready(api_key::authenticate(&db, &key.prefix, &key.secret))?
         .ok_or_else(|| refusal(AuthError::InvalidApiKey))
 }
 

@@ -5,10 +5,12 @@
 //! on its first statement, and a round trip on a libSQL server.
 
 use std::cell::{Cell, OnceCell};
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-use spin_sdk::sqlite::{Connection, Value};
+use spin_sdk::sqlite::{self as spin, Connection};
 use vigil_core::ApiError;
+pub use vigil_core::sql::{Row, Value, int, opt_int, opt_text, real, text};
 
 thread_local! {
     /// This instance's connection. Spin makes a fresh instance for every
@@ -38,11 +40,52 @@ pub fn open() -> Result<&'static Connection, ApiError> {
 }
 
 /// Run one statement and return its rows.
-pub fn query(conn: &Connection, sql: &str, params: &[Value]) -> Result<Vec<Vec<Value>>, ApiError> {
+pub fn query(conn: &Connection, sql: &str, params: &[Value]) -> Result<Vec<Row>, ApiError> {
+    let params: Vec<spin::Value> = params.iter().cloned().map(to_spin).collect();
     let result = conn
-        .execute(sql, params)
+        .execute(sql, &params)
         .map_err(|e| unavailable(sql, &e))?;
-    Ok(result.rows.into_iter().map(|r| r.values).collect())
+    Ok(result
+        .rows
+        .into_iter()
+        .map(|r| r.values.into_iter().map(from_spin).collect())
+        .collect())
+}
+
+fn to_spin(value: Value) -> spin::Value {
+    match value {
+        Value::Null => spin::Value::Null,
+        Value::Integer(n) => spin::Value::Integer(n),
+        Value::Real(x) => spin::Value::Real(x),
+        Value::Text(s) => spin::Value::Text(s),
+        Value::Blob(b) => spin::Value::Blob(b),
+    }
+}
+
+fn from_spin(value: spin::Value) -> Value {
+    match value {
+        spin::Value::Null => Value::Null,
+        spin::Value::Integer(n) => Value::Integer(n),
+        spin::Value::Real(x) => Value::Real(x),
+        spin::Value::Text(s) => Value::Text(s),
+        spin::Value::Blob(b) => Value::Blob(b),
+    }
+}
+
+/// A connection as the shared code in the domain crates takes it
+/// ([`vigil_core::sql::Sql`]); run what they return with [`ready`].
+pub struct SpinSql<'a>(pub &'a Connection);
+
+impl vigil_core::sql::Sql for SpinSql<'_> {
+    async fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, ApiError> {
+        query(self.0, sql, params)
+    }
+}
+
+/// The result of shared code run on a [`SpinSql`]: Spin's SQLite calls
+/// block, so its futures are complete when first polled.
+pub fn ready<T>(work: impl Future<Output = T>) -> T {
+    futures::executor::block_on(work)
 }
 
 /// The schema version the database is at (0 when unmigrated). One
@@ -50,15 +93,15 @@ pub fn query(conn: &Connection, sql: &str, params: &[Value]) -> Result<Vec<Vec<V
 pub fn schema_version(conn: &Connection) -> Result<i64, ApiError> {
     match conn.execute("SELECT max(version) FROM schema_migrations", &[]) {
         Ok(result) => match result.rows.first().and_then(|r| r.values.first()) {
-            Some(Value::Integer(v)) => Ok(*v),
+            Some(spin::Value::Integer(v)) => Ok(*v),
             _ => Ok(0),
         },
-        Err(spin_sdk::sqlite::Error::Io(msg)) if msg.contains("no such table") => Ok(0),
+        Err(spin::Error::Io(msg)) if msg.contains("no such table") => Ok(0),
         Err(e) => Err(unavailable("schema version", &e)),
     }
 }
 
-fn unavailable(what: &str, e: &spin_sdk::sqlite::Error) -> ApiError {
+fn unavailable(what: &str, e: &spin::Error) -> ApiError {
     crate::log::line(
         serde_json::json!({"level": "error", "msg": "database error", "database": "default", "statement": what, "error": format!("{e:?}")}),
     );
@@ -131,36 +174,6 @@ fn begin_immediate(conn: &Connection) -> Result<(), ApiError> {
 }
 
 /// Whether SQLite refused because another connection holds the lock.
-fn is_busy(e: &spin_sdk::sqlite::Error) -> bool {
-    matches!(e, spin_sdk::sqlite::Error::Io(msg) if msg.contains("locked") || msg.contains("busy"))
-}
-
-/// Text or NULL.
-pub fn opt_text(value: Option<&str>) -> Value {
-    value.map_or(Value::Null, |s| Value::Text(s.to_string()))
-}
-
-/// Column `i` of a row as text, if it is text.
-pub fn text(row: &[Value], i: usize) -> Option<String> {
-    match row.get(i) {
-        Some(Value::Text(s)) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-/// Column `i` of a row as an integer, if it is one.
-pub fn int(row: &[Value], i: usize) -> Option<i64> {
-    match row.get(i) {
-        Some(Value::Integer(n)) => Some(*n),
-        _ => None,
-    }
-}
-
-/// Column `i` of a row as a float (SQLite may hand back a whole number as an integer).
-pub fn real(row: &[Value], i: usize) -> Option<f64> {
-    match row.get(i) {
-        Some(Value::Real(x)) => Some(*x),
-        Some(Value::Integer(n)) => Some(*n as f64),
-        _ => None,
-    }
+fn is_busy(e: &spin::Error) -> bool {
+    matches!(e, spin::Error::Io(msg) if msg.contains("locked") || msg.contains("busy"))
 }

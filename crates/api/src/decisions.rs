@@ -8,7 +8,8 @@
 pub mod record;
 pub mod settings;
 
-use spin_sdk::sqlite::{Connection, Value};
+use crate::db::Value;
+use spin_sdk::sqlite::Connection;
 use vigil_core::decision::{Action, Priority, ThreatLevel, wire};
 
 use vigil_core::audit::AuditEntry;

@@ -2,9 +2,9 @@
 //! `limit` query parameter, and opaque cursors (base64url of the sort key of
 //! the last row served).
 
+use crate::db::Value;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use spin_sdk::sqlite::Value;
 use vigil_core::ApiError;
 
 use crate::Ctx;

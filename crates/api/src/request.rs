@@ -2,7 +2,7 @@
 //! its principal (when the route demands a permission) and its request id.
 
 use serde::de::DeserializeOwned;
-use vigil_core::audit::AuditEntry;
+use vigil_core::audit::{Actor, AuditEntry};
 use vigil_core::{ApiError, FieldError, Principal};
 
 pub struct Ctx {
@@ -40,6 +40,18 @@ impl Ctx {
         )
     }
 
+    /// This request's principal and origin, as the audit log records them.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            actor: self
+                .principal
+                .as_ref()
+                .map_or_else(|| "anonymous".into(), |p| p.subject.clone()),
+            request_id: Some(self.request_id.clone()),
+            client_addr: self.client_addr(),
+        }
+    }
+
     /// An audit entry for an action of this request's principal.
     pub fn audit_entry(
         &self,
@@ -48,20 +60,7 @@ impl Ctx {
         subject_id: &str,
         at: i64,
     ) -> AuditEntry {
-        AuditEntry {
-            at,
-            actor: self
-                .principal
-                .as_ref()
-                .map_or_else(|| "anonymous".into(), |p| p.subject.clone()),
-            action: action.into(),
-            subject_kind: Some(subject_kind.into()),
-            subject_id: Some(subject_id.into()),
-            request_id: Some(self.request_id.clone()),
-            client_addr: self.client_addr(),
-            before: None,
-            after: None,
-        }
+        self.actor().entry(action, subject_kind, subject_id, at)
     }
 
     /// The `If-Match` a change of a versioned `what` (alert, sensor …) must

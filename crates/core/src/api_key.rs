@@ -2,8 +2,10 @@
 //! (8 hex characters, unique) finds the key; the secret (256 random bits) is
 //! stored only as its SHA-256 and compared in constant time.
 
+use crate::ApiError;
 use crate::access::{Permission, Principal};
 use crate::login::{new_secret, secret_hash};
+use crate::sql::{Sql, Value, text};
 
 const SCHEME: &str = "vgk_";
 
@@ -60,6 +62,27 @@ pub fn principal(id: &str, scopes_json: &str) -> Option<Principal> {
         session: None,
         pending: None,
     })
+}
+
+/// The principal of a presented key (prefix and secret, as [`parse`] splits
+/// it), if the key exists, is not revoked and its secret matches. One
+/// statement: the components and the relay authenticate keys alike.
+pub async fn authenticate(
+    db: &impl Sql,
+    prefix: &str,
+    secret: &str,
+) -> Result<Option<Principal>, ApiError> {
+    let rows = db
+        .query(
+            "SELECT id, secret_hash, scopes FROM api_keys WHERE prefix = ?1 AND revoked_at IS NULL",
+            &[Value::Text(prefix.into())],
+        )
+        .await?;
+    Ok(rows
+        .first()
+        .and_then(|row| Some((text(row, 0)?, text(row, 1)?, text(row, 2)?)))
+        .filter(|(_, hash, _)| secret_matches(secret, hash))
+        .and_then(|(id, _, scopes)| principal(&id, &scopes)))
 }
 
 #[cfg(test)]

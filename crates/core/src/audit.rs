@@ -4,6 +4,9 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::ApiError;
+use crate::sql::{Sql, Value, opt_text, text};
+
 /// `prev_hash` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -22,6 +25,32 @@ pub struct AuditEntry {
     pub after: Option<String>,
 }
 
+/// Who makes a change, as the audit log records it: a user or key (by
+/// subject), and where the request came from when there was one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub actor: String,
+    pub request_id: Option<String>,
+    pub client_addr: Option<String>,
+}
+
+impl Actor {
+    /// An entry for `action` on a subject, with no before or after yet.
+    pub fn entry(&self, action: &str, subject_kind: &str, subject_id: &str, at: i64) -> AuditEntry {
+        AuditEntry {
+            at,
+            actor: self.actor.clone(),
+            action: action.into(),
+            subject_kind: Some(subject_kind.into()),
+            subject_id: Some(subject_id.into()),
+            request_id: self.request_id.clone(),
+            client_addr: self.client_addr.clone(),
+            before: None,
+            after: None,
+        }
+    }
+}
+
 /// SHA-256 (hex) over `prev_hash`, a newline, and the entry's JSON (fields in
 /// declaration order, so the form is canonical).
 pub fn chain_hash(prev_hash: &str, entry: &AuditEntry) -> String {
@@ -30,6 +59,40 @@ pub fn chain_hash(prev_hash: &str, entry: &AuditEntry) -> String {
     h.update(b"\n");
     h.update(serde_json::to_vec(entry).expect("audit entry serializes"));
     hex::encode(h.finalize())
+}
+
+/// Append `entry` to the chain and return its hash. Call it inside the write
+/// transaction of the change it records, so both commit or neither does
+/// (the write lock also keeps the chain's tail from moving meanwhile).
+pub async fn append(db: &impl Sql, entry: &AuditEntry) -> Result<String, ApiError> {
+    let rows = db
+        .query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1", &[])
+        .await?;
+    let prev = rows
+        .first()
+        .and_then(|r| text(r, 0))
+        .unwrap_or_else(|| GENESIS.to_string());
+    let hash = chain_hash(&prev, entry);
+    db.query(
+        "INSERT INTO audit_log (at, actor, action, subject_kind, subject_id, request_id,
+                                client_addr, before, after, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        &[
+            Value::Integer(entry.at),
+            Value::Text(entry.actor.clone()),
+            Value::Text(entry.action.clone()),
+            opt_text(entry.subject_kind.as_deref()),
+            opt_text(entry.subject_id.as_deref()),
+            opt_text(entry.request_id.as_deref()),
+            opt_text(entry.client_addr.as_deref()),
+            opt_text(entry.before.as_deref()),
+            opt_text(entry.after.as_deref()),
+            Value::Text(prev),
+            Value::Text(hash.clone()),
+        ],
+    )
+    .await?;
+    Ok(hash)
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@
 //! - [`login`]: lockout, session lifetimes, refresh-token secrets.
 //! - [`net`]: CIDR membership.
 //! - [`password`]: argon2id hashing and the password policy.
-//! - [`audit`]: the hash chain over audit entries.
+//! - [`audit`]: the hash chain over audit entries, and appending to it.
+//! - [`outbox`]: publishing events to the `events` outbox the relay tails.
+//! - [`sql`]: the statement-level database interface components and relay share.
 //! - [`decision`]: the decision state machine, priority and SLA, the safety validator.
 //! - [`id`]: random UUIDv4 identifiers.
 //! - [`totp`]: two-factor codes (RFC 6238), recovery codes.
@@ -26,8 +28,10 @@ pub mod decision;
 pub mod id;
 pub mod login;
 pub mod net;
+pub mod outbox;
 pub mod password;
 pub mod problem;
+pub mod sql;
 pub mod time;
 pub mod token;
 pub mod totp;

@@ -8,6 +8,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use sha2::{Digest, Sha256};
 
+use crate::ApiError;
+use crate::sql::{Sql, Value};
+
 pub const MAX_FAILURES: i64 = 5;
 pub const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
 pub const BASE_LOCK_MS: i64 = 15 * 60 * 1000;
@@ -71,6 +74,30 @@ impl FailureState {
 }
 
 /// A fresh opaque secret: 256 random bits, base64url.
+/// Whether a verified token's session is live: not ended (logout, reuse
+/// detection, a password change), not expired, and its user enabled. One
+/// statement, asked by the components and the relay alike.
+pub async fn session_is_live(
+    db: &impl Sql,
+    session_id: &str,
+    user_id: &str,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let rows = db
+        .query(
+            "SELECT 1 FROM sessions s JOIN users u ON u.id = s.user_id
+              WHERE s.id = ?1 AND s.user_id = ?2 AND s.revoked_at IS NULL
+                AND s.expires_at > ?3 AND u.disabled = 0",
+            &[
+                Value::Text(session_id.into()),
+                Value::Text(user_id.into()),
+                Value::Integer(now),
+            ],
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
 pub fn new_secret() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the platform has a random source");

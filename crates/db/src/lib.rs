@@ -6,10 +6,12 @@
 //! - [`migrations`]: the numbered files in `migrations/`, embedded, applied once each
 //!   with a checksum check.
 //! - [`users`]: bootstrap administration (the first admin), audited.
-//! - [`audit`]: appending to the hash-chained audit log.
+//! - [`audit`]: appending to the hash-chained audit log, and verifying it.
+//! - [`sql`]: the shared statement interface over a libSQL connection.
 
 pub mod audit;
 pub mod migrations;
+pub mod sql;
 pub mod target;
 pub mod users;
 

@@ -94,6 +94,37 @@ impl GeoDb {
     }
 }
 
+/// The configured databases, opened on first use: only a batch with a
+/// public source address pays for reading them. A file that cannot be read
+/// is reported (with why) and left out: events are still stored, without
+/// country and ASN, rather than refused.
+pub struct GeoLookup {
+    paths: Vec<String>,
+    report: fn(&str),
+    dbs: Option<Vec<GeoDb>>,
+}
+
+impl GeoLookup {
+    pub fn new(paths: Vec<String>, report: fn(&str)) -> GeoLookup {
+        GeoLookup {
+            paths,
+            report,
+            dbs: None,
+        }
+    }
+
+    pub fn lookup(&mut self, ip: IpAddr) -> Geo {
+        let (paths, report) = (&self.paths, self.report);
+        let dbs = self.dbs.get_or_insert_with(|| {
+            paths
+                .iter()
+                .filter_map(|path| GeoDb::open(path).map_err(|why| report(&why)).ok())
+                .collect()
+        });
+        lookup_all(dbs, ip)
+    }
+}
+
 /// Looks `ip` up in each database in turn; for each field the first
 /// database that has it wins (e.g. a Country and an ASN database side by
 /// side).

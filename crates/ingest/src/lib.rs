@@ -1,8 +1,9 @@
 //! The threats domain: what makes an event posted over HTTP and the same
 //! event arriving over MQTT end up identical in the database, and the rules
-//! of sensors and playbooks. Plain Rust, no I/O beyond reading a GeoIP file
-//! it is handed: the caller supplies the clock, the zone map and the
-//! source's recent activity.
+//! of sensors and playbooks. The rules are plain functions; the
+//! [`pipeline`] that applies them to a batch reads and writes rows through
+//! [`vigil_core::sql::Sql`], whose connection the caller supplies (Spin's
+//! SQLite in the component, `libsql` in the relay) with the clock.
 //!
 //! - [`event`]: the event schema (version 1), event types and their MITRE
 //!   ATT&CK techniques, validation with field-level errors, normalization.
@@ -11,14 +12,17 @@
 //! - [`score`]: the 0–100 score with its breakdown, and severity from it.
 //! - [`repeat`]: a source's recent activity (a score factor), for a batch.
 //! - [`alert`]: which events raise alerts, and grouping within a window.
-//! - [`sensor`]: sensor kinds and ids, and online/stale/offline from the
-//!   heartbeat's age.
+//! - [`sensor`]: sensor kinds and ids, online/stale/offline from the
+//!   heartbeat's age, and recording that a sensor was heard from.
 //! - [`playbook`]: triggers, actions, which actions must wait for a decision.
+//! - [`pipeline`]: a submission validated, then stored with its alerts,
+//!   outbox rows and audit entry in the caller's transaction.
 
 pub mod alert;
 pub mod classify;
 pub mod event;
 pub mod geo;
+pub mod pipeline;
 pub mod playbook;
 pub mod repeat;
 pub mod score;

@@ -3,6 +3,10 @@
 //! heartbeat (computed when read, so it is never out of date).
 
 use serde::{Deserialize, Serialize};
+use vigil_core::audit::{self, Actor};
+use vigil_core::sql::{Sql, Value, opt_text, text};
+use vigil_core::wire::wire;
+use vigil_core::{ApiError, outbox};
 
 /// Default: a heartbeat within 2 minutes is online.
 pub const DEFAULT_ONLINE_MS: i64 = 2 * 60 * 1000;
@@ -25,6 +29,83 @@ pub enum SensorStatus {
     Online,
     Stale,
     Offline,
+}
+
+/// Largest heartbeat body kept.
+const MAX_HEARTBEAT_BYTES: usize = 4096;
+
+/// What a sensor reports with its heartbeat (all optional), over HTTP or MQTT.
+#[derive(Deserialize, Serialize, schemars::JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// The sensor software's version.
+    #[schemars(length(max = 64))]
+    version: Option<String>,
+    uptime_seconds: Option<u64>,
+    /// Free-form gauges (queue depth, CPU, dropped packets …); 4 KiB at most.
+    metrics: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl Heartbeat {
+    /// The body as stored, if it keeps to the limits (422 naming the field).
+    pub fn kept(&self) -> Result<String, ApiError> {
+        if self.version.as_ref().is_some_and(|v| v.chars().count() > 64) {
+            return Err(ApiError::invalid_field(
+                "version",
+                "must be at most 64 characters",
+            ));
+        }
+        let kept = serde_json::to_string(self).expect("serializes");
+        if kept.len() > MAX_HEARTBEAT_BYTES {
+            return Err(ApiError::invalid_field(
+                "metrics",
+                "must be at most 4 KiB of JSON",
+            ));
+        }
+        Ok(kept)
+    }
+}
+
+/// Sensor `id` was heard from (a heartbeat with its `body`, or events from
+/// its own key), inside the caller's transaction: it is online now. Coming
+/// back, or being heard from for the first time, is audited and published
+/// (`sensor.status`); routine contact is not. An unregistered id is ignored.
+pub async fn heard_from(
+    db: &impl Sql,
+    actor: &Actor,
+    id: &str,
+    body: Option<&str>,
+    now: i64,
+) -> Result<(), ApiError> {
+    let was = db
+        .query(
+            "SELECT published_status FROM sensors WHERE id = ?1",
+            &[Value::Text(id.into())],
+        )
+        .await?;
+    let Some(was) = was.first().and_then(|r| text(r, 0)) else {
+        return Ok(());
+    };
+    db.query(
+        "UPDATE sensors SET last_heartbeat = ?2, heartbeat = coalesce(?3, heartbeat), published_status = 'online'
+         WHERE id = ?1",
+        &[Value::Text(id.into()), Value::Integer(now), opt_text(body)],
+    )
+    .await?;
+    if was != wire(&SensorStatus::Online) {
+        let mut entry = actor.entry("sensor.status", "sensor", id, now);
+        entry.before = Some(serde_json::json!({"status": was}).to_string());
+        entry.after = Some(serde_json::json!({"status": "online"}).to_string());
+        audit::append(db, &entry).await?;
+        outbox::publish(
+            db,
+            "sensor.status",
+            &serde_json::json!({"id": id, "status": "online", "was": was}),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// When a sensor counts as online and when as offline (`online_ms < offline_ms`).

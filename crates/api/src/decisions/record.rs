@@ -1,9 +1,10 @@
 //! A decision as stored and as served, and reading it back.
 
+use crate::db::Value;
 use crate::{ApiError, db};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use spin_sdk::sqlite::{Connection, Value};
+use spin_sdk::sqlite::Connection;
 use vigil_core::decision::{Action, DecisionState, Priority, Status, ThreatLevel, parse_wire};
 use vigil_core::time::rfc3339;
 
