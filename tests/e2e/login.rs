@@ -32,6 +32,10 @@ pub const CASES: &[Case] = &[
         logins_are_throttled_per_address,
     ),
     (
+        "a_forged_client_address_is_throttled_like_the_real_one",
+        a_forged_client_address_is_throttled_like_the_real_one,
+    ),
+    (
         "refresh_rotates_and_reuse_ends_the_session",
         refresh_rotates_and_reuse_ends_the_session,
     ),
@@ -190,7 +194,15 @@ fn logins_are_throttled_per_address(app: &TestApp) {
     if app.db.is_none() {
         return; // Filling the window takes the database.
     }
-    // Fill this minute's and the next minute's window for the loopback address.
+    fill_login_window_of_loopback(app);
+    let r = app.login("anyone", PASSWORD);
+    execute(app, "DELETE FROM rate_limits WHERE bucket = 'login:addr'");
+    r.assert_problem(429, "too-many-requests");
+}
+
+/// Fill this minute's and the next minute's login window of the loopback
+/// addresses (the suite's client).
+fn fill_login_window_of_loopback(app: &TestApp) {
     let now = vigil_core::time::now_millis();
     let window = now - now.rem_euclid(60_000);
     let limit = vigil_core::login::LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE;
@@ -204,9 +216,35 @@ fn logins_are_throttled_per_address(app: &TestApp) {
             );
         }
     }
-    let r = app.login("anyone", PASSWORD);
+}
+
+fn a_forged_client_address_is_throttled_like_the_real_one(app: &TestApp) {
+    if app.db.is_none() {
+        return; // Filling the window takes the database.
+    }
+    fill_login_window_of_loopback(app);
+    let body = json!({"username": "anyone", "password": PASSWORD}).to_string();
+    // 40 logins, each claiming another address in the runtime's own header
+    // and in X-Forwarded-For (no proxy is trusted): all are the loopback's.
+    let answers: Vec<u16> = (0..40)
+        .map(|i| {
+            let forged = format!("203.0.113.{i}:4000");
+            let headers = [
+                ("content-type", "application/json"),
+                ("spin-client-addr", forged.as_str()),
+                ("x-forwarded-for", "198.51.100.1"),
+            ];
+            app.request("POST", "/api/auth/login", &headers, Some(body.as_bytes()))
+                .status
+        })
+        .collect();
+    let stored = count(
+        app,
+        "SELECT count(*) FROM rate_limits WHERE bucket = 'login:addr' AND (key LIKE '203.0.113.%' OR key LIKE '198.51.100.%')",
+    );
     execute(app, "DELETE FROM rate_limits WHERE bucket = 'login:addr'");
-    r.assert_problem(429, "too-many-requests");
+    assert!(answers.iter().all(|s| *s == 429), "{answers:?}");
+    assert_eq!(stored, Some(0), "no forged address reaches the rate limits");
 }
 
 fn refresh_rotates_and_reuse_ends_the_session(app: &TestApp) {

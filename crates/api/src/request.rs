@@ -3,6 +3,7 @@
 
 use serde::de::DeserializeOwned;
 use vigil_core::audit::{Actor, AuditEntry};
+use vigil_core::net::{Networks, client_address};
 use vigil_core::{ApiError, FieldError, Principal};
 
 pub struct Ctx {
@@ -30,14 +31,31 @@ impl Ctx {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
-    /// The client's IP address from Spin's `spin-client-addr` (which also
-    /// carries the port: every connection would otherwise be a new client).
+    /// The client's IP address: the peer the runtime saw (the last
+    /// `spin-client-addr`; earlier ones are the client's own), or, when that
+    /// peer is one of the `trusted_proxies`, the rightmost untrusted address
+    /// of `X-Forwarded-For` (`vigil_core::net::client_address`). Never what a
+    /// client merely claims, and always a parsed address.
     pub fn client_addr(&self) -> Option<String> {
-        let raw = self.header("spin-client-addr")?;
-        Some(
-            raw.parse::<std::net::SocketAddr>()
-                .map_or_else(|_| raw.to_string(), |a| a.ip().to_string()),
-        )
+        let peer = self
+            .headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case("spin-client-addr"))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())?;
+        let forwarded: Vec<&str> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("x-forwarded-for"))
+            .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+            .collect();
+        // The variable is read only when there is something to believe.
+        let trusted = if forwarded.is_empty() {
+            Networks::default()
+        } else {
+            trusted_proxies()
+        };
+        client_address(peer, &forwarded, &trusted).map(|ip| ip.to_string())
     }
 
     /// This request's principal and origin, as the audit log records them.
@@ -135,4 +153,15 @@ impl Ctx {
             }])
         })
     }
+}
+
+/// `trusted_proxies`: CIDRs of the proxies in front of the app whose
+/// `X-Forwarded-For` is believed (none by default). A bad value believes no
+/// proxy (the runtime's peer is used) and logs the error naming it.
+fn trusted_proxies() -> Networks {
+    let raw = spin_sdk::variables::get("trusted_proxies").unwrap_or_default();
+    Networks::parse(&raw).unwrap_or_else(|why| {
+        crate::log::line(serde_json::json!({"level": "error", "msg": "trusted_proxies is invalid; no proxy is trusted", "why": why}));
+        Networks::default()
+    })
 }
