@@ -5,9 +5,8 @@
 //! - `vigil admin create-user` creates a user (the first admin); the password
 //!   is read from the terminal without echo, or from stdin with `--password-stdin`.
 //! - `vigil audit verify` recomputes the audit log's hash chain.
-//!
-//! The relay (WebSocket push, MQTT ingestion, scheduled jobs) joins this
-//! binary in a later issue.
+//! - `vigil relay` pushes the outbox to WebSocket clients (see [`relay`];
+//!   configured by `VIGIL_RELAY_*` and `VIGIL_JWT_*` variables).
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -20,11 +19,13 @@ use vigil_db::Target;
 use vigil_db::migrations;
 use vigil_db::users::{NewUser, create_user};
 
+mod relay;
+
 #[derive(Parser)]
 #[command(
     name = "vigil",
     version,
-    about = "Vigil: migrations and administration"
+    about = "Vigil: migrations, administration and the relay"
 )]
 struct Cli {
     #[command(flatten)]
@@ -82,6 +83,9 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Push outbox events to WebSocket clients until SIGTERM or Ctrl-C
+    /// (settings: VIGIL_RELAY_*, VIGIL_JWT_* environment variables).
+    Relay,
 }
 
 #[derive(Subcommand)]
@@ -144,6 +148,7 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
+        Command::Relay => relay::main(target).await?,
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
@@ -179,7 +184,7 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> ExitCode {
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,11 +6,15 @@
 //! each runtime is started once and shared by every case, and so that a
 //! missing runtime is reported as skipped, never silently dropped.
 //!
+//! Next to each app runs a `vigil relay` process (WebSocket push) on the
+//! same database and key set: [`TestApp::relay_url`].
+//!
 //! `VIGIL_BASE_URL` points the suite at an already running instance instead;
 //! `VIGIL_TEST_SIGNING_KEY` (base64url seed) and `VIGIL_TEST_SIGNING_KID`
 //! (default `dev-1`) then give it a key that instance trusts.
 
 pub mod client;
+pub mod mosquitto;
 pub mod sqld;
 pub mod webhook;
 
@@ -79,7 +83,11 @@ pub struct TestApp {
     pub db: Option<Target>,
     /// Receives the app's playbook webhooks (its `webhook_origin`).
     pub webhooks: Option<WebhookSink>,
-    // Dropped in this order: the app, then its database server, then the files.
+    /// The relay's base URL (`http://127.0.0.1:<port>`; its socket is
+    /// `/ws`), when the suite started the app.
+    pub relay_url: Option<String>,
+    // Dropped in this order: the relay, the app, then its database server, then the files.
+    _relay: Option<RelayProcess>,
     _running: Option<Running>,
     _sqld: Option<Sqld>,
     _dir: Option<tempfile::TempDir>,
@@ -142,12 +150,16 @@ impl TestApp {
             workdir: dir.path().to_path_buf(),
         })
         .with_context(|| format!("starting Vigil under {name}"))?;
+        let relay = RelayProcess::start(&db, &signer, dir.path(), &[])
+            .with_context(|| format!("starting the relay for the {name} leg"))?;
         Ok(TestApp {
             runtime: name,
             base_url: running.base_url.clone(),
             signer,
             db: Some(db),
             webhooks: Some(webhooks),
+            relay_url: Some(relay.url.clone()),
+            _relay: Some(relay),
             _running: Some(running),
             _sqld: sqld,
             _dir: Some(dir),
@@ -168,6 +180,8 @@ impl TestApp {
             signer,
             db: None,
             webhooks: None,
+            relay_url: None,
+            _relay: None,
             _running: None,
             _sqld: None,
             _dir: None,
@@ -254,6 +268,162 @@ impl TestApp {
         client::request(method, &self.url(path), headers, body)
             .unwrap_or_else(|e| panic!("{method} {path} on {}: {e:#}", self.runtime))
     }
+}
+
+/// A `vigil relay` process (the binary `cargo xtask test` builds), killed on drop.
+pub struct RelayProcess {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl RelayProcess {
+    /// Start `vigil relay` on a free port against `db`, trusting `signer`'s
+    /// key, with `env` added (e.g. `VIGIL_RELAY_CLIENT_QUEUE`); its log goes
+    /// to a file in `dir`. Returns once `/readyz` answers 200.
+    pub fn start(
+        db: &Target,
+        signer: &TokenSigner,
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Result<RelayProcess> {
+        RelayProcess::start_with(&vigil_bin(), db, signer, dir, env)
+    }
+
+    /// [`RelayProcess::start`] with another build of `vigil` (benchmarks
+    /// use the release one).
+    pub fn start_with(
+        bin: &std::path::Path,
+        db: &Target,
+        signer: &TokenSigner,
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Result<RelayProcess> {
+        anyhow::ensure!(
+            bin.exists(),
+            "{} is missing: run `cargo xtask test` (it builds the binaries)",
+            bin.display()
+        );
+        // The relay does not report an ephemeral port, so pick a free one.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log = dir.join(format!("relay-{port}.log"));
+        let mut cmd = std::process::Command::new(bin);
+        match db {
+            Target::Local(path) => {
+                cmd.arg("--database").arg(path);
+            }
+            Target::Remote { url, token } => {
+                cmd.env("VIGIL_DATABASE_URL", url)
+                    .env("VIGIL_DATABASE_TOKEN", token);
+            }
+        }
+        cmd.arg("relay")
+            .env("VIGIL_RELAY_LISTEN", format!("127.0.0.1:{port}"))
+            .env("VIGIL_JWT_PUBLIC_KEYS", jwks_json(&[signer.public_jwk()]))
+            .env("VIGIL_RELAY_POLL_MS", "20")
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(std::fs::File::create(&log)?);
+        let child = cmd.spawn().context("starting vigil relay")?;
+        let mut relay = RelayProcess {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            log,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Ok(r) = client::request("GET", &format!("{}/readyz", relay.url), &[], None)
+                && r.status == 200
+            {
+                return Ok(relay);
+            }
+            if let Ok(Some(status)) = relay.child.try_wait() {
+                anyhow::bail!("vigil relay exited with {status}: {}", relay.logs());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        anyhow::bail!("vigil relay did not become ready: {}", relay.logs())
+    }
+
+    /// What the relay logged so far (one JSON line per connection event).
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The relay's resident memory in MB (Linux), for benchmarks.
+    pub fn resident_mb(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0)
+    }
+
+    /// The relay's `/metrics` value of `name` (0 when absent).
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = client::request("GET", &format!("{}/metrics", self.url), &[], None)
+            .map(|r| r.text())
+            .unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .find_map(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestApp {
+    /// A relay of the test's own next to the suite's (same database and
+    /// key), with extra settings; `None` when the suite did not start the app.
+    pub fn start_relay(&self, env: &[(&str, &str)]) -> Option<RelayProcess> {
+        let db = self.db.as_ref()?;
+        let dir = self._dir.as_ref()?;
+        Some(
+            RelayProcess::start(db, &self.signer, dir.path(), env)
+                .unwrap_or_else(|e| panic!("starting a relay on {}: {e:#}", self.runtime)),
+        )
+    }
+
+    /// The suite's relay's log, for failure messages.
+    pub fn relay_logs(&self) -> String {
+        self._relay
+            .as_ref()
+            .map(RelayProcess::logs)
+            .unwrap_or_default()
+    }
+
+    /// The suite's relay's `/metrics` value of `name`.
+    pub fn relay_metric(&self, name: &str) -> f64 {
+        self._relay.as_ref().map_or(0.0, |r| r.metric(name))
+    }
+}
+
+/// `target/<profile>/vigil`: next to the running binary (xtask), or next
+/// to the `deps/` directory a test binary runs from.
+fn vigil_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the running binary's path");
+    let dir = exe.parent().expect("target/<profile>/");
+    let dir = if dir.ends_with("deps") {
+        dir.parent().expect("target/<profile>/")
+    } else {
+        dir
+    };
+    dir.join("vigil")
 }
 
 /// A name no other case uses: `prefix-` and 8 random hex characters.

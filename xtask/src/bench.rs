@@ -18,6 +18,7 @@ use crate::{build, cargo, root, run};
 
 mod load;
 mod mix;
+mod mqtt;
 
 struct Figures {
     requests: usize,
@@ -204,9 +205,10 @@ pub fn bench(args: &[String]) -> Result<()> {
         Some("decisions") => return bench_decisions(),
         Some("ingest-http") => return bench_ingest(),
         Some("load") => return load::run(&args[1..]),
+        Some("mqtt") => return mqtt::bench(&args[1..]),
         _ => {
             bail!(
-                "usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld]>"
+                "usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld] | mqtt [--seconds N] [--per-message N] [--sqld]>"
             )
         }
     }

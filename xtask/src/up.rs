@@ -1,4 +1,6 @@
-//! `cargo xtask up`: the whole system on this machine.
+//! `cargo xtask up`: the whole system on this machine: the app (under
+//! `spin up`, or the built-in host) and the relay (`vigil relay`) next to
+//! it on the same database and key, stopped together.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -6,12 +8,14 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use vigil_core::token::jwks_json;
 use vigil_db::Target;
 
 use crate::{build, devkey, root};
 
 struct UpArgs {
     listen: String,
+    relay_listen: String,
     database_url: Option<String>,
     database_token: Option<String>,
 }
@@ -19,6 +23,8 @@ struct UpArgs {
 fn parse(args: &[String]) -> Result<UpArgs> {
     let mut up = UpArgs {
         listen: std::env::var("VIGIL_LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".into()),
+        relay_listen: std::env::var("VIGIL_RELAY_LISTEN")
+            .unwrap_or_else(|_| "127.0.0.1:3001".into()),
         database_url: std::env::var("VIGIL_DATABASE_URL").ok(),
         database_token: std::env::var("VIGIL_DATABASE_TOKEN").ok(),
     };
@@ -30,9 +36,12 @@ fn parse(args: &[String]) -> Result<UpArgs> {
             .clone();
         match flag.as_str() {
             "--listen" => up.listen = value,
+            "--relay-listen" => up.relay_listen = value,
             "--database-url" => up.database_url = Some(value),
             "--database-token" => up.database_token = Some(value),
-            _ => bail!("unknown flag {flag} (expected --listen, --database-url, --database-token)"),
+            _ => bail!(
+                "unknown flag {flag} (expected --listen, --relay-listen, --database-url, --database-token)"
+            ),
         }
     }
     Ok(up)
@@ -123,35 +132,85 @@ pub fn up(args: &[String]) -> Result<()> {
         .current_dir(root())
         .stdin(Stdio::null());
 
+    // The relay: same database, the development key's public half, and the
+    // console's origin allowed (unless the environment says otherwise).
+    let mut relay = tokio::process::Command::new(root().join("target/debug/vigil"));
+    match &target {
+        Target::Local(path) => {
+            relay.arg("--database").arg(path);
+        }
+        Target::Remote { url, token } => {
+            relay
+                .env("VIGIL_DATABASE_URL", url)
+                .env("VIGIL_DATABASE_TOKEN", token);
+        }
+    }
+    relay
+        .arg("relay")
+        .env("VIGIL_RELAY_LISTEN", &args.relay_listen)
+        .env(
+            "VIGIL_JWT_PUBLIC_KEYS",
+            jwks_json(&[devkey::signer()?.public_jwk()]),
+        )
+        .current_dir(root())
+        .stdin(Stdio::null());
+    if std::env::var_os("VIGIL_RELAY_ALLOWED_ORIGINS").is_none() {
+        relay.env(
+            "VIGIL_RELAY_ALLOWED_ORIGINS",
+            format!("http://{}", args.listen),
+        );
+    }
+
     let db_flags = match &target {
         Target::Local(_) => String::new(),
         Target::Remote { url, .. } => format!(" --database-url {url} --auth-token <token>"),
     };
     println!(
         "\nVigil: http://{listen}\n\
+         Relay: ws://{relay_listen}/ws (health: http://{relay_listen}/healthz, metrics: /metrics)\n\
          Create the first admin (once):\n  cargo run --quiet --package vigil-relay --{db_flags} admin create-user --username admin --role admin\n\
          Then log in:\n  curl -s -H 'content-type: application/json' -d '{{\"username\":\"admin\",\"password\":\"…\"}}' http://{listen}/api/auth/login\n\
          Ctrl-C stops it.\n",
-        listen = args.listen
+        listen = args.listen,
+        relay_listen = args.relay_listen
     );
 
     rt.block_on(async move {
         let mut child = cmd.spawn().context("starting the runtime")?;
-        tokio::select! {
+        let mut relay = match relay.spawn() {
+            Ok(relay) => relay,
+            Err(e) => {
+                child.kill().await?;
+                return Err(e).context("starting the relay (target/debug/vigil relay)");
+            }
+        };
+        let outcome = tokio::select! {
             status = child.wait() => {
                 let status = status?;
-                if !status.success() {
-                    bail!("the runtime exited with {status}");
-                }
+                (!status.success()).then(|| format!("the runtime exited with {status}"))
             }
-            _ = tokio::signal::ctrl_c() => {
-                // The child is in our process group and got the same Ctrl-C.
-                if tokio::time::timeout(Duration::from_secs(10), child.wait()).await.is_err() {
-                    child.kill().await?;
-                }
-                println!("stopped");
+            status = relay.wait() => Some(format!("the relay exited with {}", status?)),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        // Both children are in our process group and got the same Ctrl-C;
+        // otherwise (one of them stopped) the other is stopped here.
+        for proc in [&mut child, &mut relay] {
+            if outcome.is_some() {
+                let _ = proc.start_kill();
+            }
+            if tokio::time::timeout(Duration::from_secs(15), proc.wait())
+                .await
+                .is_err()
+            {
+                proc.kill().await?;
             }
         }
-        Ok(())
+        match outcome {
+            Some(why) => bail!(why),
+            None => {
+                println!("stopped");
+                Ok(())
+            }
+        }
     })
 }

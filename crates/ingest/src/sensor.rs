@@ -49,7 +49,11 @@ pub struct Heartbeat {
 impl Heartbeat {
     /// The body as stored, if it keeps to the limits (422 naming the field).
     pub fn kept(&self) -> Result<String, ApiError> {
-        if self.version.as_ref().is_some_and(|v| v.chars().count() > 64) {
+        if self
+            .version
+            .as_ref()
+            .is_some_and(|v| v.chars().count() > 64)
+        {
             return Err(ApiError::invalid_field(
                 "version",
                 "must be at most 64 characters",

@@ -1,0 +1,204 @@
+//! The relay's settings, from `VIGIL_*` environment variables (each in the
+//! README with its default). A bad value is an error naming the variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use vigil_core::token::{Expectations, KeySet};
+use vigil_ingest::sensor::Liveness;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `VIGIL_RELAY_LISTEN` (default `127.0.0.1:3001`).
+    pub listen: SocketAddr,
+    /// `VIGIL_JWT_PUBLIC_KEYS`: the JWKS the app's `jwt_public_keys` holds.
+    pub keys: KeySet,
+    /// `VIGIL_JWT_ISSUER`, `VIGIL_JWT_AUDIENCE` (default `vigil` each).
+    pub expect: Expectations,
+    /// `VIGIL_RELAY_POLL_MS` (default 50).
+    pub poll: Duration,
+    /// `VIGIL_RELAY_CLIENT_QUEUE` (default 1024 messages, at least one poll's batch).
+    pub client_queue: usize,
+    /// `VIGIL_RELAY_MAX_CONNECTIONS` (default 10000).
+    pub max_connections: usize,
+    /// `VIGIL_RELAY_ALLOWED_ORIGINS`: exact origins (`scheme://host[:port]`)
+    /// browsers may connect from; empty: only clients that send no `Origin`.
+    pub allowed_origins: Vec<String>,
+    /// `VIGIL_RELAY_PING_MS` (default 20000): the heartbeat; two unanswered
+    /// pings close the socket.
+    pub ping: Duration,
+    /// `VIGIL_RELAY_AUTH_TIMEOUT_MS` (default 5000): time to authenticate.
+    pub auth_timeout: Duration,
+    /// `VIGIL_SENSOR_ONLINE_SECONDS`, `VIGIL_SENSOR_OFFLINE_SECONDS` (120,
+    /// 600): a sensor's status in snapshots, as the app's variables say.
+    pub liveness: Liveness,
+    /// `VIGIL_RELAY_SEND_BUFFER` (default 65536 bytes): each socket's kernel
+    /// send buffer. Bounded so that what a slow client has not read piles up
+    /// in its queue, where it is counted, rather than unseen in the kernel.
+    pub send_buffer: usize,
+    /// `VIGIL_MQTT_*`: MQTT ingestion, when `VIGIL_MQTT_URL` is set.
+    pub mqtt: Option<super::ingest::MqttConfig>,
+    /// `VIGIL_RELAY_DB_CONNECTIONS` (default 4): connections for
+    /// authentication, snapshots and replays (the poller has its own).
+    pub db_connections: usize,
+}
+
+/// Largest inbound message; a bigger one closes the socket with 1009.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+impl Config {
+    /// From the process environment.
+    pub fn from_env() -> Result<Config> {
+        Config::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// From any variable lookup (tests pass a map).
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64> {
+            let Some(raw) = var(name) else {
+                return Ok(default);
+            };
+            let n: u64 = raw
+                .trim()
+                .parse()
+                .with_context(|| format!("{name} must be a whole number, not {raw:?}"))?;
+            if !(min..=max).contains(&n) {
+                bail!("{name} must be between {min} and {max}, not {n}");
+            }
+            Ok(n)
+        };
+        let listen = var("VIGIL_RELAY_LISTEN").unwrap_or_else(|| "127.0.0.1:3001".into());
+        let listen = listen.parse().with_context(|| {
+            format!("VIGIL_RELAY_LISTEN must be an address and port such as 127.0.0.1:3001, not {listen:?}")
+        })?;
+        let jwks = var("VIGIL_JWT_PUBLIC_KEYS").context(
+            "set VIGIL_JWT_PUBLIC_KEYS to the JWKS document the app's jwt_public_keys variable holds",
+        )?;
+        let keys = KeySet::from_jwks(&jwks)
+            .map_err(|e| anyhow::anyhow!("VIGIL_JWT_PUBLIC_KEYS is not usable: {e}"))?;
+        let allowed_origins = var("VIGIL_RELAY_ALLOWED_ORIGINS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|o| o.trim().trim_end_matches('/').to_string())
+            .filter(|o| !o.is_empty())
+            .collect::<Vec<_>>();
+        for origin in &allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                bail!(
+                    "VIGIL_RELAY_ALLOWED_ORIGINS holds {origin:?}: each origin is scheme://host[:port], e.g. https://console.example.com"
+                );
+            }
+        }
+        let online = number("VIGIL_SENSOR_ONLINE_SECONDS", 120, 1, 86_400 * 365)?;
+        let offline = number("VIGIL_SENSOR_OFFLINE_SECONDS", 600, 1, 86_400 * 365)?;
+        Ok(Config {
+            listen,
+            keys,
+            expect: Expectations {
+                issuer: var("VIGIL_JWT_ISSUER").unwrap_or_else(|| "vigil".into()),
+                audience: var("VIGIL_JWT_AUDIENCE").unwrap_or_else(|| "vigil".into()),
+            },
+            poll: Duration::from_millis(number("VIGIL_RELAY_POLL_MS", 50, 1, 60_000)?),
+            // A poll fans out up to a batch at once: a smaller queue would
+            // drop healthy sockets on every burst.
+            client_queue: number(
+                "VIGIL_RELAY_CLIENT_QUEUE",
+                1024,
+                super::outbox::BATCH as u64,
+                1_000_000,
+            )? as usize,
+            max_connections: number("VIGIL_RELAY_MAX_CONNECTIONS", 10_000, 1, 1_000_000)? as usize,
+            allowed_origins,
+            ping: Duration::from_millis(number("VIGIL_RELAY_PING_MS", 20_000, 100, 3_600_000)?),
+            auth_timeout: Duration::from_millis(number(
+                "VIGIL_RELAY_AUTH_TIMEOUT_MS",
+                5_000,
+                100,
+                60_000,
+            )?),
+            liveness: Liveness::from_seconds(Some(online as i64), Some(offline as i64)),
+            db_connections: number("VIGIL_RELAY_DB_CONNECTIONS", 4, 1, 64)? as usize,
+            send_buffer: number("VIGIL_RELAY_SEND_BUFFER", 65_536, 4096, 16 << 20)? as usize,
+            mqtt: super::ingest::MqttConfig::from_lookup(&var)?,
+        })
+    }
+
+    /// Whether a request with this `Origin` header (if any) may upgrade.
+    /// No header: not a browser (browsers always send one on WebSocket
+    /// upgrades), so the token alone decides. A header: it must be listed.
+    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        match origin {
+            None => true,
+            Some(o) => self
+                .allowed_origins
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(o.trim_end_matches('/'))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use vigil_core::token::{TokenSigner, jwks_json};
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config> {
+        let jwks = jwks_json(&[TokenSigner::generate("k").public_jwk()]);
+        let mut map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        map.entry("VIGIL_JWT_PUBLIC_KEYS".into()).or_insert(jwks);
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3001");
+        assert_eq!(c.poll, Duration::from_millis(50));
+        assert_eq!(c.client_queue, 1024);
+        assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.ping, Duration::from_secs(20));
+        assert_eq!(c.auth_timeout, Duration::from_secs(5));
+        assert_eq!(c.expect.issuer, "vigil");
+        assert!(c.allowed_origins.is_empty());
+        assert_eq!(c.send_buffer, 65_536);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            ("VIGIL_RELAY_POLL_MS", "soon"),
+            ("VIGIL_RELAY_CLIENT_QUEUE", "0"),
+            ("VIGIL_RELAY_LISTEN", "localhost"),
+            ("VIGIL_RELAY_ALLOWED_ORIGINS", "console.example.com"),
+            ("VIGIL_JWT_PUBLIC_KEYS", "{}"),
+        ] {
+            let e = config(&[(name, value)]).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
+        let e = Config::from_lookup(|_| None).unwrap_err().to_string();
+        assert!(e.contains("VIGIL_JWT_PUBLIC_KEYS"), "{e}");
+    }
+
+    #[test]
+    fn origins_are_an_exact_allow_list() {
+        let c = config(&[(
+            "VIGIL_RELAY_ALLOWED_ORIGINS",
+            "http://127.0.0.1:3000, https://console.example.com/",
+        )])
+        .unwrap();
+        assert!(c.origin_allowed(None));
+        assert!(c.origin_allowed(Some("http://127.0.0.1:3000")));
+        assert!(c.origin_allowed(Some("https://console.example.com")));
+        assert!(!c.origin_allowed(Some("https://console.example.com.evil.net")));
+        assert!(!c.origin_allowed(Some("http://127.0.0.1:3001")));
+        assert!(!c.origin_allowed(Some("null")));
+        let strict = config(&[]).unwrap();
+        assert!(strict.origin_allowed(None));
+        assert!(!strict.origin_allowed(Some("http://127.0.0.1:3000")));
+    }
+}

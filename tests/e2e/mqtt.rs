@@ -1,0 +1,404 @@
+//! MQTT ingestion end to end: a real Mosquitto, the relay subscribed to it,
+//! sensors publishing with their API keys in MQTT 5 user properties, and the
+//! rows that result in the app's database. Each case starts its own broker
+//! and relay next to the leg's app (same database).
+
+use std::time::{Duration, Instant};
+
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::PublishProperties;
+use rumqttc::v5::{Client, MqttOptions};
+use serde_json::{Value, json};
+use vigil_core::Role;
+use vigil_db::Target;
+use vigil_e2e::mosquitto::Mosquitto;
+use vigil_e2e::{RelayProcess, TEST_THREAT_ZONES, TestApp, block_on, count, just_now, unique};
+
+use crate::Case;
+
+pub const CASES: &[Case] = &[
+    (
+        "mqtt_events_become_rows_and_alerts_and_heartbeats_bring_sensors_online",
+        mqtt_events_become_rows_and_alerts_and_heartbeats_bring_sensors_online,
+    ),
+    (
+        "mqtt_bad_messages_land_in_dead_letters_and_change_nothing_else",
+        mqtt_bad_messages_land_in_dead_letters_and_change_nothing_else,
+    ),
+    (
+        "mqtt_a_repeated_message_is_stored_once",
+        mqtt_a_repeated_message_is_stored_once,
+    ),
+    (
+        "the_same_batch_over_http_and_mqtt_gives_the_same_rows",
+        the_same_batch_over_http_and_mqtt_gives_the_same_rows,
+    ),
+];
+
+/// A broker and a relay ingesting from it, for one case.
+struct Ingest {
+    broker: Mosquitto,
+    relay: RelayProcess,
+    _dir: tempfile::TempDir,
+}
+
+/// The relay's pipeline settings, as the suite's apps have them.
+fn pipeline_env(broker: &Mosquitto) -> Vec<(&'static str, String)> {
+    let geoip = vigil_e2e::workspace_root().join("geoip/vigil-e2e-test.mmdb");
+    vec![
+        ("VIGIL_MQTT_URL", broker.url.clone()),
+        ("VIGIL_MQTT_CLIENT_ID", unique("relay")),
+        ("VIGIL_MQTT_BATCH_MS", "20".into()),
+        ("VIGIL_THREAT_ZONES", TEST_THREAT_ZONES.into()),
+        ("VIGIL_GEOIP_DATABASES", geoip.display().to_string()),
+    ]
+}
+
+/// A broker and a relay on `db`; `None` when the suite did not start the app.
+fn ingest(app: &TestApp, db: Option<&Target>) -> Option<Ingest> {
+    let db = db.or(app.db.as_ref())?;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path()).expect("mosquitto starts");
+    let env = pipeline_env(&broker);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let relay = RelayProcess::start(db, &app.signer, dir.path(), &env).expect("the relay starts");
+    Some(Ingest {
+        broker,
+        relay,
+        _dir: dir,
+    })
+}
+
+/// An MQTT 5 publisher (the sensor side), its connection driven in a thread.
+fn publisher(broker: &Mosquitto) -> Client {
+    let mut options = MqttOptions::new(unique("sensor"), "127.0.0.1", broker.addr.port());
+    options.set_keep_alive(Duration::from_secs(10));
+    let (client, mut connection) = Client::new(options, 100);
+    std::thread::spawn(move || for _ in connection.iter() {});
+    client
+}
+
+fn publish(client: &Client, topic: &str, key: Option<&str>, payload: &[u8]) {
+    let properties = PublishProperties {
+        user_properties: key
+            .map(|k| vec![("authorization".to_string(), format!("Bearer {k}"))])
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    client
+        .publish_with_properties(topic, QoS::AtLeastOnce, false, payload.to_vec(), properties)
+        .expect("queued for the broker");
+}
+
+fn event(sensor: &str, id: &str, kind: &str, source: &str) -> Value {
+    json!({
+        "event_id": id, "sensor_id": sensor, "observed_at": just_now(), "event_type": kind,
+        "source_ip": source, "dest_ip": "10.20.1.5", "severity_hint": "critical", "payload": {"n": id}
+    })
+}
+
+/// A sensor key for `sensor` (the sensor is registered when `register`).
+fn sensor_key(app: &TestApp, sensor: &str) -> String {
+    let key = app.post_json_as(
+        Role::Admin,
+        "/api/auth/api-keys",
+        &json!({"name": sensor, "kind": "sensor", "sensor_id": sensor, "scopes": ["sensors:ingest"]}),
+    );
+    assert_eq!(key.status, 201, "{}", key.text());
+    key.json()["secret"].as_str().unwrap().to_string()
+}
+
+/// Wait (up to 20 s) until `sql` counts `want`.
+fn wait_for_count(app: &TestApp, sql: &str, want: i64, relay: &RelayProcess) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        seen = count(app, sql);
+        if seen == Some(want) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{sql} is {seen:?}, not {want}; relay log:\n{}",
+        relay.logs()
+    );
+}
+
+fn mqtt_events_become_rows_and_alerts_and_heartbeats_bring_sensors_online(app: &TestApp) {
+    let Some(ingest) = ingest(app, None) else {
+        return;
+    };
+    let sensor = unique("mq");
+    let made = app.post_json_as(
+        Role::Admin,
+        "/api/sensors",
+        &json!({"id": sensor, "name": sensor, "kind": "honeypot"}),
+    );
+    assert_eq!(made.status, 201, "{}", made.text());
+    let key = sensor_key(app, &sensor);
+    let client = publisher(&ingest.broker);
+    let topic = format!("vigil/sensors/{sensor}/events");
+    let flood: Vec<Value> = (0..3)
+        .map(|i| {
+            event(
+                &sensor,
+                &format!("m-{i}"),
+                "exploit_attempt",
+                "203.0.113.77",
+            )
+        })
+        .collect();
+    publish(
+        &client,
+        &topic,
+        Some(&key),
+        json!({"events": flood}).to_string().as_bytes(),
+    );
+    publish(
+        &client,
+        &topic,
+        Some(&key),
+        event(&sensor, "m-3", "port_scan", "198.51.100.3")
+            .to_string()
+            .as_bytes(),
+    );
+    let mine = format!("SELECT count(*) FROM threat_events WHERE sensor_id = '{sensor}'");
+    wait_for_count(app, &mine, 4, &ingest.relay);
+    // The flood of one source is one alert with its count, as over HTTP.
+    let alerts = app
+        .get_as(Role::Viewer, &format!("/api/alerts?sensor_id={sensor}"))
+        .json();
+    let alerts = alerts["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["event_count"], 3);
+    // Events from its own key, then a heartbeat, keep the sensor online.
+    publish(
+        &client,
+        &format!("vigil/sensors/{sensor}/heartbeat"),
+        Some(&key),
+        br#"{"version": "2.1.0", "uptime_seconds": 60}"#,
+    );
+    wait_for_count(
+        app,
+        &format!("SELECT count(*) FROM sensors WHERE id = '{sensor}' AND heartbeat LIKE '%2.1.0%'"),
+        1,
+        &ingest.relay,
+    );
+    let status = app
+        .get_as(Role::Viewer, &format!("/api/sensors/{sensor}"))
+        .json();
+    assert_eq!(status["status"], "online", "{status}");
+    // One audit entry per sensor per committed batch (both messages may share one).
+    let audited = count(
+        app,
+        &format!(
+            "SELECT count(*) FROM audit_log WHERE action = 'threats.ingested' AND subject_id = '{sensor}'"
+        ),
+    );
+    assert!(matches!(audited, Some(1 | 2)), "{audited:?}");
+    assert!(ingest.relay.metric("vigil_relay_mqtt_events_stored_total") >= 4.0);
+}
+
+fn mqtt_bad_messages_land_in_dead_letters_and_change_nothing_else(app: &TestApp) {
+    let Some(ingest) = ingest(app, None) else {
+        return;
+    };
+    let sensor = unique("mq");
+    let other = unique("mq");
+    let key = sensor_key(app, &sensor);
+    let others_key = sensor_key(app, &other);
+    let client = publisher(&ingest.broker);
+    let topic = format!("vigil/sensors/{sensor}/events");
+    let good = event(&sensor, "d-1", "port_scan", "198.51.100.9").to_string();
+    // No key; a revoked-looking key; another sensor's key; not JSON; an
+    // event naming another sensor; a topic that is not a sensor's.
+    publish(&client, &topic, None, good.as_bytes());
+    publish(
+        &client,
+        &topic,
+        Some("vgk_00000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        good.as_bytes(),
+    );
+    publish(&client, &topic, Some(&others_key), good.as_bytes());
+    publish(&client, &topic, Some(&key), b"{not json");
+    publish(
+        &client,
+        &topic,
+        Some(&key),
+        event(&other, "d-2", "port_scan", "198.51.100.9")
+            .to_string()
+            .as_bytes(),
+    );
+    publish(
+        &client,
+        &format!("vigil/sensors/{sensor}/control"),
+        Some(&key),
+        good.as_bytes(),
+    );
+    // One valid and one invalid event in one message: the valid one is
+    // stored, the invalid one kept as a dead letter with its field.
+    let mixed = json!({"events": [event(&sensor, "d-3", "port_scan", "198.51.100.9"), {"event_id": "d-4", "sensor_id": sensor}]});
+    publish(&client, &topic, Some(&key), mixed.to_string().as_bytes());
+
+    let letters = format!("SELECT count(*) FROM dead_letters WHERE sensor_id = '{sensor}'");
+    wait_for_count(app, &letters, 6, &ingest.relay);
+    let stored =
+        format!("SELECT count(*) FROM threat_events WHERE sensor_id IN ('{sensor}', '{other}')");
+    assert_eq!(
+        count(app, &stored),
+        Some(1),
+        "only the valid event of the mixed message"
+    );
+    for reason in [
+        "authorization",
+        "unknown, malformed or revoked",
+        "speaks for sensor",
+        "payload",
+        &other,
+        "events[1]",
+    ] {
+        let sql = format!(
+            "SELECT count(*) FROM dead_letters WHERE sensor_id = '{sensor}' AND instr(reason, '{}') > 0",
+            reason.replace('\'', "''")
+        );
+        assert!(
+            count(app, &sql).unwrap() >= 1,
+            "a dead letter says {reason:?}"
+        );
+    }
+    // The control topic is not subscribed: never stored, never a dead letter.
+    // The key of one sensor changed nothing of the other.
+    assert_eq!(
+        count(
+            app,
+            &format!("SELECT count(*) FROM dead_letters WHERE sensor_id = '{other}'")
+        ),
+        Some(0)
+    );
+}
+
+fn mqtt_a_repeated_message_is_stored_once(app: &TestApp) {
+    let Some(ingest) = ingest(app, None) else {
+        return;
+    };
+    let sensor = unique("mq");
+    let key = sensor_key(app, &sensor);
+    let client = publisher(&ingest.broker);
+    let batch = json!({"events": (0..20).map(|i| event(&sensor, &format!("r-{i}"), "http_probe", "198.51.100.20")).collect::<Vec<_>>()});
+    for _ in 0..3 {
+        publish(
+            &client,
+            &format!("vigil/sensors/{sensor}/events"),
+            Some(&key),
+            batch.to_string().as_bytes(),
+        );
+    }
+    let mine = format!("SELECT count(*) FROM threat_events WHERE sensor_id = '{sensor}'");
+    wait_for_count(app, &mine, 20, &ingest.relay);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ingest.relay.metric("vigil_relay_mqtt_duplicates_total") < 40.0
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        ingest.relay.metric("vigil_relay_mqtt_duplicates_total"),
+        40.0
+    );
+    assert_eq!(count(app, &mine), Some(20));
+}
+
+/// The columns of a stored event that do not depend on when or where it
+/// was stored (ids and ingestion times aside).
+const COMPARED: &str = "sensor_id, event_id, observed_at, event_type, source_ip, source_class, source_port, dest_ip,
+    dest_port, dest_zone, protocol, technique, score, severity, breakdown, confidence, payload, tags,
+    alert_id IS NOT NULL, source_country, source_asn, source_as_org";
+
+fn rows(db: &Target, sensor: &str) -> Vec<Vec<String>> {
+    block_on(async {
+        let conn = db.connect().await.unwrap();
+        let mut rows = conn
+            .query(
+                &format!(
+                    "SELECT {COMPARED} FROM threat_events WHERE sensor_id = ?1 ORDER BY event_id"
+                ),
+                [sensor],
+            )
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().await.unwrap() {
+            out.push(
+                (0..row.column_count())
+                    .map(|i| format!("{:?}", row.get_value(i).unwrap()))
+                    .collect(),
+            );
+        }
+        out
+    })
+}
+
+fn the_same_batch_over_http_and_mqtt_gives_the_same_rows(app: &TestApp) {
+    let Some(http_db) = app.db.clone() else {
+        return;
+    };
+    // A fresh database for the MQTT side, with the same sensor and a key for it.
+    let dir = tempfile::tempdir().unwrap();
+    let mqtt_db = Target::Local(dir.path().join("mqtt.db"));
+    vigil_e2e::migrate(&mqtt_db).unwrap();
+    vigil_e2e::seed_principals(&mqtt_db).unwrap();
+    let (admin, _) = vigil_e2e::test_principal(Role::Admin);
+    let sensor = unique("diff");
+    let (key, prefix, hash) = vigil_core::api_key::generate();
+    block_on(async {
+        let conn = mqtt_db.connect().await.unwrap();
+        conn.execute(
+            "INSERT INTO api_keys (id, name, kind, sensor_id, prefix, secret_hash, scopes, created_by, created_at)
+             VALUES ('k-diff', ?1, 'sensor', ?1, ?2, ?3, '[\"sensors:ingest\"]', ?4, 0)",
+            [sensor.as_str(), prefix.as_str(), hash.as_str(), admin.as_str()],
+        )
+        .await
+        .unwrap();
+    });
+    // A realistic mix: a flood (one alert), private and public sources (one
+    // with country and AS), zones, a repeat offender, a duplicate.
+    // Sources no other case uses: the repeat factor counts a source's
+    // history in the whole database, and the HTTP side's is shared.
+    let n = usize::from_str_radix(&sensor[sensor.len() - 2..], 16).unwrap() % 50;
+    let offender = format!("81.2.69.{}", 200 + n);
+    let private = format!("192.168.{}.{}", 100 + n, n + 1);
+    let reserved = format!("198.51.100.{}", 200 + n);
+    let mut events = Vec::new();
+    for i in 0..6 {
+        events.push(event(&sensor, &format!("x-{i}"), "brute_force", &offender));
+    }
+    events.push(event(&sensor, "x-6", "port_scan", &private));
+    events.push(json!({"event_id": "x-7", "sensor_id": sensor, "observed_at": just_now(), "event_type": "http_probe",
+                       "source_ip": reserved, "dest_ip": "10.1.2.3", "protocol": "tcp", "dest_port": 443,
+                       "tags": ["edge"], "payload": {"path": "/admin"}, "confidence": 0.7}));
+    events.push(event(&sensor, "x-0", "brute_force", &offender));
+    let batch = json!({"events": events});
+
+    let http_key = sensor_key(app, &sensor);
+    let over_http = app.post_json("/api/threats/events", &batch, Some(&http_key));
+    assert_eq!(over_http.status, 200, "{}", over_http.text());
+
+    let Some(ingest) = ingest(app, Some(&mqtt_db)) else {
+        return;
+    };
+    let client = publisher(&ingest.broker);
+    publish(
+        &client,
+        &format!("vigil/sensors/{sensor}/events"),
+        Some(&key),
+        batch.to_string().as_bytes(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rows(&mqtt_db, &sensor).len() < 8 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (http, mqtt) = (rows(&http_db, &sensor), rows(&mqtt_db, &sensor));
+    assert_eq!(http.len(), 8, "{http:?}");
+    assert_eq!(http, mqtt, "relay log:\n{}", ingest.relay.logs());
+}
