@@ -196,7 +196,6 @@ pub async fn speaks_for(db: &impl Sql, who: &Principal) -> Result<Option<String>
 
 /// Store the valid events inside the caller's write transaction: the write
 /// lock is held throughout, so what was read stays true until the commit.
-/// A sensor sending its own events is alive, heartbeat or not.
 pub async fn commit(
     db: &impl Sql,
     storing: &mut Storing,
@@ -204,28 +203,38 @@ pub async fn commit(
     validated: &mut Validated,
     now: i64,
 ) -> Result<(), ApiError> {
-    if validated.valid.is_empty() {
+    let Some((_, first)) = validated.valid.first() else {
         return Ok(());
-    }
-    store_all(db, storing, &validated.valid, &mut validated.outcome, now).await?;
+    };
+    let subject = first.sensor_id.clone();
+    store(db, storing, &validated.valid, &mut validated.outcome, now).await?;
+    record_sender(db, sender, &subject, &validated.outcome, now).await
+}
+
+/// What a submission leaves besides its events: a sensor sending its own
+/// events is alive, heartbeat or not; and one audit entry with the counts.
+pub async fn record_sender(
+    db: &impl Sql,
+    sender: &Sender<'_>,
+    subject_sensor: &str,
+    outcome: &Outcome,
+    now: i64,
+) -> Result<(), ApiError> {
     if let Some(sensor) = sender.sensor {
         sensor::heard_from(db, sender.actor, sensor, None, now).await?;
     }
-    let outcome = &validated.outcome;
-    let mut entry = sender.actor.entry(
-        "threats.ingested",
-        "sensor_batch",
-        &validated.valid[0].1.sensor_id,
-        now,
-    );
+    let mut entry = sender
+        .actor
+        .entry("threats.ingested", "sensor_batch", subject_sensor, now);
     entry.after = Some(serde_json::json!({"accepted": outcome.accepted.len(), "duplicates": outcome.duplicates.len(), "rejected": outcome.rejected.len()}).to_string());
     audit::append(db, &entry).await.map(drop)
 }
 
-/// Store the valid events of a batch: which exist already, the sources'
-/// recent activity, the unresolved alerts of the batch's groups, then
-/// multi-row writes of events, alerts and outbox rows.
-async fn store_all(
+/// Store valid events (of any sensors) in a fixed handful of statements:
+/// which exist already, the sources' recent activity, the unresolved alerts
+/// of the events' groups, then multi-row writes of events, alerts and
+/// outbox rows. `outcome` gets each event's fate, by its index.
+pub async fn store(
     db: &impl Sql,
     s: &mut Storing,
     valid: &[(usize, Event)],

@@ -32,8 +32,9 @@ use vigil_core::{ApiError, Permission, Principal, api_key};
 use vigil_db::Target;
 use vigil_db::sql::LibsqlSql;
 use vigil_ingest::classify::ZoneMap;
+use vigil_ingest::event::Event as SensorEvent;
 use vigil_ingest::geo::GeoLookup;
-use vigil_ingest::pipeline::{self, Sender, Storing, Submission, Validated};
+use vigil_ingest::pipeline::{self, Outcome, Sender, Storing, Submission, Validated};
 use vigil_ingest::sensor::{self, Heartbeat, valid_sensor_id};
 
 use super::log;
@@ -44,6 +45,9 @@ const TOPICS: [&str; 2] = ["vigil/sensors/+/events", "vigil/sensors/+/heartbeat"
 const KEY_TTL: Duration = Duration::from_secs(5);
 /// Most of a dead letter's payload kept.
 const DEAD_LETTER_BYTES: usize = 16 * 1024;
+/// Unacknowledged messages the broker may have sent us at once: a few
+/// batches' worth, so the next batch fills while one commits.
+const RECEIVE_MAXIMUM: u16 = 2000;
 /// How long the broker keeps the relay's session (and queues for it) while
 /// it is away.
 const SESSION_EXPIRY_SECONDS: u32 = 7 * 24 * 3600;
@@ -150,6 +154,7 @@ impl MqttConfig {
             .set_clean_start(false)
             .set_session_expiry_interval(Some(SESSION_EXPIRY_SECONDS))
             .set_manual_acks(true)
+            .set_receive_maximum(Some(RECEIVE_MAXIMUM))
             .set_keep_alive(Duration::from_secs(30));
         if let Some((user, password)) = &self.credentials {
             options.set_credentials(user, password);
@@ -442,7 +447,11 @@ async fn store_batch(
     now: i64,
 ) -> Result<Stored, ApiError> {
     let db = LibsqlSql(conn);
-    let mut events: Vec<(String, Actor, Validated)> = Vec::new();
+    // Every valid event of the batch, in arrival order, stored in one go;
+    // `owner` says which sender (sensor and key) each came from.
+    let mut valid: Vec<(usize, SensorEvent)> = Vec::new();
+    let mut owner: Vec<usize> = Vec::new();
+    let mut senders: Vec<(String, Actor)> = Vec::new();
     let mut heartbeats: Vec<(String, Actor, &str)> = Vec::new();
     let mut dead: Vec<Row> = Vec::new();
     let dead_letter = |publish: &Publish, sensor: Option<&str>, reason: &str| -> Row {
@@ -497,20 +506,19 @@ async fn store_batch(
                         &format!("invalid events: {}", reasons.join("; ")),
                     ));
                 }
-                let valid = validated.valid.clone();
-                match events
-                    .iter_mut()
-                    .find(|(s, a, _)| s == sensor && *a == actor)
-                {
-                    Some((_, _, group)) => group.valid.extend(valid),
-                    None => events.push((
-                        sensor.clone(),
-                        actor,
-                        Validated {
-                            valid,
-                            outcome: Default::default(),
-                        },
-                    )),
+                if validated.valid.is_empty() {
+                    continue;
+                }
+                let sender = match senders.iter().position(|(s, a)| s == sensor && *a == actor) {
+                    Some(i) => i,
+                    None => {
+                        senders.push((sensor.clone(), actor));
+                        senders.len() - 1
+                    }
+                };
+                for (_, event) in &validated.valid {
+                    valid.push((valid.len(), event.clone()));
+                    owner.push(sender);
                 }
             }
             Parsed::Heartbeat { body, .. } => heartbeats.push((sensor.clone(), actor, body)),
@@ -522,18 +530,29 @@ async fn store_batch(
         .await
         .map_err(|e| ApiError::unavailable(format!("BEGIN IMMEDIATE: {e}")))?;
     let written = async {
-        let mut stored = Stored {
+        let mut outcome = Outcome::default();
+        if !valid.is_empty() {
+            pipeline::store(&db, storing, &valid, &mut outcome, now).await?;
+        }
+        let stored = Stored {
+            events: outcome.accepted.len(),
+            duplicates: outcome.duplicates.len(),
             dead_letters: dead.len(),
-            ..Stored::default()
         };
-        for (sensor, actor, validated) in &mut events {
+        // Each sender's share: its sensor is alive, and one audit entry.
+        let mut shares: Vec<Outcome> = senders.iter().map(|_| Outcome::default()).collect();
+        for a in outcome.accepted {
+            shares[owner[a.index]].accepted.push(a);
+        }
+        for d in outcome.duplicates {
+            shares[owner[d.index]].duplicates.push(d);
+        }
+        for ((sensor, actor), share) in senders.iter().zip(&shares) {
             let sender = Sender {
                 sensor: Some(sensor),
                 actor,
             };
-            pipeline::commit(&db, storing, &sender, validated, now).await?;
-            stored.events += validated.outcome.accepted.len();
-            stored.duplicates += validated.outcome.duplicates.len();
+            pipeline::record_sender(&db, &sender, sensor, share, now).await?;
         }
         for (sensor, actor, body) in &heartbeats {
             sensor::heard_from(&db, actor, sensor, Some(body), now).await?;
@@ -572,7 +591,10 @@ pub async fn run(
     let shared_metrics = metrics;
     let metrics = &shared_metrics.mqtt;
     let (client, mut eventloop) = AsyncClient::new(config.options()?, 1024);
-    let (tx, mut rx) = mpsc::channel::<Publish>(4 * config.batch_events.max(64));
+    // Unbounded, so the connection task never waits on the batcher (which
+    // acknowledges through that same task): what arrives is bounded by the
+    // receive maximum, the unacknowledged messages the broker may send us.
+    let (tx, mut rx) = mpsc::unbounded_channel::<Publish>();
     let topics = config.topics();
 
     // The connection: polled in its own task, so acknowledging never waits
@@ -624,7 +646,7 @@ pub async fn run(
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    if tx.send(publish).await.is_err() {
+                    if tx.send(publish).is_err() {
                         break;
                     }
                 }
