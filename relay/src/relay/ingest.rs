@@ -580,8 +580,9 @@ async fn store_batch(
     }
 }
 
-/// Ingest from the broker until `shutdown`: the last batch is committed and
-/// acknowledged before it returns.
+/// Ingest from the broker until `shutdown`. A batch being stored then is
+/// still committed; acknowledgements that do not reach the broker before the
+/// connection closes only mean a redelivery, which is de-duplicated.
 pub async fn run(
     config: MqttConfig,
     target: Target,
@@ -734,14 +735,19 @@ pub async fn run(
             .dead_letters_total
             .fetch_add(stored.dead_letters as u64, Relaxed);
         for (publish, _) in &batch {
-            if let Err(e) = client.ack(publish).await {
+            // Acks go through the connection task, which stops on shutdown.
+            let acked = tokio::select! {
+                acked = client.ack(publish) => acked,
+                _ = super::stopping(&mut shutdown) => break,
+            };
+            if let Err(e) = acked {
                 log::line(
                     json!({"level": "warn", "msg": "mqtt ack failed (the broker will redeliver)", "error": e.to_string()}),
                 );
             }
         }
     }
-    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), broker).await;
     Ok(())
 }
