@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 #[derive(Default)]
 pub struct Metrics {
     /// MQTT ingestion's counters.
-    pub mqtt: super::ingest::IngestMetrics,
+    pub mqtt: IngestMetrics,
     /// Open WebSocket connections (authenticated or not yet).
     pub connections: AtomicI64,
     pub connections_total: AtomicU64,
@@ -135,6 +135,71 @@ impl Metrics {
         );
         self.mqtt.render(&mut out);
         out
+    }
+}
+
+/// MQTT ingestion's counters (`super::ingest`).
+#[derive(Default)]
+pub struct IngestMetrics {
+    pub messages_total: AtomicU64,
+    pub events_stored_total: AtomicU64,
+    pub duplicates_total: AtomicU64,
+    pub dead_letters_total: AtomicU64,
+    pub batches_total: AtomicU64,
+    pub batch_failures_total: AtomicU64,
+    pub broker_connected: AtomicU64,
+}
+
+impl IngestMetrics {
+    /// Prometheus text lines.
+    pub fn render(&self, out: &mut String) {
+        for (name, help, value) in [
+            (
+                "vigil_relay_mqtt_messages_total",
+                "MQTT messages received",
+                &self.messages_total,
+            ),
+            (
+                "vigil_relay_mqtt_events_stored_total",
+                "events stored from MQTT",
+                &self.events_stored_total,
+            ),
+            (
+                "vigil_relay_mqtt_duplicates_total",
+                "redelivered or repeated events skipped",
+                &self.duplicates_total,
+            ),
+            (
+                "vigil_relay_mqtt_dead_letters_total",
+                "messages (or parts) kept in dead_letters",
+                &self.dead_letters_total,
+            ),
+            (
+                "vigil_relay_mqtt_batches_total",
+                "ingest transactions committed",
+                &self.batches_total,
+            ),
+            (
+                "vigil_relay_mqtt_batch_failures_total",
+                "ingest transactions that failed (retried)",
+                &self.batch_failures_total,
+            ),
+            (
+                "vigil_relay_mqtt_broker_connected",
+                "1 while connected to the broker",
+                &self.broker_connected,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {}\n{name} {}\n",
+                if name.ends_with("_total") {
+                    "counter"
+                } else {
+                    "gauge"
+                },
+                value.load(Relaxed)
+            ));
+        }
     }
 }
 
