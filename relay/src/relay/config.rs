@@ -47,6 +47,28 @@ pub struct Config {
 /// Largest inbound message; a bigger one closes the socket with 1009.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// Variable `name` as a whole number in `min..=max`, `default` when unset;
+/// anything else is an error naming the variable.
+pub fn number(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64> {
+    let Some(raw) = var(name) else {
+        return Ok(default);
+    };
+    let n: u64 = raw
+        .trim()
+        .parse()
+        .with_context(|| format!("{name} must be a whole number, not {raw:?}"))?;
+    if !(min..=max).contains(&n) {
+        bail!("{name} must be between {min} and {max}, not {n}");
+    }
+    Ok(n)
+}
+
 impl Config {
     /// From the process environment.
     pub fn from_env() -> Result<Config> {
@@ -55,19 +77,8 @@ impl Config {
 
     /// From any variable lookup (tests pass a map).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Config> {
-        let number = |name: &str, default: u64, min: u64, max: u64| -> Result<u64> {
-            let Some(raw) = var(name) else {
-                return Ok(default);
-            };
-            let n: u64 = raw
-                .trim()
-                .parse()
-                .with_context(|| format!("{name} must be a whole number, not {raw:?}"))?;
-            if !(min..=max).contains(&n) {
-                bail!("{name} must be between {min} and {max}, not {n}");
-            }
-            Ok(n)
-        };
+        let number =
+            |name: &str, default: u64, min: u64, max: u64| number(&var, name, default, min, max);
         let listen = var("VIGIL_RELAY_LISTEN").unwrap_or_else(|| "127.0.0.1:3001".into());
         let listen = listen.parse().with_context(|| {
             format!("VIGIL_RELAY_LISTEN must be an address and port such as 127.0.0.1:3001, not {listen:?}")

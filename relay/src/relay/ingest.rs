@@ -88,14 +88,8 @@ impl MqttConfig {
         if !(url.starts_with("mqtt://") || url.starts_with("mqtts://")) {
             bail!("VIGIL_MQTT_URL must be mqtt://host:port or mqtts://host:port, not {url:?}");
         }
-        let number = |name: &str, default: i64, max: i64| -> Result<i64> {
-            match var(name) {
-                None => Ok(default),
-                Some(raw) => match raw.trim().parse::<i64>() {
-                    Ok(n) if (1..=max).contains(&n) => Ok(n),
-                    _ => bail!("{name} must be a whole number from 1 to {max}, not {raw:?}"),
-                },
-            }
+        let number = |name: &str, default: u64, max: u64| -> Result<i64> {
+            Ok(super::config::number(&var, name, default, 1, max)? as i64)
         };
         let zones = ZoneMap::parse(&var("VIGIL_THREAT_ZONES").unwrap_or_default())
             .map_err(|why| anyhow::anyhow!("VIGIL_THREAT_ZONES: {why}"))?;
