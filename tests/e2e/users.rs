@@ -41,7 +41,7 @@ fn the_audit_chain_verifies_after_all_that(app: &TestApp) {
             .unwrap()
     });
     match verdict {
-        vigil_db::audit::Verdict::Intact { entries } => {
+        vigil_db::audit::Verdict::Intact { entries, .. } => {
             assert!(entries > 20, "only {entries} entries")
         }
         broken => panic!("{broken:?}"),

@@ -61,6 +61,80 @@ pub fn chain_hash(prev_hash: &str, entry: &AuditEntry) -> String {
     hex::encode(h.finalize())
 }
 
+/// The first link of the chain that does not hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BrokenLink {
+    /// The entry's id.
+    pub id: i64,
+    pub why: &'static str,
+    /// What the chain says this link should be (the previous entry's hash,
+    /// or the hash recomputed over the entry).
+    pub expected: String,
+    /// What the entry stores.
+    pub actual: String,
+}
+
+/// Walks the chain entry by entry in id order, from the first entry, so
+/// every reader (the CLI over libsql, the export component over Spin's
+/// SQLite, paging through millions of rows) checks it by the same rule.
+#[derive(Clone, Debug)]
+pub struct ChainWalk {
+    prev: String,
+    entries: u64,
+}
+
+impl Default for ChainWalk {
+    fn default() -> Self {
+        ChainWalk {
+            prev: GENESIS.to_string(),
+            entries: 0,
+        }
+    }
+}
+
+impl ChainWalk {
+    /// Check the next entry: it must name the previous entry's hash and hash
+    /// to what it stores.
+    pub fn next(
+        &mut self,
+        id: i64,
+        entry: &AuditEntry,
+        stored_prev: &str,
+        stored_hash: &str,
+    ) -> Result<(), BrokenLink> {
+        if stored_prev != self.prev {
+            return Err(BrokenLink {
+                id,
+                why: "its prev_hash is not the hash of the entry before it",
+                expected: self.prev.clone(),
+                actual: stored_prev.to_string(),
+            });
+        }
+        let hash = chain_hash(&self.prev, entry);
+        if hash != stored_hash {
+            return Err(BrokenLink {
+                id,
+                why: "its contents do not match its hash",
+                expected: hash,
+                actual: stored_hash.to_string(),
+            });
+        }
+        self.prev = hash;
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Entries checked so far.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// The hash of the last entry checked (the genesis value before any).
+    pub fn head(&self) -> &str {
+        &self.prev
+    }
+}
+
 /// Append `entry` to the chain and return its hash. Call it inside the write
 /// transaction of the change it records, so both commit or neither does
 /// (the write lock also keeps the chain's tail from moving meanwhile).
@@ -111,6 +185,31 @@ mod tests {
             before: None,
             after: Some(r#"{"role":"admin"}"#.into()),
         }
+    }
+
+    #[test]
+    fn a_walk_names_the_first_broken_link_with_both_hashes() {
+        let (a, b) = (entry("a"), entry("b"));
+        let ha = chain_hash(GENESIS, &a);
+        let hb = chain_hash(&ha, &b);
+        let mut walk = ChainWalk::default();
+        walk.next(1, &a, GENESIS, &ha).unwrap();
+        walk.next(2, &b, &ha, &hb).unwrap();
+        assert_eq!((walk.entries(), walk.head()), (2, hb.as_str()));
+
+        let mut edited = b.clone();
+        edited.actor = "mallory".into();
+        let mut walk = ChainWalk::default();
+        walk.next(1, &a, GENESIS, &ha).unwrap();
+        let broken = walk.next(2, &edited, &ha, &hb).unwrap_err();
+        assert_eq!((broken.id, broken.actual.as_str()), (2, hb.as_str()));
+        assert_eq!(broken.expected, chain_hash(&ha, &edited));
+
+        let broken = ChainWalk::default().next(2, &b, &ha, &hb).unwrap_err();
+        assert_eq!(
+            (broken.expected.as_str(), broken.actual.as_str()),
+            (GENESIS, ha.as_str())
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! transaction of the change being audited, so both commit or neither does.
 
 use anyhow::Result;
-use vigil_core::audit::{AuditEntry, GENESIS, chain_hash};
+use vigil_core::audit::{AuditEntry, BrokenLink, ChainWalk};
 
 use crate::sql::LibsqlSql;
 
@@ -13,13 +13,18 @@ pub async fn append(conn: &libsql::Connection, entry: &AuditEntry) -> Result<Str
 /// The outcome of checking the audit chain.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Every entry links to the one before and hashes to what it stores.
-    Intact { entries: u64 },
+    /// Every entry links to the one before and hashes to what it stores;
+    /// `head` is the last entry's id and hash (none on an empty log).
+    Intact {
+        entries: u64,
+        head: Option<(i64, String)>,
+    },
     /// The first entry that does not: edited, deleted before, or inserted out of chain.
-    Broken { id: i64, why: &'static str },
+    Broken(BrokenLink),
 }
 
-/// Walk the chain from the first entry and recompute every link.
+/// Walk the chain from the first entry and recompute every link
+/// ([`ChainWalk`], the rule the export component's verify endpoint uses too).
 pub async fn verify(conn: &libsql::Connection) -> Result<Verdict> {
     let mut rows = conn
         .query(
@@ -29,8 +34,8 @@ pub async fn verify(conn: &libsql::Connection) -> Result<Verdict> {
             (),
         )
         .await?;
-    let mut prev = GENESIS.to_string();
-    let mut entries = 0;
+    let mut walk = ChainWalk::default();
+    let mut last = None;
     while let Some(row) = rows.next().await? {
         let id: i64 = row.get(0)?;
         let entry = AuditEntry {
@@ -45,20 +50,13 @@ pub async fn verify(conn: &libsql::Connection) -> Result<Verdict> {
             after: row.get(9)?,
         };
         let (stored_prev, stored_hash): (String, String) = (row.get(10)?, row.get(11)?);
-        if stored_prev != prev {
-            return Ok(Verdict::Broken {
-                id,
-                why: "its prev_hash is not the hash of the entry before it",
-            });
+        if let Err(broken) = walk.next(id, &entry, &stored_prev, &stored_hash) {
+            return Ok(Verdict::Broken(broken));
         }
-        if chain_hash(&prev, &entry) != stored_hash {
-            return Ok(Verdict::Broken {
-                id,
-                why: "its contents do not match its hash",
-            });
-        }
-        prev = stored_hash;
-        entries += 1;
+        last = Some(id);
     }
-    Ok(Verdict::Intact { entries })
+    Ok(Verdict::Intact {
+        entries: walk.entries(),
+        head: last.map(|id| (id, walk.head().to_string())),
+    })
 }
