@@ -4,7 +4,9 @@
 //!   libSQL server (Turso, `sqld`).
 //! - `vigil admin create-user` creates a user (the first admin); the password
 //!   is read from the terminal without echo, or from stdin with `--password-stdin`.
-//! - `vigil audit verify` recomputes the audit log's hash chain.
+//! - `vigil audit verify` recomputes the audit log's hash chain and, with
+//!   `--anchor`, checks a saved head is still in it; `vigil verify` checks an
+//!   evidence pack offline (see [`verify`]).
 //! - `vigil relay` pushes the outbox to WebSocket clients (see [`relay`];
 //!   configured by `VIGIL_RELAY_*` and `VIGIL_JWT_*` variables).
 
@@ -20,6 +22,7 @@ use vigil_db::migrations;
 use vigil_db::users::{NewUser, create_user};
 
 mod relay;
+mod verify;
 
 #[derive(Parser)]
 #[command(
@@ -86,12 +89,28 @@ enum Command {
     /// Push outbox events to WebSocket clients until SIGTERM or Ctrl-C
     /// (settings: VIGIL_RELAY_*, VIGIL_JWT_* environment variables).
     Relay,
+    /// Check an evidence pack offline: its signature and every file's hash;
+    /// exit non-zero on any modified, missing or extra file or a bad signature.
+    Verify {
+        /// The pack (`GET /api/export/packs/{id}`).
+        pack: PathBuf,
+        #[command(flatten)]
+        keys: verify::KeyArgs,
+    },
 }
 
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Recompute the hash chain; exit non-zero at the first entry that breaks it.
-    Verify,
+    Verify {
+        /// A head saved from `GET /api/export/audit/head`: it must still be in
+        /// the chain, so a truncated or rewritten log fails.
+        #[arg(long, value_name = "FILE")]
+        anchor: Option<PathBuf>,
+        /// The export public keys that check the anchor's signature.
+        #[command(flatten)]
+        keys: verify::KeyArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -150,18 +169,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Relay => relay::main(target).await?,
         Command::Audit {
-            command: AuditCommand::Verify,
-        } => {
-            let conn = target.connect().await?;
-            match vigil_db::audit::verify(&conn).await? {
-                vigil_db::audit::Verdict::Intact { entries } => {
-                    println!("{target:?}: the audit chain is intact ({entries} entries)");
-                }
-                vigil_db::audit::Verdict::Broken { id, why } => {
-                    bail!("the audit chain is broken at entry {id}: {why}");
-                }
-            }
-        }
+            command: AuditCommand::Verify { anchor, keys },
+        } => verify::audit(&target, anchor.as_deref(), &keys).await?,
+        Command::Verify { pack, keys } => verify::pack(&pack, &keys)?,
         Command::Admin {
             command:
                 AdminCommand::CreateUser {

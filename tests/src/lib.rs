@@ -461,6 +461,18 @@ pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
 
 /// The suite's `threat_zones`.
 pub const TEST_THREAT_ZONES: &str = "10.20.0.0/16=ot:critical,10.0.0.0/8=internal:high";
+        // A key of its own signs evidence (given to `export` only); tests
+        // read its public half from /api/export/keys, as anyone would.
+        (
+            "SPIN_VARIABLE_EXPORT_SIGNING_KEY".into(),
+            TokenSigner::generate("unused").seed_b64(),
+        ),
+        (
+            "SPIN_VARIABLE_EXPORT_SIGNING_KID".into(),
+            TEST_EXPORT_KID.into(),
+        ),
+        // Small, so the refusal of larger exports is tested.
+        ("SPIN_VARIABLE_EXPORT_MAX_EVENTS".into(), "500".into()),
 
 /// The suite's `webhook_secret`: its apps sign their webhooks with it.
 pub const TEST_WEBHOOK_SECRET: &str = "whsec-e2e";
@@ -474,6 +486,9 @@ pub const TEST_GEOIP: &[vigil_ingest::geo::testdb::Entry] = &[
         Some(64_500),
         Some("Vigil Test Net"),
     ),
+/// The `kid` of the suite's export signing key.
+pub const TEST_EXPORT_KID: &str = "export-test-1";
+
     (
         "2a02:cf40::/29",
         Some("NL"),

@@ -1,6 +1,8 @@
-//! The local development signing key (`.vigil/jwt-signing-key`), made on
-//! first use. `cargo xtask up` gives it to the app: the seed to `auth` as
-//! `jwt_signing_key`, the public half to every component as `jwt_public_keys`.
+//! The local development signing keys, made on first use:
+//! `.vigil/jwt-signing-key` signs access tokens (`cargo xtask up` gives the
+//! seed to `auth` as `jwt_signing_key`, the public half to every component
+//! as `jwt_public_keys`), and `.vigil/export-signing-key` signs evidence
+//! packs and audit heads (the seed to `export` only, as `export_signing_key`).
 
 use std::fs;
 use std::path::PathBuf;
@@ -11,17 +13,19 @@ use vigil_core::token::{TokenSigner, jwks_json};
 use crate::root;
 
 const KID: &str = "dev-1";
-
-fn key_path() -> PathBuf {
-    root().join(".vigil/jwt-signing-key")
-}
+const EXPORT_KID: &str = "export-dev-1";
 
 pub fn signer() -> Result<TokenSigner> {
-    let path = key_path();
+    key(".vigil/jwt-signing-key", KID)
+}
+
+/// A key kept in `file` under the workspace, made on first use (mode 0600).
+fn key(file: &str, kid: &str) -> Result<TokenSigner> {
+    let path: PathBuf = root().join(file);
     if let Ok(seed) = fs::read_to_string(&path) {
-        return TokenSigner::from_seed_b64(KID, &seed).map_err(anyhow::Error::msg);
+        return TokenSigner::from_seed_b64(kid, &seed).map_err(anyhow::Error::msg);
     }
-    let signer = TokenSigner::generate(KID);
+    let signer = TokenSigner::generate(kid);
     fs::create_dir_all(path.parent().unwrap())?;
     fs::write(&path, signer.seed_b64()).with_context(|| format!("writing {}", path.display()))?;
     #[cfg(unix)]
@@ -32,10 +36,14 @@ pub fn signer() -> Result<TokenSigner> {
     Ok(signer)
 }
 
-/// The app variables for the development key: it signs (in `auth`) and verifies.
+/// The app variables for the development keys: the token key signs (in
+/// `auth`) and verifies (everywhere); the export key signs in `export` only.
 pub fn variables() -> Result<Vec<(String, String)>> {
     let signer = signer()?;
+    let export = key(".vigil/export-signing-key", EXPORT_KID)?;
     Ok(vec![
+        ("SPIN_VARIABLE_EXPORT_SIGNING_KEY".into(), export.seed_b64()),
+        ("SPIN_VARIABLE_EXPORT_SIGNING_KID".into(), EXPORT_KID.into()),
         (
             "SPIN_VARIABLE_JWT_PUBLIC_KEYS".into(),
             jwks_json(&[signer.public_jwk()]),

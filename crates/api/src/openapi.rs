@@ -94,12 +94,15 @@ fn operation(component: &str, route: &Route, generator: &mut schemars::SchemaGen
         );
     }
     let mut responses = Map::new();
+    // Replies that share a status are one response with several content
+    // types (an export answers CSV, JSONL or STIX as asked).
     for reply in route.replies {
-        let mut r = json!({"description": reply.description});
+        let r = responses
+            .entry(reply.status.to_string())
+            .or_insert_with(|| json!({"description": reply.description}));
         if let Some(schema) = reply.schema {
-            r["content"] = json!({ reply.content_type: {"schema": schema(generator)} });
+            r["content"][reply.content_type] = json!({"schema": schema(generator)});
         }
-        responses.insert(reply.status.to_string(), r);
     }
     for status in route.error_statuses() {
         responses.insert(

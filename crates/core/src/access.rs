@@ -70,6 +70,7 @@ macro_rules! for_each_permission {
             MetricsRead,
             ExportCreate,
             AuditRead,
+            AuditExport,
             UsersManage,
             ApiKeysManage,
             SystemRead,
@@ -110,7 +111,7 @@ impl Permission {
             | DecisionsSecondApprove
             | DecisionsEscalateOverdue
             | AuditRead => Some(Role::Supervisor),
-            ThreatsDelete | UsersManage | ApiKeysManage => Some(Role::Admin),
+            ThreatsDelete | UsersManage | ApiKeysManage | AuditExport => Some(Role::Admin),
             DecisionsReportOutcome => None,
         }
     }
@@ -138,6 +139,7 @@ impl Permission {
             MetricsRead => "metrics:read",
             ExportCreate => "export:create",
             AuditRead => "audit:read",
+            AuditExport => "audit:export",
             UsersManage => "users:manage",
             ApiKeysManage => "api_keys:manage",
             SystemRead => "system:read",

@@ -82,3 +82,38 @@ fn every_variable_a_component_reads_is_mapped_into_it() {
         "variables read but not mapped in spin.toml ([component.<name>.variables]): {missing:?}"
     );
 }
+
+/// Signing keys are the least-privilege boundary: the token key reaches
+/// `auth` alone and the evidence key `export` alone.
+#[test]
+fn each_signing_key_reaches_only_its_component() {
+    let manifest: toml::Table = std::fs::read_to_string(root().join("spin.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    for (key, owner) in [
+        ("jwt_signing_key", "auth"),
+        ("export_signing_key", "export"),
+    ] {
+        let holders: Vec<&String> = manifest["component"]
+            .as_table()
+            .unwrap()
+            .iter()
+            .filter(|(_, c)| {
+                c.get("variables")
+                    .and_then(|v| v.as_table())
+                    .is_some_and(|v| {
+                        v.values()
+                            .any(|m| m.as_str() == Some(&format!("{{{{ {key} }}}}")))
+                    })
+            })
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(holders, [owner], "{key} is mapped into {holders:?}");
+        assert_eq!(
+            manifest["variables"][key]["secret"].as_bool(),
+            Some(true),
+            "{key} must be secret"
+        );
+    }
+}
