@@ -12,6 +12,7 @@ mod api_keys;
 mod cli;
 mod console;
 mod decisions;
+mod export;
 mod http_basics;
 mod login;
 mod matrix;
@@ -44,6 +45,7 @@ fn app_cases() -> Vec<Case> {
         threats::CASES,
         sensors::CASES,
         playbooks::CASES,
+        export::CASES,
         matrix::CASES,
         console::CASES,
         // Late: one of them deletes old outbox rows.
