@@ -1,4 +1,5 @@
-//! Playbooks: an alert that matches a playbook's trigger runs it; actions
+//! Playbooks: an alert that matches a playbook's trigger runs it (in the
+//! relay's `playbooks` job, which the suite's relay runs); actions
 //! that change systems open decisions instead of acting; webhooks reach the
 //! configured origin and their failures are recorded; bad playbooks are
 //! refused field by field. Each case deletes its playbooks, so they never
@@ -6,7 +7,7 @@
 
 use serde_json::{Value, json};
 use vigil_core::Role;
-use vigil_e2e::{TestApp, unique};
+use vigil_e2e::{TestApp, count, unique};
 
 use crate::Case;
 
@@ -60,6 +61,28 @@ fn delete(app: &TestApp, id: &str) {
     assert_eq!(r.status, 204, "{}", r.text());
 }
 
+/// Wait until the relay's playbooks job has answered every outbox event so
+/// far (with the database at hand; otherwise a short pause).
+fn playbooks_caught_up(app: &TestApp) {
+    if app.db.is_none() {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        return;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count(
+        app,
+        "SELECT (SELECT position FROM job_leases WHERE job = 'playbooks') >= (SELECT max(id) FROM events)",
+    ) != Some(1)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the relay's playbooks job did not catch up: {}",
+            app.relay_logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn executions_for(app: &TestApp, alert: &str) -> Vec<Value> {
     let r = app.get_as(
         Role::Viewer,
@@ -85,7 +108,7 @@ fn a_playbook_requiring_approval_opens_a_decision(app: &TestApp) {
     );
     let id = playbook["id"].as_str().unwrap().to_string();
 
-    // The alert the event opens runs the playbook, before the response returns.
+    // The alert the event opens runs the playbook, in the relay.
     let sensor = unique("usb");
     let r = app.post_json(
         "/api/threats/events",
@@ -97,6 +120,7 @@ fn a_playbook_requiring_approval_opens_a_decision(app: &TestApp) {
         .as_str()
         .unwrap()
         .to_string();
+    playbooks_caught_up(app);
     let runs = executions_for(app, &alert);
     assert_eq!(runs.len(), 1, "{runs:?}");
     let run = &runs[0];
@@ -147,6 +171,7 @@ fn a_playbook_requiring_approval_opens_a_decision(app: &TestApp) {
         &usb_event(&sensor, "u-2", "10.9.9.9"),
         Some(&app.token(Role::Analyst)),
     );
+    playbooks_caught_up(app);
     assert_eq!(executions_for(app, &alert).len(), 1);
 
     // By hand: an analyst runs it against the alert.
@@ -214,6 +239,7 @@ fn a_failed_webhook_is_recorded_not_hidden(app: &TestApp) {
         .as_str()
         .unwrap()
         .to_string();
+    playbooks_caught_up(app);
     assert!(
         executions_for(app, &alert)
             .iter()

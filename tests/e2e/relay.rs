@@ -2,7 +2,8 @@
 //! pushed to authenticated WebSockets; tokens by first message or
 //! subprotocol, refusals as close codes; a viewer never gets the audit
 //! channel; resume by id with no gap and no duplicate; a snapshot before live
-//! events; a slow consumer dropped with 1013 while another keeps up.
+//! events; a slow consumer dropped with 1013 while another keeps up; the
+//! scheduled jobs, run once however many relays take part.
 //!
 //! These cases run late on each leg: one deletes old outbox rows.
 
@@ -14,7 +15,7 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 use vigil_core::Role;
 use vigil_core::token::Claims;
-use vigil_e2e::{TestApp, execute, just_now, unique};
+use vigil_e2e::{TestApp, count, execute, just_now, unique};
 
 use crate::Case;
 
@@ -50,6 +51,10 @@ pub const CASES: &[Case] = &[
     (
         "relay_health_readiness_and_metrics",
         relay_health_readiness_and_metrics,
+    ),
+    (
+        "relay_jobs_escalate_overdue_decisions_and_publish_stale_sensors",
+        relay_jobs_escalate_overdue_decisions_and_publish_stale_sensors,
     ),
     // Last: it deletes old outbox rows.
     (
@@ -594,4 +599,126 @@ fn relay_resume_from_a_deleted_id_requires_a_resync(app: &TestApp) {
     let newest = m["oldest_retained"].as_i64().unwrap();
     ws.send(json!({"type": "resume", "last_event_id": newest}));
     assert_eq!(ws.next()["for"], "resume");
+}
+
+/// Two relays running the scheduled jobs (every second) next to the suite's:
+/// an overdue decision is escalated and a silent sensor published stale,
+/// each once, pushed to a supervisor's socket, with the leases recorded.
+fn relay_jobs_escalate_overdue_decisions_and_publish_stale_sensors(app: &TestApp) {
+    let Some(url) = relay(app) else { return };
+    let body = json!({
+        "source": "e2e-engine",
+        "subject": {"kind": "alert", "id": vigil_core::id::new_id()},
+        "proposed_action": "block_ip",
+        "parameters": {"target": "203.0.113.77"},
+        "threat_level": "high",
+        "confidence": 0.9,
+        "summary": "Scan from 203.0.113.77",
+        "rationale": "a job case",
+        "evidence": {"refs": ["event:1"]}
+    });
+    let auth = format!("Bearer {}", app.token(Role::Admin));
+    let key = vigil_core::id::new_id();
+    let r = app.request(
+        "POST",
+        "/api/decisions",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+            ("idempotency-key", &key),
+        ],
+        Some(body.to_string().as_bytes()),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let decision = r.json()["id"].as_str().unwrap().to_string();
+    execute(
+        app,
+        &format!(
+            "UPDATE decisions SET sla_deadline = sla_deadline - 86400000 WHERE id = '{decision}'"
+        ),
+    );
+    // Heard from 5 minutes ago (stale after 2), last published online.
+    let sensor = unique("job-sensor");
+    let heard = vigil_core::time::now_millis() - 5 * 60 * 1000;
+    execute(
+        app,
+        &format!(
+            "INSERT INTO sensors (id, name, kind, last_heartbeat, published_status, version, created_by, created_at, updated_at)
+             VALUES ('{sensor}', '{sensor}', 'honeypot', {heard}, 'online', 1, 'e2e', {heard}, {heard})"
+        ),
+    );
+    let mut ws = Socket::authenticated(app, url, Role::Supervisor);
+    ws.subscribe(&["decisions", "sensors"], json!({}));
+
+    let every_second = [
+        ("VIGIL_RELAY_JOBS", "all"),
+        ("VIGIL_JOB_SLA_ESCALATION_SECONDS", "1"),
+        ("VIGIL_JOB_SENSOR_STALENESS_SECONDS", "1"),
+        ("VIGIL_JOB_RETENTION_SECONDS", "1"),
+    ];
+    let (Some(first), Some(second)) = (
+        app.start_relay(&every_second),
+        app.start_relay(&every_second),
+    ) else {
+        return;
+    };
+    let (mut escalated, mut stale) = (None, None);
+    while escalated.is_none() || stale.is_none() {
+        let m = ws.event_where(|_| true);
+        if is(&m, "decision.updated") && m["data"]["decision"]["id"] == decision.as_str() {
+            escalated = Some(m);
+        } else if is(&m, "sensor.status") && m["data"]["id"] == sensor.as_str() {
+            stale = Some(m);
+        }
+    }
+    let (escalated, stale) = (escalated.unwrap(), stale.unwrap());
+    assert_eq!(
+        escalated["data"]["command"], "escalate-overdue",
+        "{escalated}"
+    );
+    assert_eq!(escalated["data"]["actor"], "system:relay", "{escalated}");
+    assert_eq!(escalated["data"]["decision"]["status"], "escalated");
+    assert_eq!(stale["data"]["status"], "stale", "{stale}");
+    assert_eq!(stale["data"]["was"], "online", "{stale}");
+    let d = app.get_as(Role::Viewer, &format!("/api/decisions/{decision}"));
+    assert_eq!(d.json()["status"], "escalated");
+
+    // A few more runs of both relays change nothing more: one lease holder
+    // per job, and each job idempotent.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        count(
+            app,
+            &format!(
+                "SELECT count(*) FROM decision_transitions WHERE decision_id = '{decision}' AND command = 'escalate-overdue'"
+            )
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        count(
+            app,
+            &format!(
+                "SELECT count(*) FROM events WHERE type = 'sensor.status' AND json_extract(payload, '$.id') = '{sensor}'"
+            )
+        ),
+        Some(1)
+    );
+    assert_eq!(
+        count(
+            app,
+            "SELECT count(*) FROM job_leases WHERE last_run_at IS NOT NULL AND json_valid(last_outcome)"
+        ),
+        // The three, and the suite relay's playbooks.
+        Some(4),
+        "{}",
+        first.logs()
+    );
+    // Each job ran somewhere, and the two relays never both ran one at once
+    // (its lease holder runs it every second).
+    for job in ["sla_escalation", "sensor_staleness", "retention"] {
+        let metric = format!("vigil_relay_job_runs_total{{job=\"{job}\"}}");
+        let (a, b) = (first.metric(&metric), second.metric(&metric));
+        assert!(a + b >= 1.0, "{job}: {}", first.logs());
+    }
 }

@@ -150,8 +150,20 @@ impl TestApp {
             workdir: dir.path().to_path_buf(),
         })
         .with_context(|| format!("starting Vigil under {name}"))?;
-        let relay = RelayProcess::start(&db, &signer, dir.path(), &[])
-            .with_context(|| format!("starting the relay for the {name} leg"))?;
+        // The suite's relay answers opened alerts with their playbooks, as
+        // the app's own relay does; the other jobs run only in their case.
+        let relay = RelayProcess::start(
+            &db,
+            &signer,
+            dir.path(),
+            &[
+                ("VIGIL_RELAY_JOBS", "playbooks"),
+                ("VIGIL_JOB_PLAYBOOKS_MS", "50"),
+                ("VIGIL_WEBHOOK_ORIGIN", &webhooks.origin),
+                ("VIGIL_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET),
+            ],
+        )
+        .with_context(|| format!("starting the relay for the {name} leg"))?;
         Ok(TestApp {
             runtime: name,
             base_url: running.base_url.clone(),
@@ -324,6 +336,9 @@ impl RelayProcess {
             .env("VIGIL_RELAY_LISTEN", format!("127.0.0.1:{port}"))
             .env("VIGIL_JWT_PUBLIC_KEYS", jwks_json(&[signer.public_jwk()]))
             .env("VIGIL_RELAY_POLL_MS", "20")
+            // Scheduled jobs change rows other cases look at: only the
+            // cases about them turn them on.
+            .env("VIGIL_RELAY_JOBS", "none")
             .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdin(std::process::Stdio::null())
             .stdout(std::fs::File::create(&log)?)
@@ -446,6 +461,18 @@ pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
         ),
         ("SPIN_VARIABLE_JWT_SIGNING_KEY".into(), signer.seed_b64()),
         ("SPIN_VARIABLE_JWT_SIGNING_KID".into(), signer.kid().into()),
+        // A key of its own signs evidence (given to `export` only); tests
+        // read its public half from /api/export/keys, as anyone would.
+        (
+            "SPIN_VARIABLE_EXPORT_SIGNING_KEY".into(),
+            TokenSigner::generate("unused").seed_b64(),
+        ),
+        (
+            "SPIN_VARIABLE_EXPORT_SIGNING_KID".into(),
+            TEST_EXPORT_KID.into(),
+        ),
+        // Small, so the refusal of larger exports is tested.
+        ("SPIN_VARIABLE_EXPORT_MAX_EVENTS".into(), "500".into()),
         // Supervisors must use 2FA in the suite's apps, so the policy is tested.
         (
             "SPIN_VARIABLE_MFA_REQUIRED_ROLES".into(),
@@ -459,20 +486,11 @@ pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
     ]
 }
 
+/// The `kid` of the suite's export signing key.
+pub const TEST_EXPORT_KID: &str = "export-test-1";
+
 /// The suite's `threat_zones`.
 pub const TEST_THREAT_ZONES: &str = "10.20.0.0/16=ot:critical,10.0.0.0/8=internal:high";
-        // A key of its own signs evidence (given to `export` only); tests
-        // read its public half from /api/export/keys, as anyone would.
-        (
-            "SPIN_VARIABLE_EXPORT_SIGNING_KEY".into(),
-            TokenSigner::generate("unused").seed_b64(),
-        ),
-        (
-            "SPIN_VARIABLE_EXPORT_SIGNING_KID".into(),
-            TEST_EXPORT_KID.into(),
-        ),
-        // Small, so the refusal of larger exports is tested.
-        ("SPIN_VARIABLE_EXPORT_MAX_EVENTS".into(), "500".into()),
 
 /// The suite's `webhook_secret`: its apps sign their webhooks with it.
 pub const TEST_WEBHOOK_SECRET: &str = "whsec-e2e";
@@ -486,9 +504,6 @@ pub const TEST_GEOIP: &[vigil_ingest::geo::testdb::Entry] = &[
         Some(64_500),
         Some("Vigil Test Net"),
     ),
-/// The `kid` of the suite's export signing key.
-pub const TEST_EXPORT_KID: &str = "export-test-1";
-
     (
         "2a02:cf40::/29",
         Some("NL"),

@@ -154,6 +154,25 @@ pub fn up(args: &[String]) -> Result<()> {
         )
         .current_dir(root())
         .stdin(Stdio::null());
+    // The app's settings the relay must share (playbooks, sensor status),
+    // when given to the app as SPIN_VARIABLE_* and not to the relay.
+    for name in [
+        "WEBHOOK_ORIGIN",
+        "WEBHOOK_SECRET",
+        "DECISION_CONFIDENCE_FLOOR",
+        "DECISION_PROTECTED_TARGETS",
+        "DECISION_IDENTITY_PATTERNS",
+        "DECISION_SLA_MINUTES",
+        "SENSOR_ONLINE_SECONDS",
+        "SENSOR_OFFLINE_SECONDS",
+        "EVENT_RETENTION_DAYS",
+    ] {
+        if let Some(value) = std::env::var_os(format!("SPIN_VARIABLE_{name}"))
+            && std::env::var_os(format!("VIGIL_{name}")).is_none()
+        {
+            relay.env(format!("VIGIL_{name}"), value);
+        }
+    }
     if std::env::var_os("VIGIL_RELAY_ALLOWED_ORIGINS").is_none() {
         relay.env(
             "VIGIL_RELAY_ALLOWED_ORIGINS",

@@ -11,7 +11,7 @@ use vigil_core::decision::{self, Action, Proposal, Status, ThreatLevel};
 use vigil_core::id::new_id;
 use vigil_core::time::{now_millis, rfc3339};
 
-use vigil_api::decisions::record::{self, COLUMNS, Decision, Evidence, Subject};
+use vigil_api::decisions::record::{self, COLUMNS, Decision, Evidence, Served, Subject};
 use vigil_api::decisions::{self, NewDecision, settings};
 
 /// How long an `Idempotency-Key` is remembered (24 hours).

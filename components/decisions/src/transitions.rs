@@ -5,14 +5,13 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use spin_sdk::http::Response;
-use spin_sdk::sqlite::Connection;
-use vigil_api::db::Value;
+use vigil_api::db::{SpinSql, ready};
 use vigil_api::{ApiError, Ctx, db, response};
-use vigil_core::decision::{self, Actor, Command, DismissReason, TransitionError, wire};
+use vigil_core::decision::{self, Actor, Command, DismissReason, wire};
 use vigil_core::time::now_millis;
 
 use crate::queue::{proposal_of, refuse};
-use vigil_api::decisions::record::{self, Decision};
+use vigil_api::decisions::record::{self, Change, Served, record_transition};
 use vigil_api::decisions::settings;
 
 /// The body of claim, release and approve: an optional note.
@@ -199,98 +198,6 @@ pub fn outcome(ctx: &mut Ctx) -> Result<Response, ApiError> {
     )
 }
 
-fn map_error(e: TransitionError) -> ApiError {
-    match e {
-        TransitionError::Illegal { from, command } => {
-            ApiError::new(409, "illegal-transition", "Illegal transition").with_detail(format!(
-                "cannot {command} a decision that is {}",
-                wire(&from)
-            ))
-        }
-        TransitionError::NotAllowed(why) => {
-            ApiError::new(403, "not-allowed", "Not allowed").with_detail(why)
-        }
-        TransitionError::Invalid { field, message } => ApiError::invalid_field(field, message),
-    }
-}
-
-/// One checked transition, with what the person said about it.
-struct Change<'a> {
-    command: &'a Command,
-    to: &'a decision::Transition,
-    actor: &'a str,
-    note: Option<&'a str>,
-    reason: Option<&'a str>,
-    outcome_detail: Option<&'a str>,
-}
-
-/// Write one transition of `before` with its history, audit and event.
-fn record_transition(
-    ctx: &Ctx,
-    conn: &Connection,
-    before: &Decision,
-    change: &Change,
-    now: i64,
-) -> Result<Decision, ApiError> {
-    let Change {
-        command,
-        to: t,
-        actor,
-        note,
-        reason,
-        outcome_detail,
-    } = *change;
-    let updated = db::query(
-        conn,
-        "UPDATE decisions SET status = ?2, version = version + 1, assignee = ?3, first_approver = ?4,
-                outcome_detail = coalesce(?5, outcome_detail), updated_at = ?6
-         WHERE id = ?1 AND version = ?7 RETURNING id",
-        &[
-            Value::Text(before.id.clone()),
-            Value::Text(wire(&t.to)),
-            db::opt_text(t.assignee.as_deref()),
-            db::opt_text(t.first_approver.as_deref()),
-            db::opt_text(outcome_detail),
-            Value::Integer(now),
-            Value::Integer(before.version),
-        ],
-    )?;
-    if updated.is_empty() {
-        return Err(ApiError::precondition_failed(
-            "the decision changed meanwhile; reload it",
-        ));
-    }
-    db::query(
-        conn,
-        "INSERT INTO decision_transitions (decision_id, at, actor, command, from_status, to_status, note, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        &[
-            Value::Text(before.id.clone()),
-            Value::Integer(now),
-            Value::Text(actor.into()),
-            Value::Text(command.name().into()),
-            Value::Text(wire(&before.status)),
-            Value::Text(wire(&t.to)),
-            db::opt_text(note),
-            db::opt_text(reason),
-        ],
-    )?;
-    let after = record::load(conn, &before.id, now)?;
-    let mut entry = ctx.audit_entry(
-        &format!("decision.{}", command.name()),
-        "decision",
-        &before.id,
-        now,
-    );
-    entry.actor = actor.into();
-    entry.before = Some(serde_json::to_string(before).expect("serializes"));
-    entry.after = Some(serde_json::to_string(&after).expect("serializes"));
-    vigil_api::audit::append(conn, &entry)?;
-    let event = serde_json::json!({"decision": after, "command": command.name(), "from": before.status, "actor": actor});
-    vigil_api::audit::publish(conn, "decision.updated", &event, now)?;
-    Ok(after)
-}
-
 /// Annotations a command carries: a note, a reason (dismissal or outcome), an outcome detail.
 #[derive(Default)]
 struct Said {
@@ -323,8 +230,7 @@ fn apply(ctx: &mut Ctx, command: Command, said: Said) -> Result<Response, ApiErr
             &command,
             &actor,
             &settings::dispatch_type(),
-        )
-        .map_err(map_error)?;
+        )?;
         if matches!(
             command,
             Command::Approve | Command::SecondApproval { approve: true }
@@ -349,7 +255,13 @@ fn apply(ctx: &mut Ctx, command: Command, said: Said) -> Result<Response, ApiErr
             reason: reason.as_deref(),
             outcome_detail: detail.as_deref(),
         };
-        record_transition(ctx, conn, &before, &change, now)
+        ready(record_transition(
+            &SpinSql(conn),
+            &ctx.actor(),
+            &before,
+            &change,
+            now,
+        ))
     })?;
     Ok(after.response(200))
 }
@@ -365,36 +277,10 @@ pub struct Escalated {
 /// the relay's scheduler; safe to call at any time.
 pub fn escalate_overdue(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
-    let system = Actor {
-        id: format!("system:{}", ctx.principal().subject),
-        role: None,
-    };
+    let who = ctx.actor();
     let conn = db::open()?;
     let escalated = db::transaction(conn, |conn| {
-        let rows = db::query(
-            conn,
-            &format!(
-                "SELECT {} FROM decisions WHERE status IN ('pending', 'claimed') AND sla_deadline < ?1 ORDER BY priority, sla_deadline LIMIT 500",
-                record::COLUMNS
-            ),
-            &[Value::Integer(now)],
-        )?;
-        let mut ids = Vec::new();
-        for before in rows.iter().filter_map(|r| record::from_row(r, now)) {
-            let t = decision::transition(&before.state(), &Command::EscalateOverdue, &system, &[])
-                .map_err(map_error)?;
-            let change = Change {
-                command: &Command::EscalateOverdue,
-                to: &t,
-                actor: &system.id,
-                note: Some("past its SLA deadline"),
-                reason: None,
-                outcome_detail: None,
-            };
-            record_transition(ctx, conn, &before, &change, now)?;
-            ids.push(before.id);
-        }
-        Ok(ids)
+        ready(record::escalate_overdue(&SpinSql(conn), &who, now))
     })?;
     Ok(response::json(200, &Escalated { escalated }))
 }

@@ -87,6 +87,6 @@ fn change(
         Ok(after)
     })?;
     let mut response = response::json(200, &after);
-    response.set_header("etag", after.etag());
+    response.set_header("etag", crate::read::etag(&after));
     Ok(response)
 }

@@ -4,10 +4,12 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use spin_sdk::http::Response;
-use vigil_api::db::Value;
+use vigil_api::db::{SpinSql, Value, ready};
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::time::rfc3339;
+pub use vigil_ingest::alert::Alert;
+use vigil_ingest::alert::{COLUMNS as ALERT_COLUMNS, from_row as alert};
 use vigil_ingest::event::{EventType, Severity, parse_rfc3339};
 
 #[derive(Serialize, JsonSchema)]
@@ -171,44 +173,6 @@ pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
 }
 
 #[derive(Serialize, JsonSchema)]
-pub struct Alert {
-    #[schemars(extend("format" = "uuid"))]
-    pub id: String,
-    /// `open`, `acknowledged` or `resolved`.
-    pub status: String,
-    pub source_ip: String,
-    pub event_type: String,
-    pub sensor_id: String,
-    pub severity: String,
-    pub max_score: i64,
-    /// How many events the alert groups.
-    pub event_count: i64,
-    #[schemars(extend("format" = "date-time"))]
-    pub first_seen: String,
-    #[schemars(extend("format" = "date-time"))]
-    pub last_seen: String,
-    pub version: i64,
-}
-
-const ALERT_COLUMNS: &str = "id, status, source_ip, event_type, sensor_id, severity, max_score, event_count, first_seen, last_seen, version";
-
-fn alert(r: &[Value]) -> Option<Alert> {
-    Some(Alert {
-        id: db::text(r, 0)?,
-        status: db::text(r, 1)?,
-        source_ip: db::text(r, 2)?,
-        event_type: db::text(r, 3)?,
-        sensor_id: db::text(r, 4)?,
-        severity: db::text(r, 5)?,
-        max_score: db::int(r, 6)?,
-        event_count: db::int(r, 7)?,
-        first_seen: rfc3339(db::int(r, 8)?),
-        last_seen: rfc3339(db::int(r, 9)?),
-        version: db::int(r, 10)?,
-    })
-}
-
-#[derive(Serialize, JsonSchema)]
 pub struct AlertPage {
     alerts: Vec<Alert>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -258,21 +222,14 @@ pub struct AlertWithEvents {
     events: Vec<Threat>,
 }
 
-impl Alert {
-    pub fn etag(&self) -> String {
-        vigil_api::response::etag(self.version)
-    }
+/// The ETag of an alert.
+pub fn etag(alert: &Alert) -> String {
+    vigil_api::response::etag(alert.version)
 }
 
+/// Alert `id` on the request's connection (404 when there is none).
 pub fn load_alert(conn: &spin_sdk::sqlite::Connection, id: &str) -> Result<Alert, ApiError> {
-    let rows = db::query(
-        conn,
-        &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"),
-        &[Value::Text(id.into())],
-    )?;
-    rows.first()
-        .and_then(|r| alert(r))
-        .ok_or_else(ApiError::not_found)
+    ready(vigil_ingest::alert::load(&SpinSql(conn), id))
 }
 
 /// `GET /api/alerts/{id}`: the alert and its latest events.
@@ -288,7 +245,7 @@ pub fn get_alert(ctx: &mut Ctx) -> Result<Response, ApiError> {
     .iter()
     .filter_map(|r| threat(r))
     .collect();
-    let etag = alert.etag();
+    let etag = etag(&alert);
     let mut response = response::json(200, &AlertWithEvents { alert, events });
     response.set_header("etag", etag);
     Ok(response)

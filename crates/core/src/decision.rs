@@ -14,6 +14,8 @@
 //!    └── overdue (pending or claimed) → escalated, by the scheduler, never silently
 //! ```
 
+pub mod record;
+
 use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
@@ -149,6 +151,25 @@ impl Default for SlaPolicy {
 }
 
 impl SlaPolicy {
+    /// From the minutes allowed for P1,P2,P3,P4 (`"15,60,240,1440"`), as
+    /// the `decision_sla_minutes` setting holds them.
+    pub fn from_minutes(list: &str) -> Result<SlaPolicy, String> {
+        let minutes: Vec<i64> = list
+            .split(',')
+            .map(|m| m.trim().parse::<i64>().ok().filter(|m| *m > 0))
+            .collect::<Option<_>>()
+            .ok_or("must be four positive whole numbers of minutes, P1 to P4")?;
+        match minutes[..] {
+            [p1, p2, p3, p4] => Ok(SlaPolicy {
+                p1_ms: p1 * 60_000,
+                p2_ms: p2 * 60_000,
+                p3_ms: p3 * 60_000,
+                p4_ms: p4 * 60_000,
+            }),
+            _ => Err("must be four positive whole numbers of minutes, P1 to P4".into()),
+        }
+    }
+
     pub fn deadline(&self, priority: Priority, submitted_at: i64) -> i64 {
         submitted_at
             + match priority {
@@ -443,6 +464,40 @@ impl Default for SafetyPolicy {
             ],
             protected_targets: vec![],
         }
+    }
+}
+
+impl SafetyPolicy {
+    /// From the settings as written (`decision_confidence_floor`, and the
+    /// comma-separated `decision_protected_targets` and
+    /// `decision_identity_patterns`); unset ones keep their defaults.
+    pub fn from_settings(
+        floor: Option<&str>,
+        protected_targets: Option<&str>,
+        identity_patterns: Option<&str>,
+    ) -> Result<SafetyPolicy, String> {
+        let list = |v: &str| -> Vec<String> {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let mut policy = SafetyPolicy::default();
+        if let Some(floor) = floor {
+            policy.confidence_floor = floor
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| (0.0..=1.0).contains(f))
+                .ok_or("the confidence floor must be a number from 0 to 1")?;
+        }
+        if let Some(targets) = protected_targets {
+            policy.protected_targets = list(targets);
+        }
+        if let Some(patterns) = identity_patterns {
+            policy.identity_patterns = list(patterns);
+        }
+        Ok(policy)
     }
 }
 

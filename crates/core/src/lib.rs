@@ -14,7 +14,9 @@
 //! - [`audit`]: the hash chain over audit entries, and appending to it.
 //! - [`outbox`]: publishing events to the `events` outbox the relay tails.
 //! - [`sql`]: the statement-level database interface components and relay share.
-//! - [`decision`]: the decision state machine, priority and SLA, the safety validator.
+//! - [`decision`]: the decision state machine, priority and SLA, the safety validator;
+//!   [`decision::record`]: a decision as stored, and writing its transitions.
+//! - [`retention`]: what is deleted, and when (the relay's retention job).
 //! - [`id`]: random UUIDv4 identifiers.
 //! - [`totp`]: two-factor codes (RFC 6238), recovery codes.
 //! - [`user`]: rules for user records (usernames, display names).
@@ -31,6 +33,7 @@ pub mod net;
 pub mod outbox;
 pub mod password;
 pub mod problem;
+pub mod retention;
 pub mod sql;
 pub mod time;
 pub mod token;

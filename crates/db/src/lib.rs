@@ -7,9 +7,11 @@
 //!   with a checksum check.
 //! - [`users`]: bootstrap administration (the first admin), audited.
 //! - [`audit`]: appending to the hash-chained audit log, and verifying it.
-//! - [`sql`]: the shared statement interface over a libSQL connection.
+//! - [`sql`]: the shared statement interface over a libSQL connection, and write transactions.
+//! - [`lease`]: one runner per scheduled job across relays (`job_leases`).
 
 pub mod audit;
+pub mod lease;
 pub mod migrations;
 pub mod sql;
 pub mod target;

@@ -51,3 +51,27 @@ fn from_libsql(value: libsql::Value) -> Value {
         libsql::Value::Blob(b) => Value::Blob(b),
     }
 }
+
+/// Open a write transaction: `BEGIN IMMEDIATE` takes the write lock at once,
+/// so the statements after it never fail half-way on a lock.
+pub async fn begin_immediate(conn: &Connection) -> Result<(), ApiError> {
+    LibsqlSql(conn)
+        .query("BEGIN IMMEDIATE", &[])
+        .await
+        .map(drop)
+}
+
+/// End the transaction [`begin_immediate`] opened: commit what was
+/// `written`, or roll back on its error (which is returned).
+pub async fn finish<T>(conn: &Connection, written: Result<T, ApiError>) -> Result<T, ApiError> {
+    match written {
+        Ok(value) => {
+            LibsqlSql(conn).query("COMMIT", &[]).await?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = conn.execute("ROLLBACK", ()).await;
+            Err(e)
+        }
+    }
+}

@@ -4,7 +4,66 @@
 
 use std::collections::HashMap;
 
+use schemars::JsonSchema;
+use serde::Serialize;
+use vigil_core::ApiError;
+use vigil_core::sql::{Sql, Value, int, text};
+use vigil_core::time::rfc3339;
+
 use crate::event::{Event, Severity};
+
+/// An alert as stored and as the API shows it.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Alert {
+    #[schemars(extend("format" = "uuid"))]
+    pub id: String,
+    /// `open`, `acknowledged` or `resolved`.
+    pub status: String,
+    pub source_ip: String,
+    pub event_type: String,
+    pub sensor_id: String,
+    pub severity: String,
+    pub max_score: i64,
+    /// How many events the alert groups.
+    pub event_count: i64,
+    #[schemars(extend("format" = "date-time"))]
+    pub first_seen: String,
+    #[schemars(extend("format" = "date-time"))]
+    pub last_seen: String,
+    pub version: i64,
+}
+
+pub const COLUMNS: &str = "id, status, source_ip, event_type, sensor_id, severity, max_score, event_count, first_seen, last_seen, version";
+
+/// A row of [`COLUMNS`].
+pub fn from_row(r: &[Value]) -> Option<Alert> {
+    Some(Alert {
+        id: text(r, 0)?,
+        status: text(r, 1)?,
+        source_ip: text(r, 2)?,
+        event_type: text(r, 3)?,
+        sensor_id: text(r, 4)?,
+        severity: text(r, 5)?,
+        max_score: int(r, 6)?,
+        event_count: int(r, 7)?,
+        first_seen: rfc3339(int(r, 8)?),
+        last_seen: rfc3339(int(r, 9)?),
+        version: int(r, 10)?,
+    })
+}
+
+/// Alert `id` (404 when there is none).
+pub async fn load(db: &impl Sql, id: &str) -> Result<Alert, ApiError> {
+    let rows = db
+        .query(
+            &format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1"),
+            &[Value::Text(id.into())],
+        )
+        .await?;
+    rows.first()
+        .and_then(|r| from_row(r))
+        .ok_or_else(ApiError::not_found)
+}
 
 /// Default grouping window: 15 minutes.
 pub const DEFAULT_WINDOW_MS: i64 = 15 * 60 * 1000;

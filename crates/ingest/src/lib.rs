@@ -15,12 +15,15 @@
 //! - [`sensor`]: sensor kinds and ids, online/stale/offline from the
 //!   heartbeat's age, and recording that a sensor was heard from.
 //! - [`playbook`]: triggers, actions, which actions must wait for a decision.
+//! - [`execution`]: running a playbook against an alert (webhooks by the
+//!   caller, then decisions and the execution record in one transaction).
 //! - [`pipeline`]: a submission validated, then stored with its alerts,
 //!   outbox rows and audit entry in the caller's transaction.
 
 pub mod alert;
 pub mod classify;
 pub mod event;
+pub mod execution;
 pub mod geo;
 pub mod pipeline;
 pub mod playbook;

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use vigil_core::audit::{self, Actor};
-use vigil_core::sql::{Sql, Value, opt_text, text};
+use vigil_core::sql::{Sql, Value, int, opt_text, text};
 use vigil_core::wire::wire;
 use vigil_core::{ApiError, outbox};
 
@@ -97,19 +97,77 @@ pub async fn heard_from(
     )
     .await?;
     if was != wire(&SensorStatus::Online) {
-        let mut entry = actor.entry("sensor.status", "sensor", id, now);
-        entry.before = Some(serde_json::json!({"status": was}).to_string());
-        entry.after = Some(serde_json::json!({"status": "online"}).to_string());
-        audit::append(db, &entry).await?;
-        outbox::publish(
-            db,
-            "sensor.status",
-            &serde_json::json!({"id": id, "status": "online", "was": was}),
-            now,
-        )
-        .await?;
+        announce(db, actor, id, &was, SensorStatus::Online, now).await?;
     }
     Ok(())
+}
+
+/// A sensor's status changed from `was`: audited and published (`sensor.status`).
+async fn announce(
+    db: &impl Sql,
+    actor: &Actor,
+    id: &str,
+    was: &str,
+    status: SensorStatus,
+    now: i64,
+) -> Result<(), ApiError> {
+    let mut entry = actor.entry("sensor.status", "sensor", id, now);
+    entry.before = Some(serde_json::json!({"status": was}).to_string());
+    entry.after = Some(serde_json::json!({"status": status}).to_string());
+    audit::append(db, &entry).await?;
+    outbox::publish(
+        db,
+        "sensor.status",
+        &serde_json::json!({"id": id, "status": status, "was": was}),
+        now,
+    )
+    .await
+}
+
+/// How many sensors one staleness check looks at (the rest wait for the next).
+pub const STALENESS_PER_CALL: i64 = 1000;
+
+/// Sensors fall silent without telling anyone: publish each whose status
+/// has slipped (online → stale → offline) since it was last published,
+/// audited as `actor`, inside the caller's write transaction. Coming back
+/// online is [`heard_from`]'s. Returns the sensors and their new status.
+pub async fn publish_staleness(
+    db: &impl Sql,
+    actor: &Actor,
+    liveness: &Liveness,
+    now: i64,
+) -> Result<Vec<(String, SensorStatus)>, ApiError> {
+    // Only sensors last published as online or stale, and silent for longer
+    // than counts as online, can have slipped.
+    let rows = db
+        .query(
+            "SELECT id, last_heartbeat, published_status FROM sensors
+             WHERE published_status <> 'offline' AND (last_heartbeat IS NULL OR last_heartbeat < ?1)
+             ORDER BY id LIMIT ?2",
+            &[
+                Value::Integer(now - liveness.online_ms),
+                Value::Integer(STALENESS_PER_CALL),
+            ],
+        )
+        .await?;
+    let mut changed = Vec::new();
+    for row in &rows {
+        let (Some(id), Some(was)) = (text(row, 0), text(row, 2)) else {
+            continue;
+        };
+        let status = liveness.status(int(row, 1), now);
+        if wire(&status) == was {
+            continue;
+        }
+        db.query(
+            "UPDATE sensors SET published_status = ?2 WHERE id = ?1",
+            &[Value::Text(id.clone()), Value::Text(wire(&status))],
+        )
+        .await?;
+        announce(db, actor, &id, &was, status, now).await?;
+        changed.push((id, status));
+    }
+    Ok(changed)
 }
 
 /// When a sensor counts as online and when as offline (`online_ms < offline_ms`).

@@ -2,9 +2,16 @@
 //! README with its default). A bad value is an error naming the variable.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use vigil_core::decision::{SafetyPolicy, SlaPolicy};
+use vigil_core::retention::Retention;
+use vigil_ingest::execution::DecisionRules;
+
+use super::jobs::JOBS;
+use super::webhook::WebhookConfig;
 use vigil_core::token::{Expectations, KeySet};
 use vigil_ingest::sensor::Liveness;
 
@@ -39,6 +46,8 @@ pub struct Config {
     pub send_buffer: usize,
     /// `VIGIL_MQTT_*`: MQTT ingestion, when `VIGIL_MQTT_URL` is set.
     pub mqtt: Option<super::ingest::MqttConfig>,
+    /// `VIGIL_JOB_*`, `VIGIL_OUTBOX_RETENTION`: the scheduled jobs.
+    pub jobs: super::jobs::JobsConfig,
     /// `VIGIL_RELAY_DB_CONNECTIONS` (default 4): connections for
     /// authentication, snapshots and replays (the poller has its own).
     pub db_connections: usize,
@@ -67,6 +76,31 @@ pub fn number(
         bail!("{name} must be between {min} and {max}, not {n}");
     }
     Ok(n)
+}
+
+/// `VIGIL_EVENT_RETENTION_DAYS` (default 90), as the app's
+/// `event_retention_days`: older events are refused, and deleted.
+pub fn event_retention_ms(var: &impl Fn(&str) -> Option<String>) -> Result<i64> {
+    Ok(number(var, "VIGIL_EVENT_RETENTION_DAYS", 90, 1, 36_500)? as i64 * 24 * 3600 * 1000)
+}
+
+/// Variable `name` as a duration such as `7d`, `12h` or `90s`, `default`
+/// when unset; at least one second.
+pub fn duration(
+    var: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: Duration,
+) -> Result<Duration> {
+    let Some(raw) = var(name) else {
+        return Ok(default);
+    };
+    let d = humantime::parse_duration(raw.trim()).with_context(|| {
+        format!("{name} must be a duration such as 7d, 12h or 90s, not {raw:?}")
+    })?;
+    if d < Duration::from_secs(1) {
+        bail!("{name} must be at least 1s, not {raw:?}");
+    }
+    Ok(d)
 }
 
 impl Config {
@@ -103,6 +137,70 @@ impl Config {
         }
         let online = number("VIGIL_SENSOR_ONLINE_SECONDS", 120, 1, 86_400 * 365)?;
         let offline = number("VIGIL_SENSOR_OFFLINE_SECONDS", 600, 1, 86_400 * 365)?;
+        if online >= offline {
+            bail!(
+                "VIGIL_SENSOR_ONLINE_SECONDS ({online}) must be less than VIGIL_SENSOR_OFFLINE_SECONDS ({offline})"
+            );
+        }
+        let liveness = Liveness::from_seconds(Some(online as i64), Some(offline as i64));
+        let seconds = |name: &str, default: u64| -> Result<Duration> {
+            Ok(Duration::from_secs(number(name, default, 1, 86_400)?))
+        };
+        let mut enabled = [true; JOBS];
+        if let Some(names) = var("VIGIL_RELAY_JOBS") {
+            enabled = [false; JOBS];
+            for name in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                match (name, super::jobs::Job::parse(name)) {
+                    ("all", _) => enabled = [true; JOBS],
+                    ("none", _) => {}
+                    (_, Some(job)) => enabled[job.index()] = true,
+                    (_, None) => bail!(
+                        "VIGIL_RELAY_JOBS holds {name:?}: list sla_escalation, sensor_staleness, retention, playbooks, or say all or none"
+                    ),
+                }
+            }
+        }
+        let jobs = super::jobs::JobsConfig {
+            enabled,
+            every: [
+                seconds("VIGIL_JOB_SLA_ESCALATION_SECONDS", 30)?,
+                seconds("VIGIL_JOB_SENSOR_STALENESS_SECONDS", 30)?,
+                seconds("VIGIL_JOB_RETENTION_SECONDS", 3600)?,
+                Duration::from_millis(number("VIGIL_JOB_PLAYBOOKS_MS", 500, 10, 3_600_000)?),
+            ],
+            retention: Retention {
+                events_ms: event_retention_ms(&var)?,
+                outbox_ms: duration(
+                    &var,
+                    "VIGIL_OUTBOX_RETENTION",
+                    Duration::from_secs(7 * 86_400),
+                )?
+                .as_millis() as i64,
+            },
+            liveness,
+            decision_rules: Arc::new(DecisionRules {
+                safety: SafetyPolicy::from_settings(
+                    var("VIGIL_DECISION_CONFIDENCE_FLOOR").as_deref(),
+                    var("VIGIL_DECISION_PROTECTED_TARGETS").as_deref(),
+                    var("VIGIL_DECISION_IDENTITY_PATTERNS").as_deref(),
+                )
+                .map_err(|why| anyhow::anyhow!("VIGIL_DECISION_CONFIDENCE_FLOOR: {why}"))?,
+                sla: match var("VIGIL_DECISION_SLA_MINUTES") {
+                    Some(v) => SlaPolicy::from_minutes(&v)
+                        .map_err(|why| anyhow::anyhow!("VIGIL_DECISION_SLA_MINUTES {why}"))?,
+                    None => SlaPolicy::default(),
+                },
+            }),
+            webhooks: WebhookConfig {
+                origin: match var("VIGIL_WEBHOOK_ORIGIN") {
+                    Some(o) if vigil_ingest::playbook::origin(&o).is_none() => bail!(
+                        "VIGIL_WEBHOOK_ORIGIN must be an http(s) origin such as https://hooks.example.com, not {o:?}"
+                    ),
+                    o => o,
+                },
+                secret: var("VIGIL_WEBHOOK_SECRET"),
+            },
+        };
         Ok(Config {
             listen,
             keys,
@@ -128,7 +226,8 @@ impl Config {
                 100,
                 60_000,
             )?),
-            liveness: Liveness::from_seconds(Some(online as i64), Some(offline as i64)),
+            liveness,
+            jobs,
             db_connections: number("VIGIL_RELAY_DB_CONNECTIONS", 4, 1, 64)? as usize,
             send_buffer: number("VIGIL_RELAY_SEND_BUFFER", 65_536, 4096, 16 << 20)? as usize,
             mqtt: super::ingest::MqttConfig::from_lookup(&var)?,

@@ -30,7 +30,7 @@ use vigil_core::sql::{Row, Value, insert_rows, opt_text};
 use vigil_core::time::now_millis;
 use vigil_core::{ApiError, Permission, Principal, api_key};
 use vigil_db::Target;
-use vigil_db::sql::LibsqlSql;
+use vigil_db::sql::{LibsqlSql, begin_immediate, finish};
 use vigil_ingest::classify::ZoneMap;
 use vigil_ingest::event::Event as SensorEvent;
 use vigil_ingest::geo::GeoLookup;
@@ -107,7 +107,7 @@ impl MqttConfig {
             batch_wait: Duration::from_millis(number("VIGIL_MQTT_BATCH_MS", 50, 10_000)? as u64),
             zones,
             alert_window_ms: number("VIGIL_ALERT_WINDOW_MINUTES", 15, 7 * 24 * 60)? * 60 * 1000,
-            retention_ms: number("VIGIL_EVENT_RETENTION_DAYS", 90, 36_500)? * 24 * 3600 * 1000,
+            retention_ms: super::config::event_retention_ms(&var)?,
             geoip_databases: var("VIGIL_GEOIP_DATABASES")
                 .unwrap_or_default()
                 .split(',')
@@ -455,9 +455,7 @@ async fn store_batch(
         }
     }
 
-    conn.execute("BEGIN IMMEDIATE", ())
-        .await
-        .map_err(|e| ApiError::unavailable(format!("BEGIN IMMEDIATE: {e}")))?;
+    begin_immediate(conn).await?;
     let written = async {
         let mut outcome = Outcome::default();
         if !valid.is_empty() {
@@ -495,18 +493,7 @@ async fn store_batch(
         Ok::<_, ApiError>(stored)
     }
     .await;
-    match written {
-        Ok(stored) => {
-            conn.execute("COMMIT", ())
-                .await
-                .map_err(|e| ApiError::unavailable(format!("COMMIT: {e}")))?;
-            Ok(stored)
-        }
-        Err(e) => {
-            let _ = conn.execute("ROLLBACK", ()).await;
-            Err(e)
-        }
-    }
+    finish(conn, written).await
 }
 
 /// Ingest from the broker until `shutdown`. A batch being stored then is

@@ -1,8 +1,10 @@
-//! `vigil relay`: WebSocket push from the `events` outbox.
+//! `vigil relay`: WebSocket push from the `events` outbox, MQTT ingestion,
+//! and the scheduled jobs.
 //!
 //! One tokio process: an HTTP server (`/ws`, `/healthz`, `/readyz`,
-//! `/metrics`), one poller tailing the outbox and the audit log by id, and
-//! a hub fanning each batch out to the sockets' bounded queues.
+//! `/metrics`), one poller tailing the outbox and the audit log by id, a
+//! hub fanning each batch out to the sockets' bounded queues, the MQTT
+//! ingester (when configured) and the job runner.
 //!
 //! - [`config`]: the `VIGIL_RELAY_*` / `VIGIL_JWT_*` settings.
 //! - [`protocol`]: channels, filters, the JSON messages.
@@ -12,6 +14,8 @@
 //! - [`session`]: one connection (its reader and its writer).
 //! - [`snapshot`]: what a subscription starts from.
 //! - [`ingest`]: MQTT ingestion through the shared pipeline, with dead letters.
+//! - [`jobs`]: the scheduled jobs (SLA escalation, sensor staleness, retention,
+//!   automatic playbooks), one runner each; [`webhook`]: the playbooks' webhooks.
 //! - [`db`], [`metrics`], [`log`]: connections, counters, log lines.
 //!
 //! [`run`] serves on a bound listener until `shutdown` resolves, so tests
@@ -22,6 +26,7 @@ pub mod config;
 pub mod db;
 pub mod hub;
 pub mod ingest;
+pub mod jobs;
 pub mod log;
 pub mod metrics;
 pub mod outbox;
@@ -30,6 +35,7 @@ pub mod session;
 pub mod snapshot;
 #[cfg(test)]
 mod tests;
+pub mod webhook;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -123,6 +129,13 @@ pub async fn run(
         ))
     });
 
+    let jobs = tokio::spawn(jobs::run(
+        shared.config.jobs.clone(),
+        target.clone(),
+        metrics.clone(),
+        stopped.clone(),
+    ));
+
     let app = Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(healthz))
@@ -158,6 +171,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let _ = poller.await;
+    let _ = jobs.await;
     if let Some(ingester) = ingester
         && let Ok(Err(e)) = ingester.await
     {

@@ -19,37 +19,22 @@ fn list(name: &str) -> Option<Vec<String>> {
 
 /// `decision_confidence_floor` (default 0.5), `decision_protected_targets`
 /// (comma-separated CIDRs or host names) and `decision_identity_patterns`
-/// (comma-separated phrases that assert an identity).
+/// (comma-separated phrases that assert an identity). A value that does
+/// not parse leaves the defaults.
 pub fn safety() -> SafetyPolicy {
-    let mut policy = SafetyPolicy::default();
-    if let Some(floor) = variable("decision_confidence_floor").and_then(|v| v.trim().parse().ok()) {
-        policy.confidence_floor = floor;
-    }
-    if let Some(targets) = list("decision_protected_targets") {
-        policy.protected_targets = targets;
-    }
-    if let Some(patterns) = list("decision_identity_patterns") {
-        policy.identity_patterns = patterns;
-    }
-    policy
+    SafetyPolicy::from_settings(
+        variable("decision_confidence_floor").as_deref(),
+        variable("decision_protected_targets").as_deref(),
+        variable("decision_identity_patterns").as_deref(),
+    )
+    .unwrap_or_default()
 }
 
 /// `decision_sla_minutes`: P1,P2,P3,P4 (default 15,60,240,1440).
 pub fn sla() -> SlaPolicy {
-    let minutes: Vec<i64> = list("decision_sla_minutes")
+    variable("decision_sla_minutes")
+        .and_then(|v| SlaPolicy::from_minutes(&v).ok())
         .unwrap_or_default()
-        .iter()
-        .filter_map(|m| m.parse().ok())
-        .collect();
-    match minutes[..] {
-        [p1, p2, p3, p4] => SlaPolicy {
-            p1_ms: p1 * 60_000,
-            p2_ms: p2 * 60_000,
-            p3_ms: p3 * 60_000,
-            p4_ms: p4 * 60_000,
-        },
-        _ => SlaPolicy::default(),
-    }
 }
 
 /// `decision_dispatch_actions`: actions that need a second approver
