@@ -746,9 +746,7 @@ fn export_of_the_audit_log_verifies_finds_a_tampered_row_and_anchors(app: &TestA
     );
     execute(
         app,
-        &format!(
-            "INSERT INTO audit_log SELECT * FROM e2e_saved_audit; DROP TABLE e2e_saved_audit;"
-        ),
+        "INSERT INTO audit_log SELECT * FROM e2e_saved_audit; DROP TABLE e2e_saved_audit;",
     );
     assert!(!truncated.status.success(), "{}", text(&truncated));
     assert!(

@@ -16,6 +16,7 @@ use vigil_e2e::{Leg, TestApp};
 
 use crate::{build, cargo, root, run};
 
+mod export;
 mod load;
 mod mix;
 mod mqtt;
@@ -206,9 +207,10 @@ pub fn bench(args: &[String]) -> Result<()> {
         Some("ingest-http") => return bench_ingest(),
         Some("load") => return load::run(&args[1..]),
         Some("mqtt") => return mqtt::bench(&args[1..]),
+        Some("export") => return export::run(&args[1..]),
         _ => {
             bail!(
-                "usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld] | mqtt [--seconds N] [--per-message N] [--sqld]>"
+                "usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld] | mqtt [--seconds N] [--per-message N] [--sqld] | export [--packs-only]>"
             )
         }
     }

@@ -50,10 +50,21 @@ struct PackWriter {
     files: Vec<FileEntry>,
 }
 
-fn entry_options() -> SimpleFileOptions {
+/// Files smaller than this are stored, larger ones deflated: a deflate
+/// stream costs its state (hundreds of KiB set up and cleared) per entry,
+/// which for thousands of small event files cost more than compressing
+/// them saved. Decided by size alone, so the ZIP stays deterministic.
+const DEFLATE_FROM: usize = 16 * 1024;
+
+fn entry_options(size: usize) -> SimpleFileOptions {
+    let method = if size < DEFLATE_FROM {
+        CompressionMethod::Stored
+    } else {
+        CompressionMethod::Deflated
+    };
     SimpleFileOptions::default()
-        .compression_method(CompressionMethod::Deflated)
-        .compression_level(Some(6))
+        .compression_method(method)
+        .compression_level((method == CompressionMethod::Deflated).then_some(6))
         .last_modified_time(DateTime::default())
         .unix_permissions(0o644)
 }
@@ -72,7 +83,7 @@ impl PackWriter {
 
     fn put(&mut self, path: &str, bytes: &[u8]) -> Result<(), ApiError> {
         self.zip
-            .start_file(path, entry_options())
+            .start_file(path, entry_options(bytes.len()))
             .map_err(zip_failed)?;
         self.zip.write_all(bytes).map_err(zip_failed)
     }
