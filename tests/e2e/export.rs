@@ -329,6 +329,13 @@ fn export_pack_of_a_real_scenario_verifies_offline_and_detects_tampering(app: &T
     let ok = verify_pack(&original, &keys);
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(text(&ok).contains("VERIFIED"), "{}", text(&ok));
+    // The same with the key set fetched from the app.
+    let jwks = app.url("/api/export/keys");
+    let by_url = vigil(None, &["verify", &original, "--jwks", &jwks]);
+    assert!(by_url.status.success(), "{}", text(&by_url));
+    // Without keys there is nothing to trust: refused, not half-checked.
+    let keyless = vigil(None, &["verify", &original]);
+    assert!(!keyless.status.success(), "{}", text(&keyless));
     let refused = |files: &[(String, Vec<u8>)], what: &str, expect: &str| {
         let path = save(&dir, "tampered.zip", &rezip(files));
         let out = verify_pack(&path, &keys);
