@@ -4,8 +4,9 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 use spin_sdk::http::Response;
-use vigil_api::db::Value;
+use vigil_api::db::{SpinSql, Value, ready};
 use vigil_api::{ApiError, Ctx, db, response};
+use vigil_core::rollup;
 use vigil_core::time::now_millis;
 use vigil_ingest::alert::AlertStatus;
 
@@ -64,15 +65,35 @@ fn change(
                 before.status
             ))
         })?;
-        db::query(
+        let changed = db::query(
             conn,
-            "UPDATE alerts SET status = ?2, version = version + 1, updated_at = ?3 WHERE id = ?1",
+            "UPDATE alerts SET status = ?2, version = version + 1, updated_at = ?3,
+                    acknowledged_at = CASE WHEN ?2 = 'acknowledged' THEN ?3 ELSE acknowledged_at END,
+                    resolved_at = CASE WHEN ?2 = 'resolved' THEN ?3 ELSE resolved_at END
+              WHERE id = ?1 RETURNING created_at, coalesce(opened_severity, severity)",
             &[
                 Value::Text(id.clone()),
                 Value::Text(to.as_str().into()),
                 Value::Integer(now),
             ],
         )?;
+        // The metrics rollups count it in the same transaction.
+        let (opened_at, severity) = changed
+            .first()
+            .and_then(|r| Some((db::int(r, 0)?, db::text(r, 1)?)))
+            .ok_or_else(ApiError::internal)?;
+        let change = match to {
+            AlertStatus::Acknowledged => rollup::AlertChange::Acknowledged {
+                at: now,
+                opened_at,
+                severity: &severity,
+            },
+            _ => rollup::AlertChange::Resolved {
+                at: now,
+                severity: &severity,
+            },
+        };
+        ready(rollup::add_alert_changes(&SpinSql(conn), &[change]))?;
         let after = load_alert(conn, &id)?;
         let mut entry = ctx.audit_entry(&format!("alert.{command}d"), "alert", &id, now);
         entry.before = Some(serde_json::to_string(&before).expect("serializes"));

@@ -326,11 +326,29 @@ pub fn delete(ctx: &mut Ctx) -> Result<Response, ApiError> {
             .first()
             .and_then(|r| threat(r))
             .ok_or_else(ApiError::not_found)?;
-        db::query(
+        let gone = db::query(
             conn,
-            "DELETE FROM threat_events WHERE id = ?1",
+            "DELETE FROM threat_events WHERE id = ?1
+             RETURNING observed_at, sensor_id, event_type, severity, dest_zone, source_country, score",
             &[Value::Text(id.clone())],
         )?;
+        // Out of the metrics rollups too, in the same transaction.
+        if let Some(r) = gone.first() {
+            let [sensor, kind, severity, zone, country] = [1, 2, 3, 4, 5].map(|i| db::text(r, i));
+            let sample = vigil_core::rollup::EventSample {
+                observed_at: db::int(r, 0).unwrap_or(0),
+                sensor_id: sensor.as_deref().unwrap_or_default(),
+                event_type: kind.as_deref().unwrap_or_default(),
+                severity: severity.as_deref().unwrap_or_default(),
+                zone: zone.as_deref(),
+                country: country.as_deref(),
+                score: db::int(r, 6).unwrap_or(0),
+            };
+            vigil_api::db::ready(vigil_core::rollup::remove_event(
+                &vigil_api::db::SpinSql(conn),
+                &sample,
+            ))?;
+        }
         let mut entry = ctx.audit_entry("threat.deleted", "threat", &id, now);
         entry.before = Some(serde_json::to_string(&before).expect("serializes"));
         vigil_api::audit::append(conn, &entry)?;

@@ -17,6 +17,7 @@
 //! - [`decision`]: the decision state machine, priority and SLA, the safety validator;
 //!   [`decision::record`]: a decision as stored, and writing its transitions.
 //! - [`retention`]: what is deleted, and when (the relay's retention job).
+//! - [`rollup`]: the hourly metrics rollups, kept by every writer in its transaction.
 //! - [`id`]: random UUIDv4 identifiers.
 //! - [`totp`]: two-factor codes (RFC 6238), recovery codes.
 //! - [`user`]: rules for user records (usernames, display names).
@@ -34,6 +35,7 @@ pub mod outbox;
 pub mod password;
 pub mod problem;
 pub mod retention;
+pub mod rollup;
 pub mod sql;
 pub mod time;
 pub mod token;

@@ -75,6 +75,17 @@ pub fn real(row: &[Value], i: usize) -> Option<f64> {
 /// and libSQL's limits: a batch costs a handful of statements, which matters
 /// where every statement is a network round trip.
 pub async fn insert_rows(db: &impl Sql, insert: &str, rows: Vec<Row>) -> Result<(), ApiError> {
+    insert_rows_then(db, insert, rows, "").await
+}
+
+/// [`insert_rows`] with `tail` after the values of each statement (an
+/// `ON CONFLICT … DO UPDATE` clause, for upserts).
+pub async fn insert_rows_then(
+    db: &impl Sql,
+    insert: &str,
+    rows: Vec<Row>,
+    tail: &str,
+) -> Result<(), ApiError> {
     const MAX_PARAMS: usize = 2400;
     let Some(width) = rows.first().map(Vec::len) else {
         return Ok(());
@@ -82,7 +93,10 @@ pub async fn insert_rows(db: &impl Sql, insert: &str, rows: Vec<Row>) -> Result<
     let tuple = format!("({})", vec!["?"; width].join(", "));
     for chunk in rows.chunks((MAX_PARAMS / width.max(1)).max(1)) {
         // Anonymous `?` marks number themselves in order.
-        let sql = format!("{insert}{}", vec![tuple.as_str(); chunk.len()].join(", "));
+        let sql = format!(
+            "{insert}{}{tail}",
+            vec![tuple.as_str(); chunk.len()].join(", ")
+        );
         let params: Vec<Value> = chunk.iter().flatten().cloned().collect();
         db.query(&sql, &params).await?;
     }

@@ -6,9 +6,10 @@
 //!    [`crate::event`]); no database.
 //! 2. [`commit`], inside the caller's `BEGIN IMMEDIATE` transaction: drop
 //!    duplicates, score with the sources' recent activity, group alerts, and
-//!    write events, alerts, outbox rows, the sender's liveness and the audit
-//!    entry, in a fixed handful of statements whatever the batch's size (each
-//!    is a round trip on a libSQL server).
+//!    write events, alerts, outbox rows, the metrics rollups
+//!    (`vigil_core::rollup`), the sender's liveness and the audit entry, in a
+//!    fixed handful of statements whatever the batch's size (each is a round
+//!    trip on a libSQL server).
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,7 +19,7 @@ use vigil_core::audit::{self, Actor};
 use vigil_core::id::new_ordered_id;
 use vigil_core::sql::{Row, Sql, Value, insert_rows, int, opt_int, opt_text, text};
 use vigil_core::wire::wire;
-use vigil_core::{ApiError, FieldError, Principal, outbox};
+use vigil_core::{ApiError, FieldError, Principal, outbox, rollup};
 
 use crate::alert;
 use crate::classify::{AddressClass, Zone, ZoneMap, classify};
@@ -304,6 +305,8 @@ pub async fn store(
     );
 
     let mut rows: Vec<Row> = Vec::with_capacity(fresh.len());
+    // What the events rollup counts of each stored event: [type, severity, zone, country] and score.
+    let mut counted: Vec<(&Event, [Option<String>; 4], i64)> = Vec::with_capacity(fresh.len());
     for (((index, event), (zone, scored)), alert_id) in fresh.into_iter().zip(scores).zip(alert_of)
     {
         let id = new_ordered_id();
@@ -340,6 +343,16 @@ pub async fn store(
             opt_int(geo.asn),
             opt_text(geo.as_org.as_deref()),
         ]);
+        counted.push((
+            event,
+            [
+                Some(wire(&event.event_type)),
+                Some(wire(&scored.severity)),
+                zone.map(|z| z.name.clone()),
+                geo.country.clone(),
+            ],
+            scored.score.into(),
+        ));
         outbox.push(outbox::row(
             "threat.created",
             &serde_json::json!({"id": id, "sensor_id": event.sensor_id, "event_type": event.event_type, "source_ip": source, "score": scored.score, "severity": scored.severity, "alert_id": alert_id}),
@@ -363,6 +376,21 @@ pub async fn store(
         rows,
     )
     .await?;
+    let samples: Vec<rollup::EventSample> = counted
+        .iter()
+        .map(
+            |(event, [kind, severity, zone, country], score)| rollup::EventSample {
+                observed_at: event.observed_at_ms,
+                sensor_id: &event.sensor_id,
+                event_type: kind.as_deref().unwrap_or_default(),
+                severity: severity.as_deref().unwrap_or_default(),
+                zone: zone.as_deref(),
+                country: country.as_deref(),
+                score: *score,
+            },
+        )
+        .collect();
+    rollup::add_events(db, &samples).await?;
     outbox::publish_all(db, outbox).await
 }
 
@@ -432,6 +460,7 @@ async fn write_alerts(
                 Value::Integer(1),
                 Value::Integer(now),
                 Value::Integer(now),
+                Value::Text(wire(&a.severity)),
             ]);
             outbox.push(outbox::row("alert.opened", &payload, now));
         } else {
@@ -446,10 +475,21 @@ async fn write_alerts(
             outbox.push(outbox::row("alert.updated", &payload, now));
         }
     }
+    let changes: Vec<rollup::AlertChange> = opened
+        .iter()
+        .map(|row| rollup::AlertChange::Opened {
+            at: now,
+            severity: match &row[6] {
+                Value::Text(severity) => severity,
+                _ => "",
+            },
+        })
+        .collect();
+    rollup::add_alert_changes(db, &changes).await?;
     insert_rows(
         db,
         "INSERT INTO alerts (id, group_key, status, source_ip, event_type, sensor_id, severity, max_score,
-                             event_count, first_seen, last_seen, version, created_at, updated_at) VALUES ",
+                             event_count, first_seen, last_seen, version, created_at, updated_at, opened_severity) VALUES ",
         opened,
     )
     .await?;

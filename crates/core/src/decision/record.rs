@@ -1,7 +1,8 @@
 //! A decision as stored and as served, reading it back, and writing one
-//! transition with its history, audit entry and outbox event. The
-//! `decisions` component and the relay's SLA job both write through here,
-//! on Spin's SQLite and on libSQL alike ([`Sql`]).
+//! transition with its history, audit entry, outbox event and metrics
+//! rollup (`crate::rollup`). The `decisions` component, playbooks and the
+//! relay's jobs all write through here, on Spin's SQLite and on libSQL
+//! alike ([`Sql`]).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -224,6 +225,16 @@ pub async fn record_transition(
         ],
     )
     .await?;
+    crate::rollup::decision_transition(
+        db,
+        &before.id,
+        &wire(&before.status),
+        &wire(&t.to),
+        actor,
+        reason,
+        now,
+    )
+    .await?;
     let after = load(db, &before.id, now).await?;
     let mut entry = who.entry(
         &format!("decision.{}", command.name()),
@@ -345,6 +356,7 @@ pub async fn open_pending(
         ],
     )
     .await?;
+    crate::rollup::decision_submitted(db, priority.rank(), now).await?;
     let created = load(db, id, now).await?;
     entry.after = Some(serde_json::to_string(&created).expect("decision serializes"));
     audit::append(db, &entry).await?;
