@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use vigil_core::Role;
 use vigil_db::Target;
 use vigil_e2e::mosquitto::Mosquitto;
-use vigil_e2e::{RelayProcess, TEST_THREAT_ZONES, TestApp, block_on, count, just_now, unique};
+use vigil_e2e::{
+    RelayProcess, TEST_THREAT_ZONES, TestApp, block_on, count, execute, just_now, unique,
+};
 
 use crate::Case;
 
@@ -32,6 +34,10 @@ pub const CASES: &[Case] = &[
     (
         "the_same_batch_over_http_and_mqtt_gives_the_same_rows",
         the_same_batch_over_http_and_mqtt_gives_the_same_rows,
+    ),
+    (
+        "mqtt_a_relay_killed_mid_stream_loses_nothing_and_stores_each_event_once",
+        mqtt_a_relay_killed_mid_stream_loses_nothing_and_stores_each_event_once,
     ),
 ];
 
@@ -198,6 +204,24 @@ fn mqtt_events_become_rows_and_alerts_and_heartbeats_bring_sensors_online(app: &
     );
     assert!(matches!(audited, Some(1 | 2)), "{audited:?}");
     assert!(ingest.relay.metric("vigil_relay_mqtt_events_stored_total") >= 4.0);
+
+    // A heartbeat for an id no sensor has (its row gone, its key not yet
+    // revoked) is a dead letter, not silently dropped.
+    execute(app, &format!("DELETE FROM sensors WHERE id = '{sensor}'"));
+    publish(
+        &client,
+        &format!("vigil/sensors/{sensor}/heartbeat"),
+        Some(&key),
+        br#"{"version": "2.1.1"}"#,
+    );
+    wait_for_count(
+        app,
+        &format!(
+            "SELECT count(*) FROM dead_letters WHERE sensor_id = '{sensor}' AND reason LIKE '%is registered%'"
+        ),
+        1,
+        &ingest.relay,
+    );
 }
 
 fn mqtt_bad_messages_land_in_dead_letters_and_change_nothing_else(app: &TestApp) {
@@ -401,4 +425,92 @@ fn the_same_batch_over_http_and_mqtt_gives_the_same_rows(app: &TestApp) {
     let (http, mqtt) = (rows(&http_db, &sensor), rows(&mqtt_db, &sensor));
     assert_eq!(http.len(), 8, "{http:?}");
     assert_eq!(http, mqtt, "relay log:\n{}", ingest.relay.logs());
+}
+
+/// `kill -9` of the relay in the middle of a stream of 10,000 QoS 1 events,
+/// then a restart with the same client id: the broker redelivers what was
+/// not acknowledged, and every event is stored exactly once (and published
+/// once to the outbox), however the crash fell between commit and ack.
+fn mqtt_a_relay_killed_mid_stream_loses_nothing_and_stores_each_event_once(app: &TestApp) {
+    const MESSAGES: usize = 1000;
+    const PER_MESSAGE: usize = 10;
+    let Some(db) = app.db.as_ref() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path()).expect("mosquitto starts");
+    let env = pipeline_env(&broker);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut relay =
+        RelayProcess::start(db, &app.signer, dir.path(), &env).expect("the relay starts");
+    let sensor = unique("crash");
+    let key = sensor_key(app, &sensor);
+    let client = publisher(&broker);
+    let stream = {
+        let (client, sensor, key) = (client.clone(), sensor.clone(), key.clone());
+        std::thread::spawn(move || {
+            for m in 0..MESSAGES {
+                let events: Vec<Value> = (0..PER_MESSAGE)
+                    .map(|i| {
+                        let n = m * PER_MESSAGE + i;
+                        // Low severity: no alert, so the case measures storage alone.
+                        json!({"event_id": format!("k-{n}"), "sensor_id": sensor, "observed_at": just_now(),
+                               "event_type": "port_scan", "source_ip": format!("198.51.100.{}", n % 250 + 1),
+                               "severity_hint": "low"})
+                    })
+                    .collect();
+                publish(
+                    &client,
+                    &format!("vigil/sensors/{sensor}/events"),
+                    Some(&key),
+                    json!({"events": events}).to_string().as_bytes(),
+                );
+            }
+        })
+    };
+    let stored = format!("SELECT count(*) FROM threat_events WHERE sensor_id = '{sensor}'");
+    // Kill it once some of the stream is stored and more is on its way.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(app, &stored).unwrap_or(0) < 1000 {
+        assert!(Instant::now() < deadline, "{}", relay.logs());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    relay.kill();
+    let at_kill = count(app, &stored).unwrap_or(0);
+    stream.join().unwrap();
+    let relay = RelayProcess::start(db, &app.signer, dir.path(), &env).expect("the relay restarts");
+    let want = (MESSAGES * PER_MESSAGE) as i64;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while count(app, &stored) != Some(want) {
+        assert!(
+            Instant::now() < deadline,
+            "{:?} of {want} stored ({at_kill} when killed); relay log:\n{}",
+            count(app, &stored),
+            relay.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        at_kill < want,
+        "the kill fell after the whole stream ({at_kill})"
+    );
+    assert_eq!(
+        count(
+            app,
+            &format!(
+                "SELECT count(DISTINCT event_id) FROM threat_events WHERE sensor_id = '{sensor}'"
+            )
+        ),
+        Some(want)
+    );
+    assert_eq!(
+        count(
+            app,
+            &format!(
+                "SELECT count(*) FROM events WHERE type = 'threat.created' AND json_extract(payload, '$.sensor_id') = '{sensor}'"
+            )
+        ),
+        Some(want),
+        "each event published once"
+    );
+    drop(client);
+    drop(broker);
 }

@@ -158,7 +158,7 @@ impl TestApp {
             dir.path(),
             &[
                 ("VIGIL_RELAY_JOBS", "playbooks"),
-                ("VIGIL_JOB_PLAYBOOKS_MS", "50"),
+                ("VIGIL_JOB_PLAYBOOKS_MS", "200"),
                 ("VIGIL_WEBHOOK_ORIGIN", &webhooks.origin),
                 ("VIGIL_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET),
             ],
@@ -392,6 +392,14 @@ impl RelayProcess {
             .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
             .find_map(|v| v.trim().parse().ok())
             .unwrap_or(0.0)
+    }
+}
+
+impl RelayProcess {
+    /// `kill -9`: no shutdown, no flush, whatever was in flight is lost.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

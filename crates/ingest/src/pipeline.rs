@@ -222,6 +222,7 @@ pub async fn record_sender(
     now: i64,
 ) -> Result<(), ApiError> {
     if let Some(sensor) = sender.sensor {
+        // Events from an unregistered id are stored all the same.
         sensor::heard_from(db, sender.actor, sensor, None, now).await?;
     }
     let mut entry = sender

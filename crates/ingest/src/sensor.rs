@@ -73,14 +73,15 @@ impl Heartbeat {
 /// Sensor `id` was heard from (a heartbeat with its `body`, or events from
 /// its own key), inside the caller's transaction: it is online now. Coming
 /// back, or being heard from for the first time, is audited and published
-/// (`sensor.status`); routine contact is not. An unregistered id is ignored.
+/// (`sensor.status`); routine contact is not. False when no sensor has the
+/// id (nothing is written then).
 pub async fn heard_from(
     db: &impl Sql,
     actor: &Actor,
     id: &str,
     body: Option<&str>,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<bool, ApiError> {
     let was = db
         .query(
             "SELECT published_status FROM sensors WHERE id = ?1",
@@ -88,7 +89,7 @@ pub async fn heard_from(
         )
         .await?;
     let Some(was) = was.first().and_then(|r| text(r, 0)) else {
-        return Ok(());
+        return Ok(false);
     };
     db.query(
         "UPDATE sensors SET last_heartbeat = ?2, heartbeat = coalesce(?3, heartbeat), published_status = 'online'
@@ -99,7 +100,7 @@ pub async fn heard_from(
     if was != wire(&SensorStatus::Online) {
         announce(db, actor, id, &was, SensorStatus::Online, now).await?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// A sensor's status changed from `was`: audited and published (`sensor.status`).

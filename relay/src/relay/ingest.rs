@@ -381,7 +381,7 @@ async fn store_batch(
     let mut valid: Vec<(usize, SensorEvent)> = Vec::new();
     let mut owner: Vec<usize> = Vec::new();
     let mut senders: Vec<(String, Actor)> = Vec::new();
-    let mut heartbeats: Vec<(String, Actor, &str)> = Vec::new();
+    let mut heartbeats: Vec<(&Publish, String, Actor, &str)> = Vec::new();
     let mut dead: Vec<Row> = Vec::new();
     let dead_letter = |publish: &Publish, sensor: Option<&str>, reason: &str| -> Row {
         let kept = &publish.payload[..publish.payload.len().min(DEAD_LETTER_BYTES)];
@@ -450,7 +450,9 @@ async fn store_batch(
                     owner.push(sender);
                 }
             }
-            Parsed::Heartbeat { body, .. } => heartbeats.push((sensor.clone(), actor, body)),
+            Parsed::Heartbeat { body, .. } => {
+                heartbeats.push((publish, sensor.clone(), actor, body))
+            }
             Parsed::Dead { .. } => unreachable!("handled above"),
         }
     }
@@ -461,10 +463,10 @@ async fn store_batch(
         if !valid.is_empty() {
             pipeline::store(&db, storing, &valid, &mut outcome, now).await?;
         }
-        let stored = Stored {
+        let mut stored = Stored {
             events: outcome.accepted.len(),
             duplicates: outcome.duplicates.len(),
-            dead_letters: dead.len(),
+            dead_letters: 0,
         };
         // Each sender's share: its sensor is alive, and one audit entry.
         let mut shares: Vec<Outcome> = senders.iter().map(|_| Outcome::default()).collect();
@@ -481,9 +483,16 @@ async fn store_batch(
             };
             pipeline::record_sender(&db, &sender, sensor, share, now).await?;
         }
-        for (sensor, actor, body) in &heartbeats {
-            sensor::heard_from(&db, actor, sensor, Some(body), now).await?;
+        for (publish, sensor, actor, body) in &heartbeats {
+            if !sensor::heard_from(&db, actor, sensor, Some(body), now).await? {
+                dead.push(dead_letter(
+                    publish,
+                    Some(sensor),
+                    &format!("no sensor {sensor:?} is registered"),
+                ));
+            }
         }
+        stored.dead_letters = dead.len();
         insert_rows(
             &db,
             "INSERT INTO dead_letters (received_at, topic, sensor_id, reason, payload, payload_bytes) VALUES ",

@@ -150,6 +150,7 @@ pub async fn run(
         }
     });
     let mut conn: Option<libsql::Connection> = None;
+    let mut tenures = [Tenure::default(); JOBS];
     loop {
         let next = *due.iter().min().expect("a job");
         tokio::select! {
@@ -171,7 +172,8 @@ pub async fn run(
                 }
             }
             let c = conn.as_ref().expect("connected above");
-            match run_once(job, &config, c, &holder, &shutdown).await {
+            let tenure = &mut tenures[job.index()];
+            match run_once(job, &config, c, &holder, tenure, &shutdown).await {
                 Ok(Some(outcome)) => {
                     Metrics::add(&metrics.jobs.runs_total[job.index()]);
                     metrics.jobs.last_success[job.index()]
@@ -203,6 +205,17 @@ fn failed(metrics: &Metrics, job: Job, error: &str) {
     log::line(json!({"level": "error", "msg": "job failed", "job": job.name(), "error": error}));
 }
 
+/// What this relay knows of a job's lease and its record between runs, so
+/// that a frequent job (playbooks, every half second) does not write both on
+/// every run: each write waits for the database's one write lock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tenure {
+    /// Until when this relay holds the lease (0: not known to).
+    held_until: i64,
+    /// When `last_outcome` was last written from here.
+    recorded_at: i64,
+}
+
 /// One run of `job`, if this relay holds (or now takes) its lease: what it
 /// did, as recorded in `job_leases.last_outcome` (`changed` counts the rows
 /// it changed); `None` when another relay holds the lease.
@@ -211,13 +224,20 @@ pub async fn run_once(
     config: &JobsConfig,
     conn: &libsql::Connection,
     holder: &str,
+    tenure: &mut Tenure,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Option<serde_json::Value>, ApiError> {
     let db = LibsqlSql(conn);
     let now = now_millis();
-    let until = now + lease_ttl(config.every(job)).as_millis() as i64;
-    if !lease::acquire(&db, job.name(), holder, now, until).await? {
-        return Ok(None);
+    let ttl = lease_ttl(config.every(job)).as_millis() as i64;
+    // A held lease is renewed once half of it has run out: until it expires
+    // no other relay can take it.
+    if now >= tenure.held_until - ttl / 2 {
+        if !lease::acquire(&db, job.name(), holder, now, now + ttl).await? {
+            tenure.held_until = 0;
+            return Ok(None);
+        }
+        tenure.held_until = now + ttl;
     }
     let who = actor();
     let outcome = match job {
@@ -260,7 +280,11 @@ pub async fn run_once(
         }
         Job::Playbooks => run_playbooks(conn, config, &who, shutdown).await?,
     };
-    lease::record_run(&db, job.name(), now, &outcome).await?;
+    // What changed something is recorded; a quiet run at most once per half lease.
+    if outcome.get("changed").is_some_and(|n| n != 0) || now - tenure.recorded_at >= ttl / 2 {
+        lease::record_run(&db, job.name(), now, &outcome).await?;
+        tenure.recorded_at = now;
+    }
     Ok(Some(outcome))
 }
 
@@ -415,9 +439,16 @@ mod tests {
 
     async fn run(job: Job, conn: &libsql::Connection, holder: &str) -> Option<serde_json::Value> {
         let (_stop, stopped) = watch::channel(false);
-        run_once(job, &config(), conn, holder, &stopped)
-            .await
-            .unwrap()
+        run_once(
+            job,
+            &config(),
+            conn,
+            holder,
+            &mut Tenure::default(),
+            &stopped,
+        )
+        .await
+        .unwrap()
     }
 
     #[tokio::test]
@@ -721,6 +752,7 @@ mod tests {
             &config,
             &conn,
             "a",
+            &mut Tenure::default(),
             &watch::channel(false).1,
         )
         .await
