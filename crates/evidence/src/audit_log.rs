@@ -104,12 +104,11 @@ pub async fn export_jsonl(
         all.extend(params.iter().cloned());
         let page = db.query(&sql, &all).await?;
         for row in &page {
-            if let Some(entry) = records::audit(row) {
-                serde_json::to_writer(&mut *out, &entry).expect("entries serialize");
-                out.push(b'\n');
-                after = entry.id;
-                n += 1;
-            }
+            let entry = records::audit(row).ok_or_else(records::unreadable)?;
+            serde_json::to_writer(&mut *out, &entry).expect("entries serialize");
+            out.push(b'\n');
+            after = entry.id;
+            n += 1;
         }
         if (page.len() as i64) < PAGE {
             return Ok(n);

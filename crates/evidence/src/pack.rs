@@ -116,12 +116,11 @@ async fn rows<T>(
     params: &[Value],
     map: fn(&vigil_core::sql::Row) -> Option<T>,
 ) -> Result<Vec<T>, ApiError> {
-    Ok(db
-        .query(sql, &params_for(sql, params))
+    db.query(sql, &params_for(sql, params))
         .await?
         .iter()
-        .filter_map(map)
-        .collect())
+        .map(|r| map(r).ok_or_else(records::unreadable))
+        .collect()
 }
 
 /// Build and sign the pack of `subject`. Run it inside one read transaction
@@ -226,9 +225,9 @@ pub async fn build(
         let page = db.query(&events_sql, &page_params).await?;
         let full = page.len() as i64 == EVENT_PAGE;
         for row in &page {
-            let Some(event) = records::event(row) else {
-                continue;
-            };
+            // The schema's constraints make every row readable; one that is
+            // not fails the export rather than leave a silent gap in it.
+            let event = records::event(row).ok_or_else(records::unreadable)?;
             n += 1;
             summary.add(&event);
             pack.add_json(&format!("events/{n:06}-{}.json", event.id), &event)?;

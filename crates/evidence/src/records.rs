@@ -9,6 +9,11 @@ use vigil_core::audit::AuditEntry;
 use vigil_core::sql::{Row, Value, int, real, text};
 use vigil_core::time::rfc3339;
 
+/// A stored row that does not read as its record (a broken invariant).
+pub fn unreadable() -> vigil_core::ApiError {
+    vigil_core::ApiError::internal().with_detail("a stored row could not be read")
+}
+
 fn raw(row: &[Value], i: usize) -> Option<Box<RawValue>> {
     text(row, i).and_then(|t| RawValue::from_string(t).ok())
 }

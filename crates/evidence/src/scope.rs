@@ -233,12 +233,11 @@ pub(crate) async fn transitions(
         "SELECT {} FROM decision_transitions WHERE {condition} ORDER BY decision_id, id",
         records::TRANSITION_COLUMNS
     );
-    Ok(db
-        .query(&sql, &params_for(&sql, params))
+    db.query(&sql, &params_for(&sql, params))
         .await?
         .iter()
-        .filter_map(records::transition)
-        .collect())
+        .map(|r| records::transition(r).ok_or_else(records::unreadable))
+        .collect()
 }
 
 fn to_value<T: Serialize>(record: &T) -> serde_json::Value {
