@@ -16,6 +16,7 @@ mod export;
 mod http_basics;
 mod login;
 mod matrix;
+mod metrics;
 mod mfa;
 mod mqtt;
 mod playbooks;
@@ -46,6 +47,7 @@ fn app_cases() -> Vec<Case> {
         sensors::CASES,
         playbooks::CASES,
         export::CASES,
+        metrics::CASES,
         matrix::CASES,
         console::CASES,
         // Late: one of them deletes old outbox rows.

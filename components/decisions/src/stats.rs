@@ -1,16 +1,21 @@
 //! `GET /api/decisions/stats?range=24h|7d|30d|all`: queue depth, time to
 //! decision, SLA breaches, outcomes by dismissal reason and by analyst, and
-//! the escalation rate, over decisions submitted in the range.
+//! the escalation rate, over the range's hours. Everything but the live
+//! queue comes from the metrics rollups (`vigil_metrics_rules::summary`),
+//! the same figures `GET /api/metrics/summary` shows.
 
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::Serialize;
 use spin_sdk::http::Response;
-use vigil_api::db::Value;
+use vigil_api::db::{SpinSql, Value, ready};
 use vigil_api::{ApiError, Ctx, db, response};
-use vigil_core::decision::{DurationSummary, Priority, summarize};
+use vigil_core::decision::{DurationSummary, Priority};
 use vigil_core::time::now_millis;
+use vigil_metrics_rules::kpi::{Durations, rate};
+use vigil_metrics_rules::summary;
+use vigil_metrics_rules::window::Window;
 
 #[derive(Serialize, JsonSchema)]
 pub struct Stats {
@@ -20,127 +25,74 @@ pub struct Stats {
     submitted: i64,
     /// Open decisions now, by priority and status (whenever submitted).
     queue_depth: BTreeMap<String, BTreeMap<String, i64>>,
-    /// From submission to the first decision (approve, reject, dismiss).
+    /// From submission to the first decision (approve, reject, dismiss) made in the range.
     time_to_decision: Option<DurationSummary>,
     time_to_decision_by_priority: BTreeMap<String, DurationSummary>,
-    /// Decided after the deadline, or still open past it.
+    /// First decisions in the range made after the deadline, and open decisions past it now.
     sla_breaches: i64,
+    /// sla_breaches over the decisions they are counted among (decided in the range, and overdue now).
     sla_breach_rate: f64,
-    /// Dismissals by reason.
+    /// Dismissals in the range by reason.
     dismissed_by_reason: BTreeMap<String, i64>,
     /// Decisions by the analyst who made them, by outcome.
     by_analyst: BTreeMap<String, BTreeMap<String, i64>>,
-    /// Share of the range's decisions that were ever escalated.
+    /// Escalations in the range over decisions submitted in it (at most 1).
     escalation_rate: f64,
 }
 
-const DECIDING: &str = "('approved', 'awaiting_second_approval', 'rejected', 'dismissed')";
-
-fn rate(part: i64, whole: i64) -> f64 {
-    if whole == 0 {
-        0.0
-    } else {
-        part as f64 / whole as f64
+fn summary_of(d: &Durations) -> DurationSummary {
+    DurationSummary {
+        count: d.count as usize,
+        mean_seconds: d.mean_seconds,
+        median_seconds: d.median_seconds,
+        p90_seconds: d.p90_seconds,
     }
 }
 
+const OPEN: &str = "('pending', 'claimed', 'escalated', 'awaiting_second_approval')";
+
 pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let range = ctx.query_param("range").unwrap_or_else(|| "24h".into());
-    let window_ms: Option<i64> = match range.as_str() {
-        "24h" => Some(24 * 3600 * 1000),
-        "7d" => Some(7 * 24 * 3600 * 1000),
-        "30d" => Some(30 * 24 * 3600 * 1000),
-        "all" => None,
-        _ => return Err(ApiError::invalid_field("range", "is 24h, 7d, 30d or all")),
-    };
     let now = now_millis();
-    let since = window_ms.map_or(i64::MIN, |w| now - w);
+    let window = Window::parse(ctx.query_param("range").as_deref(), None, None, now)?;
     let conn = db::open()?;
-    let since_v = || Value::Integer(since);
+    let figures = ready(summary::decisions(&SpinSql(conn), &window))?;
 
     let mut queue_depth: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for r in db::query(
-        conn,
-        "SELECT priority, status, count(*) FROM decisions
-         WHERE status IN ('pending', 'claimed', 'escalated', 'awaiting_second_approval') GROUP BY priority, status",
-        &[],
-    )? {
-        let priority = Priority::from_rank(db::int(&r, 0).unwrap_or(0)).map_or("?".into(), |p| format!("{p:?}"));
-        queue_depth.entry(priority).or_default().insert(db::text(&r, 1).unwrap_or_default(), db::int(&r, 2).unwrap_or(0));
-    }
-
-    // One row per decision in the range: priority, when it was first decided
-    // (if it was), its deadline, and whether it was ever escalated.
-    let rows = db::query(
-        conn,
-        &format!(
-            "SELECT d.priority, d.created_at, d.sla_deadline,
-                    (SELECT min(t.at) FROM decision_transitions t WHERE t.decision_id = d.id AND t.to_status IN {DECIDING}),
-                    EXISTS (SELECT 1 FROM decision_transitions t WHERE t.decision_id = d.id AND t.to_status = 'escalated'),
-                    d.status IN ('pending', 'claimed', 'escalated', 'awaiting_second_approval')
-             FROM decisions d WHERE d.created_at >= ?1"
-        ),
-        &[since_v()],
-    )?;
-    let submitted = rows.len() as i64;
-    let (mut all, mut by_priority, mut breaches, mut escalated) =
-        (Vec::new(), BTreeMap::<String, Vec<i64>>::new(), 0, 0);
-    for r in &rows {
-        let (created, deadline) = (db::int(r, 1).unwrap_or(0), db::int(r, 2).unwrap_or(0));
-        let decided = db::int(r, 3);
-        let open = db::int(r, 5) == Some(1);
-        if let Some(at) = decided {
-            all.push(at - created);
-            let priority = Priority::from_rank(db::int(r, 0).unwrap_or(0))
-                .map_or("?".into(), |p| format!("{p:?}"));
-            by_priority.entry(priority).or_default().push(at - created);
-        }
-        if decided.is_some_and(|at| at > deadline) || (decided.is_none() && open && now > deadline)
-        {
-            breaches += 1;
-        }
-        if db::int(r, 4) == Some(1) {
-            escalated += 1;
-        }
-    }
-
-    let mut dismissed_by_reason = BTreeMap::new();
-    for r in db::query(
-        conn,
-        "SELECT t.reason, count(*) FROM decision_transitions t JOIN decisions d ON d.id = t.decision_id
-         WHERE t.command = 'dismiss' AND d.created_at >= ?1 GROUP BY t.reason",
-        &[since_v()],
-    )? {
-        dismissed_by_reason.insert(db::text(&r, 0).unwrap_or_default(), db::int(&r, 1).unwrap_or(0));
-    }
-    let mut by_analyst: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    let mut overdue = 0;
     for r in db::query(
         conn,
         &format!(
-            "SELECT t.actor, t.to_status, count(*) FROM decision_transitions t JOIN decisions d ON d.id = t.decision_id
-             WHERE t.to_status IN {DECIDING} AND d.created_at >= ?1 GROUP BY t.actor, t.to_status"
+            "SELECT priority, status, count(*), sum(sla_deadline < ?1) FROM decisions
+              WHERE status IN {OPEN} GROUP BY priority, status"
         ),
-        &[since_v()],
+        &[Value::Integer(now)],
     )? {
-        by_analyst.entry(db::text(&r, 0).unwrap_or_default()).or_default().insert(db::text(&r, 1).unwrap_or_default(), db::int(&r, 2).unwrap_or(0));
+        let priority = Priority::from_rank(db::int(&r, 0).unwrap_or(0))
+            .map_or("?".into(), |p| format!("{p:?}"));
+        queue_depth.entry(priority).or_default().insert(
+            db::text(&r, 1).unwrap_or_default(),
+            db::int(&r, 2).unwrap_or(0),
+        );
+        overdue += db::int(&r, 3).unwrap_or(0);
     }
-
+    let breaches = figures.sla_breaches + overdue;
     Ok(response::json(
         200,
         &Stats {
-            range,
-            submitted,
+            range: window.label,
+            submitted: figures.submitted,
             queue_depth,
-            time_to_decision: summarize(all),
-            time_to_decision_by_priority: by_priority
-                .into_iter()
-                .filter_map(|(p, v)| Some((p, summarize(v)?)))
+            time_to_decision: figures.time_to_decision.as_ref().map(summary_of),
+            time_to_decision_by_priority: figures
+                .time_to_decision_by_priority
+                .iter()
+                .map(|(p, d)| (p.clone(), summary_of(d)))
                 .collect(),
             sla_breaches: breaches,
-            sla_breach_rate: rate(breaches, submitted),
-            dismissed_by_reason,
-            by_analyst,
-            escalation_rate: rate(escalated, submitted),
+            sla_breach_rate: rate(breaches, figures.decided + overdue),
+            dismissed_by_reason: figures.dismissed_by_reason,
+            by_analyst: figures.by_analyst,
+            escalation_rate: rate(figures.escalated, figures.submitted),
         },
     ))
 }

@@ -278,31 +278,30 @@ pub fn range(ctx: &Ctx) -> Result<(String, i64), ApiError> {
     Ok((range, since))
 }
 
-/// `GET /api/threats/stats?range=24h|7d|30d|all`: counts of events observed in the range.
+/// `GET /api/threats/stats?range=24h|7d|30d|all`: counts of events observed
+/// in the range's hours, from the metrics rollups (one statement).
 pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let (range, since) = range(ctx)?;
-    let conn = db::open()?;
-    let counts = |column: &str| -> Result<std::collections::BTreeMap<String, i64>, ApiError> {
-        let rows = db::query(
-            conn,
-            &format!(
-                "SELECT {column}, count(*) FROM threat_events WHERE observed_at >= ?1 GROUP BY {column}"
-            ),
-            &[Value::Integer(since)],
-        )?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| Some((db::text(r, 0)?, db::int(r, 1)?)))
-            .collect())
-    };
-    let by_severity = counts("severity")?;
-    let by_type = counts("event_type")?;
-    let by_sensor = counts("sensor_id")?;
+    use vigil_metrics_rules::read::{Dim, events_by};
+    use vigil_metrics_rules::window::Window;
+    let range = ctx.query_param("range");
+    let window = Window::parse(range.as_deref(), None, None, vigil_core::time::now_millis())?;
+    let sql = vigil_api::db::SpinSql(db::open()?);
+    let counts = vigil_api::db::ready(events_by(
+        &sql,
+        &window,
+        &[Dim::Severity, Dim::Type, Dim::Sensor],
+    ))?;
+    let mut counts = counts
+        .into_iter()
+        .map(|m| m.into_iter().map(|(k, a)| (k, a.events)).collect());
+    let mut next = || counts.next().unwrap_or_default();
+    let (by_severity, by_type, by_sensor): (std::collections::BTreeMap<String, i64>, _, _) =
+        (next(), next(), next());
     let total = by_severity.values().sum();
     Ok(response::json(
         200,
         &ThreatStats {
-            range,
+            range: window.label,
             total,
             by_severity,
             by_type,

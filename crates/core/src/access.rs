@@ -68,6 +68,7 @@ macro_rules! for_each_permission {
             DecisionsEscalateOverdue,
             DecisionsReportOutcome,
             MetricsRead,
+            MetricsScrape,
             ExportCreate,
             AuditRead,
             AuditExport,
@@ -112,7 +113,8 @@ impl Permission {
             | DecisionsEscalateOverdue
             | AuditRead => Some(Role::Supervisor),
             ThreatsDelete | UsersManage | ApiKeysManage | AuditExport => Some(Role::Admin),
-            DecisionsReportOutcome => None,
+            // Scrapers (Prometheus) and executors are machines with API keys.
+            DecisionsReportOutcome | MetricsScrape => None,
         }
     }
 
@@ -137,6 +139,7 @@ impl Permission {
             DecisionsEscalateOverdue => "decisions:escalate_overdue",
             DecisionsReportOutcome => "decisions:report_outcome",
             MetricsRead => "metrics:read",
+            MetricsScrape => "metrics:scrape",
             ExportCreate => "export:create",
             AuditRead => "audit:read",
             AuditExport => "audit:export",
