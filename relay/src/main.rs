@@ -7,8 +7,10 @@
 //! - `vigil audit verify` recomputes the audit log's hash chain and, with
 //!   `--anchor`, checks a saved head is still in it; `vigil verify` checks an
 //!   evidence pack offline (see [`verify`]).
+//! - `vigil metrics rebuild` recomputes the metrics rollups (see [`metrics_rebuild`]).
 //! - `vigil relay` pushes the outbox to WebSocket clients (see [`relay`];
 //!   configured by `VIGIL_RELAY_*` and `VIGIL_JWT_*` variables).
+//! - `vigil simulate` sends realistic sensor traffic (see [`simulate`]).
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
@@ -21,7 +23,9 @@ use vigil_db::Target;
 use vigil_db::migrations;
 use vigil_db::users::{NewUser, create_user};
 
+mod metrics_rebuild;
 mod relay;
+mod simulate;
 mod verify;
 
 #[derive(Parser)]
@@ -86,9 +90,17 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The metrics rollups.
+    Metrics {
+        #[command(subcommand)]
+        command: MetricsCommand,
+    },
     /// Push outbox events to WebSocket clients until SIGTERM or Ctrl-C
     /// (settings: VIGIL_RELAY_*, VIGIL_JWT_* environment variables).
     Relay,
+    /// Realistic sensor traffic over MQTT (sensors registered with keys of
+    /// their own) or HTTP, with a progress line; for demos and benchmarks.
+    Simulate(simulate::SimulateArgs),
     /// Check an evidence pack offline: its signature and every file's hash;
     /// exit non-zero on any modified, missing or extra file or a bad signature.
     Verify {
@@ -110,6 +122,20 @@ enum AuditCommand {
         /// The export public keys that check the anchor's signature.
         #[command(flatten)]
         keys: verify::KeyArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum MetricsCommand {
+    /// Recompute the hourly rollups of [--from, --to) (default: all) from
+    /// the raw rows, in one transaction.
+    Rebuild {
+        /// RFC 3339 time or YYYY-MM-DD (UTC); its whole hour is included.
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339 time or YYYY-MM-DD (UTC), exclusive (rounded up to the hour).
+        #[arg(long)]
+        to: Option<String>,
     },
 }
 
@@ -168,10 +194,14 @@ async fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Relay => relay::main(target).await?,
+        Command::Simulate(args) => simulate::run(args, target).await?,
         Command::Audit {
             command: AuditCommand::Verify { anchor, keys },
         } => verify::audit(&target, anchor.as_deref(), &keys).await?,
         Command::Verify { pack, keys } => verify::pack(&pack, &keys)?,
+        Command::Metrics {
+            command: MetricsCommand::Rebuild { from, to },
+        } => metrics_rebuild::rebuild(&target, from.as_deref(), to.as_deref()).await?,
         Command::Admin {
             command:
                 AdminCommand::CreateUser {

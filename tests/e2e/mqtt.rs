@@ -39,6 +39,10 @@ pub const CASES: &[Case] = &[
         "mqtt_a_relay_killed_mid_stream_loses_nothing_and_stores_each_event_once",
         mqtt_a_relay_killed_mid_stream_loses_nothing_and_stores_each_event_once,
     ),
+    (
+        "mqtt_vigil_simulate_feeds_the_relay_like_a_fleet",
+        mqtt_vigil_simulate_feeds_the_relay_like_a_fleet,
+    ),
 ];
 
 /// A broker and a relay ingesting from it, for one case.
@@ -513,4 +517,74 @@ fn mqtt_a_relay_killed_mid_stream_loses_nothing_and_stores_each_event_once(app: 
     );
     drop(client);
     drop(broker);
+}
+
+/// `vigil simulate --mqtt` for a few seconds next to an ingesting relay:
+/// its sensors are registered with keys of their own, their events and
+/// heartbeats are stored, its malformed messages become dead letters, and
+/// its keys are revoked when it stops.
+fn mqtt_vigil_simulate_feeds_the_relay_like_a_fleet(app: &TestApp) {
+    let Some(ingest) = ingest(app, None) else {
+        return;
+    };
+    let db = app.db.as_ref().unwrap();
+    let out = vigil_e2e::vigil_command(&vigil_e2e::vigil_bin(), db)
+        .args(["simulate", "--mqtt", &ingest.broker.url])
+        .args([
+            "--sensors",
+            "3",
+            "--rate",
+            "400",
+            "--seconds",
+            "5",
+            "--seed",
+            "9",
+        ])
+        .current_dir(vigil_e2e::workspace_root())
+        .output()
+        .expect("vigil simulate runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("malformed"), "a progress line: {stderr}");
+    let sensors = "('sim-01', 'sim-02', 'sim-03')";
+    wait_for_count(
+        app,
+        &format!(
+            "SELECT count(*) FROM sensors WHERE id IN {sensors} AND heartbeat LIKE '%vigil-sim%'"
+        ),
+        3,
+        &ingest.relay,
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stored = format!(
+        "SELECT count(*) FROM threat_events WHERE sensor_id IN {sensors} AND tags LIKE '%simulated%'"
+    );
+    while count(app, &stored).unwrap_or(0) < 1500 {
+        assert!(
+            Instant::now() < deadline,
+            "{:?} stored: {}",
+            count(app, &stored),
+            ingest.relay.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dead = format!("SELECT count(*) FROM dead_letters WHERE sensor_id IN {sensors}");
+    while count(app, &dead).unwrap_or(0) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no dead letter: {}",
+            ingest.relay.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        count(
+            app,
+            &format!(
+                "SELECT count(*) FROM api_keys WHERE sensor_id IN {sensors} AND revoked_at IS NULL"
+            )
+        ),
+        Some(0),
+        "the simulation's keys are revoked when it stops"
+    );
 }

@@ -322,16 +322,7 @@ impl RelayProcess {
             .local_addr()?
             .port();
         let log = dir.join(format!("relay-{port}.log"));
-        let mut cmd = std::process::Command::new(bin);
-        match db {
-            Target::Local(path) => {
-                cmd.arg("--database").arg(path);
-            }
-            Target::Remote { url, token } => {
-                cmd.env("VIGIL_DATABASE_URL", url)
-                    .env("VIGIL_DATABASE_TOKEN", token);
-            }
-        }
+        let mut cmd = vigil_command(bin, db);
         cmd.arg("relay")
             .env("VIGIL_RELAY_LISTEN", format!("127.0.0.1:{port}"))
             .env("VIGIL_JWT_PUBLIC_KEYS", jwks_json(&[signer.public_jwk()]))
@@ -436,9 +427,24 @@ impl TestApp {
     }
 }
 
+/// The `vigil` command `bin` on database `db` (a file, or a libSQL server).
+pub fn vigil_command(bin: &std::path::Path, db: &Target) -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin);
+    match db {
+        Target::Local(path) => {
+            cmd.arg("--database").arg(path);
+        }
+        Target::Remote { url, token } => {
+            cmd.env("VIGIL_DATABASE_URL", url)
+                .env("VIGIL_DATABASE_TOKEN", token);
+        }
+    }
+    cmd
+}
+
 /// `target/<profile>/vigil`: next to the running binary (xtask), or next
 /// to the `deps/` directory a test binary runs from.
-fn vigil_bin() -> PathBuf {
+pub fn vigil_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("the running binary's path");
     let dir = exe.parent().expect("target/<profile>/");
     let dir = if dir.ends_with("deps") {

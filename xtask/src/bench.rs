@@ -18,7 +18,6 @@ use crate::{build, cargo, root, run};
 
 mod export;
 mod load;
-mod mix;
 mod mqtt;
 
 struct Figures {

@@ -5,7 +5,7 @@
 use crate::ApiError;
 use crate::access::{Permission, Principal};
 use crate::login::{new_secret, secret_hash};
-use crate::sql::{Sql, Value, text};
+use crate::sql::{Sql, Value, opt_text, text};
 
 const SCHEME: &str = "vgk_";
 
@@ -83,6 +83,47 @@ pub async fn authenticate(
         .and_then(|row| Some((text(row, 0)?, text(row, 1)?, text(row, 2)?)))
         .filter(|(_, hash, _)| secret_matches(secret, hash))
         .and_then(|(id, _, scopes)| principal(&id, &scopes)))
+}
+
+/// A key to store: only its prefix and secret hash (from [`generate`]).
+pub struct NewApiKey<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    /// The sensor a sensor key speaks for; `None` for a service key.
+    pub sensor_id: Option<&'a str>,
+    pub prefix: &'a str,
+    pub secret_hash: &'a str,
+    /// Permission wire names.
+    pub scopes: &'a [String],
+    /// Who issued it; `None` when an onboarding token minted it.
+    pub created_by: Option<&'a str>,
+}
+
+/// Insert `key` inside the caller's transaction (admins issuing keys,
+/// sensor registration, `vigil simulate`'s sensors).
+pub async fn insert(db: &impl Sql, key: &NewApiKey<'_>, now: i64) -> Result<(), ApiError> {
+    let kind = if key.sensor_id.is_some() {
+        "sensor"
+    } else {
+        "service"
+    };
+    db.query(
+        "INSERT INTO api_keys (id, name, kind, sensor_id, prefix, secret_hash, scopes, created_by, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        &[
+            Value::Text(key.id.into()),
+            Value::Text(key.name.into()),
+            Value::Text(kind.into()),
+            opt_text(key.sensor_id),
+            Value::Text(key.prefix.into()),
+            Value::Text(key.secret_hash.into()),
+            Value::Text(serde_json::to_string(key.scopes).expect("strings serialize")),
+            opt_text(key.created_by),
+            Value::Integer(now),
+        ],
+    )
+    .await
+    .map(drop)
 }
 
 #[cfg(test)]

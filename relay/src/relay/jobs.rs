@@ -1,15 +1,18 @@
 //! The scheduled jobs: decision SLA escalation, sensor staleness,
-//! retention, and automatic playbooks (answering `alert.opened` from the
-//! outbox), each on its own interval. What a job does is decided in the
-//! crates (`vigil_core::decision::record::escalate_overdue`,
+//! retention, automatic playbooks (answering `alert.opened` from the
+//! outbox) and the weekly metrics report, each on its own interval. What a
+//! job does is decided in the crates
+//! (`vigil_core::decision::record::escalate_overdue`,
 //! `vigil_ingest::sensor::publish_staleness`, `vigil_core::retention`,
-//! `vigil_ingest::execution`);
+//! `vigil_ingest::execution`, `vigil_metrics_rules::weekly`);
 //! here is when, and where: a run happens only where the job's lease is held
 //! (`vigil_db::lease`), so with several relays on one database each job has
 //! one runner, and another relay takes over when a runner dies. Every job is
 //! idempotent: a run repeated, or run twice at once, changes nothing more.
 
+use std::fmt::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -30,7 +33,6 @@ use vigil_ingest::execution::{
 };
 use vigil_ingest::sensor::{Liveness, publish_staleness};
 
-use super::metrics::Metrics;
 use super::webhook::{WebhookConfig, post_json};
 use super::{log, stopping};
 
@@ -41,10 +43,11 @@ pub enum Job {
     SensorStaleness,
     Retention,
     Playbooks,
+    WeeklyReport,
 }
 
 /// How many jobs there are.
-pub const JOBS: usize = 4;
+pub const JOBS: usize = 5;
 
 impl Job {
     pub const ALL: [Job; JOBS] = [
@@ -52,6 +55,7 @@ impl Job {
         Job::SensorStaleness,
         Job::Retention,
         Job::Playbooks,
+        Job::WeeklyReport,
     ];
 
     pub fn parse(name: &str) -> Option<Job> {
@@ -65,6 +69,7 @@ impl Job {
             Job::SensorStaleness => "sensor_staleness",
             Job::Retention => "retention",
             Job::Playbooks => "playbooks",
+            Job::WeeklyReport => "weekly_report",
         }
     }
 
@@ -82,7 +87,7 @@ pub struct JobsConfig {
     pub enabled: [bool; JOBS],
     /// `VIGIL_JOB_SLA_ESCALATION_SECONDS` (30), `VIGIL_JOB_SENSOR_STALENESS_SECONDS`
     /// (30), `VIGIL_JOB_RETENTION_SECONDS` (3600), `VIGIL_JOB_PLAYBOOKS_MS`
-    /// (500), by [`Job::index`].
+    /// (500), `VIGIL_JOB_WEEKLY_REPORT_SECONDS` (3600), by [`Job::index`].
     pub every: [Duration; JOBS],
     /// `VIGIL_EVENT_RETENTION_DAYS` (90) and `VIGIL_OUTBOX_RETENTION` (`7d`).
     pub retention: Retention,
@@ -125,7 +130,7 @@ const RETENTION_ROUNDS: usize = 200;
 pub async fn run(
     config: JobsConfig,
     target: Target,
-    metrics: std::sync::Arc<Metrics>,
+    metrics: Arc<JobMetrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let holder = format!(
@@ -175,9 +180,8 @@ pub async fn run(
             let tenure = &mut tenures[job.index()];
             match run_once(job, &config, c, &holder, tenure, &shutdown).await {
                 Ok(Some(outcome)) => {
-                    Metrics::add(&metrics.jobs.runs_total[job.index()]);
-                    metrics.jobs.last_success[job.index()]
-                        .store(now_millis() / 1000, std::sync::atomic::Ordering::Relaxed);
+                    metrics.runs_total[job.index()].fetch_add(1, Relaxed);
+                    metrics.last_success[job.index()].store(now_millis() / 1000, Relaxed);
                     if outcome.get("changed").is_some_and(|n| n != 0) {
                         log::line(
                             json!({"level": "info", "msg": "job ran", "job": job.name(), "outcome": outcome}),
@@ -200,8 +204,8 @@ pub async fn run(
     }
 }
 
-fn failed(metrics: &Metrics, job: Job, error: &str) {
-    Metrics::add(&metrics.jobs.failures_total[job.index()]);
+fn failed(metrics: &JobMetrics, job: Job, error: &str) {
+    metrics.failures_total[job.index()].fetch_add(1, Relaxed);
     log::line(json!({"level": "error", "msg": "job failed", "job": job.name(), "error": error}));
 }
 
@@ -279,6 +283,12 @@ pub async fn run_once(
             json!({"changed": total, "deleted": deleted})
         }
         Job::Playbooks => run_playbooks(conn, config, &who, shutdown).await?,
+        Job::WeeklyReport => {
+            begin_immediate(conn).await?;
+            let written = vigil_metrics_rules::weekly::persist_last_week(&db, now).await;
+            let (week, stored) = finish(conn, written).await?;
+            json!({"changed": u8::from(stored), "week_ending": week})
+        }
     };
     // What changed something is recorded; a quiet run at most once per half lease.
     if outcome.get("changed").is_some_and(|n| n != 0) || now - tenure.recorded_at >= ttl / 2 {
@@ -396,6 +406,53 @@ async fn answer_alert(
     .await;
     finish(conn, written).await?;
     Ok(runs.len())
+}
+
+/// The jobs' counters, by [`Job::index`], rendered with the relay's others
+/// at `/metrics`.
+#[derive(Default)]
+pub struct JobMetrics {
+    pub runs_total: [AtomicU64; JOBS],
+    pub failures_total: [AtomicU64; JOBS],
+    /// Unix seconds of the last successful run here (0: none yet, or the
+    /// lease is held by another relay).
+    pub last_success: [AtomicI64; JOBS],
+}
+
+impl JobMetrics {
+    /// Prometheus text lines, one series per job.
+    pub fn render(&self, out: &mut String) {
+        for (name, kind, help) in [
+            (
+                "vigil_relay_job_runs_total",
+                "counter",
+                "scheduled job runs completed here",
+            ),
+            (
+                "vigil_relay_job_failures_total",
+                "counter",
+                "scheduled job runs that failed (retried at the next interval)",
+            ),
+            (
+                "vigil_relay_job_last_success_seconds",
+                "gauge",
+                "Unix time of the last successful run here",
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for job in Job::ALL {
+                let i = job.index();
+                let value = match kind {
+                    "counter" if name.contains("failures") => {
+                        self.failures_total[i].load(Relaxed).to_string()
+                    }
+                    "counter" => self.runs_total[i].load(Relaxed).to_string(),
+                    _ => self.last_success[i].load(Relaxed).to_string(),
+                };
+                let _ = writeln!(out, "{name}{{job=\"{}\"}} {value}", job.name());
+            }
+        }
+    }
 }
 
 #[cfg(test)]

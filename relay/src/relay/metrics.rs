@@ -2,14 +2,17 @@
 //! Plain atomics: the hot paths only add to them.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use super::jobs::JobMetrics;
 
 #[derive(Default)]
 pub struct Metrics {
     /// MQTT ingestion's counters.
     pub mqtt: IngestMetrics,
     /// The scheduled jobs' counters.
-    pub jobs: JobMetrics,
+    pub jobs: Arc<JobMetrics>,
     /// Open WebSocket connections (authenticated or not yet).
     pub connections: AtomicI64,
     pub connections_total: AtomicU64,
@@ -223,53 +226,6 @@ mod tests {
             let mut parts = line.split(' ');
             assert!(parts.next().unwrap().starts_with("vigil_relay_"));
             assert!(parts.next().unwrap().parse::<i64>().is_ok(), "{line}");
-        }
-    }
-}
-
-/// The scheduled jobs' counters, by [`super::jobs::Job::index`].
-#[derive(Default)]
-pub struct JobMetrics {
-    pub runs_total: [AtomicU64; super::jobs::JOBS],
-    pub failures_total: [AtomicU64; super::jobs::JOBS],
-    /// Unix seconds of the last successful run here (0: none yet, or the
-    /// lease is held by another relay).
-    pub last_success: [AtomicI64; super::jobs::JOBS],
-}
-
-impl JobMetrics {
-    /// Prometheus text lines, one series per job.
-    pub fn render(&self, out: &mut String) {
-        use super::jobs::Job;
-        for (name, kind, help) in [
-            (
-                "vigil_relay_job_runs_total",
-                "counter",
-                "scheduled job runs completed here",
-            ),
-            (
-                "vigil_relay_job_failures_total",
-                "counter",
-                "scheduled job runs that failed (retried at the next interval)",
-            ),
-            (
-                "vigil_relay_job_last_success_seconds",
-                "gauge",
-                "Unix time of the last successful run here",
-            ),
-        ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for job in Job::ALL {
-                let i = job.index();
-                let value = match kind {
-                    "counter" if name.contains("failures") => {
-                        self.failures_total[i].load(Relaxed).to_string()
-                    }
-                    "counter" => self.runs_total[i].load(Relaxed).to_string(),
-                    _ => self.last_success[i].load(Relaxed).to_string(),
-                };
-                let _ = writeln!(out, "{name}{{job=\"{}\"}} {value}", job.name());
-            }
         }
     }
 }

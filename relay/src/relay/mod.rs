@@ -132,7 +132,7 @@ pub async fn run(
     let jobs = tokio::spawn(jobs::run(
         shared.config.jobs.clone(),
         target.clone(),
-        metrics.clone(),
+        metrics.jobs.clone(),
         stopped.clone(),
     ));
 

@@ -21,7 +21,7 @@ use vigil_ingest::classify::{ZoneMap, classify};
 use vigil_ingest::event::{RawEvent, validate};
 use vigil_ingest::score::{REPEATS_THAT_COUNT, score};
 
-use super::mix::{Mix, SENSORS};
+use vigil_traffic::{Mix, SENSORS};
 use super::{Figures, drive, load, load_wrk, logged, quantile};
 use crate::{build, root};
 

@@ -18,7 +18,7 @@ use vigil_db::Target;
 use vigil_e2e::RelayProcess;
 use vigil_e2e::mosquitto::Mosquitto;
 
-use super::mix::{Mix, SENSORS};
+use vigil_traffic::{Mix, SENSORS};
 use crate::{cargo, root, run};
 
 struct Options {

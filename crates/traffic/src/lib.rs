@@ -1,10 +1,12 @@
-//! The realistic workload of `cargo xtask bench load`, deterministic from a
-//! seed: 50 sensors; 35 % of events from 40 repeat offenders, the rest from
-//! addresses all over the public space; an event-type mix like the seed data
-//! of the backends Vigil replaces (scans and probes most, brute force next,
-//! the rest rarer); destinations in the suite's zones (10 % in the critical OT
-//! zone, half in the high internal one); sensor hints on a third; payloads of
-//! about 100 bytes.
+//! Realistic sensor traffic, deterministic from a seed, for `vigil simulate`
+//! and the benchmarks (`cargo xtask bench load`, `bench mqtt`): 50 sensors;
+//! 35 % of events from 40 repeat offenders, the rest from addresses all over
+//! the public space; an event-type mix like the seed data of the backends
+//! Vigil replaces (scans and probes most, brute force next, the rest
+//! rarer); destinations in the suite's zones (10 % in the critical OT zone,
+//! half in the high internal one); sensor hints on a third; payloads of
+//! about 100 bytes. Also what a simulator sends besides: floods (one source
+//! hammering one sensor), heartbeats, and malformed messages.
 
 use serde_json::{Value, json};
 use vigil_ingest::event::EventType;
@@ -53,6 +55,8 @@ pub struct Mix {
     /// Prefix of every `event_id`, so separate streams never collide.
     prefix: String,
     next_id: u64,
+    /// The `tags` every event carries.
+    tag: String,
 }
 
 impl Mix {
@@ -61,7 +65,14 @@ impl Mix {
             state: seed,
             prefix: prefix.to_string(),
             next_id: 0,
+            tag: "bench".into(),
         }
+    }
+
+    /// Events tagged `tag` instead of `bench`.
+    pub fn tagged(mut self, tag: &str) -> Mix {
+        self.tag = tag.into();
+        self
     }
 
     fn next(&mut self) -> u64 {
@@ -72,7 +83,8 @@ impl Mix {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
@@ -146,11 +158,81 @@ impl Mix {
                 "user_agent": AGENTS[self.below(AGENTS.len() as u64) as usize],
                 "bytes": self.below(20_000),
             },
-            "tags": ["bench"],
+            "tags": [self.tag],
         });
         if let Some(hint) = hint {
             event["severity_hint"] = json!(hint);
         }
         event
+    }
+}
+
+impl Mix {
+    /// `count` events of one source, type and sensor in a burst: what
+    /// alert grouping turns into one alert with a count.
+    pub fn flood(&mut self, sensor: &str, count: usize, observed_at_ms: i64) -> Vec<Value> {
+        let first = self.event(observed_at_ms);
+        (0..count)
+            .map(|_| {
+                self.next_id += 1;
+                let mut e = first.clone();
+                e["event_id"] = json!(format!("{}-{}", self.prefix, self.next_id));
+                e["sensor_id"] = json!(sensor);
+                e["severity_hint"] = json!("high");
+                e
+            })
+            .collect()
+    }
+
+    /// A heartbeat body as a sensor sends it.
+    pub fn heartbeat(&mut self, uptime_seconds: u64) -> Value {
+        json!({"version": "vigil-sim/1.0", "uptime_seconds": uptime_seconds,
+               "metrics": {"queue_depth": self.below(50), "cpu_percent": self.below(100)}})
+    }
+
+    /// A message a broken sensor might send: not JSON, an event missing its
+    /// type, or an event that names another sensor than its topic's.
+    pub fn malformed(&mut self, sensor: &str, observed_at_ms: i64) -> Vec<u8> {
+        match self.below(3) {
+            0 => b"{\"events\": [ this is not JSON".to_vec(),
+            1 => {
+                let mut e = self.event(observed_at_ms);
+                e["sensor_id"] = json!(sensor);
+                e.as_object_mut().expect("an object").remove("event_type");
+                json!({"events": [e]}).to_string().into_bytes()
+            }
+            _ => {
+                let mut e = self.event(observed_at_ms);
+                e["sensor_id"] = json!(format!("not-{sensor}"));
+                json!({"events": [e]}).to_string().into_bytes()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_events_and_every_event_is_valid() {
+        let (mut a, mut b) = (Mix::new(7, "t"), Mix::new(7, "t"));
+        let now = 1_780_000_000_000;
+        for _ in 0..200 {
+            let (x, y) = (a.event(now), b.event(now));
+            assert_eq!(x, y);
+            let raw: vigil_ingest::event::RawEvent = serde_json::from_value(x).unwrap();
+            assert!(vigil_ingest::event::validate(raw, now, 86_400_000, "e").is_ok());
+        }
+        let flood = a.flood("s-1", 20, now);
+        assert_eq!(flood.len(), 20);
+        assert!(
+            flood
+                .iter()
+                .all(|e| e["sensor_id"] == "s-1" && e["source_ip"] == flood[0]["source_ip"])
+        );
+        let ids: std::collections::HashSet<_> =
+            flood.iter().map(|e| e["event_id"].clone()).collect();
+        assert_eq!(ids.len(), 20);
     }
 }
