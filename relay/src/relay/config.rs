@@ -155,7 +155,7 @@ impl Config {
                     ("none", _) => {}
                     (_, Some(job)) => enabled[job.index()] = true,
                     (_, None) => bail!(
-                        "VIGIL_RELAY_JOBS holds {name:?}: list sla_escalation, sensor_staleness, retention, playbooks, or say all or none"
+                        "VIGIL_RELAY_JOBS holds {name:?}: list sla_escalation, sensor_staleness, retention, playbooks, weekly_report, or say all or none"
                     ),
                 }
             }
@@ -167,6 +167,7 @@ impl Config {
                 seconds("VIGIL_JOB_SENSOR_STALENESS_SECONDS", 30)?,
                 seconds("VIGIL_JOB_RETENTION_SECONDS", 3600)?,
                 Duration::from_millis(number("VIGIL_JOB_PLAYBOOKS_MS", 500, 10, 3_600_000)?),
+                seconds("VIGIL_JOB_WEEKLY_REPORT_SECONDS", 3600)?,
             ],
             retention: Retention {
                 events_ms: event_retention_ms(&var)?,

@@ -637,6 +637,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn weekly_report_stores_the_last_ended_week_once() {
+        let (_dir, conn) = database().await;
+        let sunday = vigil_metrics_rules::weekly::last_ended_week(now_millis());
+        // Three events counted on the Wednesday of that week.
+        conn.execute(
+            "INSERT INTO rollup_events (hour, sensor_id, event_type, severity, zone, country, events, score_sum, max_score)
+             VALUES (?1, 's1', 'port_scan', 'low', '', '', 3, 90, 30)",
+            libsql::params![sunday - 4 * DAY],
+        )
+        .await
+        .unwrap();
+        let week = vigil_core::time::rfc3339(sunday)[..10].to_string();
+        let outcome = run(Job::WeeklyReport, &conn, "a").await.unwrap();
+        assert_eq!(outcome, json!({"changed": 1, "week_ending": week}));
+        // Idempotent: a second run (or another relay) stores nothing more.
+        let again = run(Job::WeeklyReport, &conn, "a").await.unwrap();
+        assert_eq!(again["changed"], 0);
+        assert_eq!(count(&conn, "SELECT count(*) FROM weekly_reports").await, 1);
+        let stored = count(&conn, "SELECT report ->> '$.events' FROM weekly_reports").await;
+        assert_eq!(stored, 3);
+    }
+
+    #[tokio::test]
     async fn retention_deletes_what_has_expired_and_keeps_the_rest() {
         let (_dir, conn) = database().await;
         let now = now_millis();
