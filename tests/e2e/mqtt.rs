@@ -43,6 +43,10 @@ pub const CASES: &[Case] = &[
         "mqtt_vigil_simulate_feeds_the_relay_like_a_fleet",
         mqtt_vigil_simulate_feeds_the_relay_like_a_fleet,
     ),
+    (
+        "mqtt_two_relays_share_the_stream_and_both_push_every_event",
+        mqtt_two_relays_share_the_stream_and_both_push_every_event,
+    ),
 ];
 
 /// A broker and a relay ingesting from it, for one case.
@@ -587,4 +591,70 @@ fn mqtt_vigil_simulate_feeds_the_relay_like_a_fleet(app: &TestApp) {
         Some(0),
         "the simulation's keys are revoked when it stops"
     );
+}
+
+/// Two relays on one database subscribed as one shared group: the broker
+/// splits the stream between them, every event is stored exactly once, and
+/// a WebSocket client on either relay receives every event (each relay
+/// tails the whole outbox).
+fn mqtt_two_relays_share_the_stream_and_both_push_every_event(app: &TestApp) {
+    const MESSAGES: usize = 200;
+    let Some(db) = app.db.as_ref() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path()).expect("mosquitto starts");
+    let group = unique("vigil");
+    let relays: Vec<RelayProcess> = (0..2)
+        .map(|_| {
+            let mut env = pipeline_env(&broker);
+            env.push(("VIGIL_MQTT_SHARE_GROUP", group.clone()));
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            RelayProcess::start(db, &app.signer, dir.path(), &env).expect("a relay starts")
+        })
+        .collect();
+    let sensor = unique("shared");
+    let key = sensor_key(app, &sensor);
+    let mut sockets: Vec<_> = relays
+        .iter()
+        .map(|r| {
+            let mut ws = crate::relay::Socket::authenticated(app, &r.url, Role::Viewer);
+            ws.subscribe(&["threats"], json!({"sensor_id": sensor}));
+            ws
+        })
+        .collect();
+    let client = publisher(&broker);
+    for m in 0..MESSAGES {
+        // Low severity: events only, no alert.
+        let e = json!({"event_id": format!("s-{m}"), "sensor_id": sensor, "observed_at": just_now(),
+                       "event_type": "port_scan", "source_ip": "198.51.100.77", "severity_hint": "low"});
+        publish(
+            &client,
+            &format!("vigil/sensors/{sensor}/events"),
+            Some(&key),
+            e.to_string().as_bytes(),
+        );
+    }
+    let stored = format!("SELECT count(*) FROM threat_events WHERE sensor_id = '{sensor}'");
+    wait_for_count(app, &stored, MESSAGES as i64, &relays[0]);
+    // Split: both relays stored some of them, and together exactly all.
+    let counts: Vec<f64> = relays
+        .iter()
+        .map(|r| r.metric("vigil_relay_mqtt_events_stored_total"))
+        .collect();
+    assert!(counts.iter().all(|c| *c > 0.0), "not split: {counts:?}");
+    assert_eq!(counts.iter().sum::<f64>(), MESSAGES as f64, "{counts:?}");
+    // Every socket, on either relay, gets every event, in order, once.
+    for ws in &mut sockets {
+        let mut seen = std::collections::HashSet::new();
+        let mut last = 0;
+        while seen.len() < MESSAGES {
+            let m = ws.event_where(|m| m["event"] == "threat.created");
+            let id = m["id"].as_i64().unwrap();
+            assert!(id > last, "in outbox order");
+            last = id;
+            assert!(
+                seen.insert(m["data"]["id"].as_str().unwrap().to_string()),
+                "once: {m}"
+            );
+        }
+    }
 }

@@ -64,7 +64,7 @@ pub const CASES: &[Case] = &[
 ];
 
 /// A WebSocket client of the relay.
-struct Socket {
+pub(crate) struct Socket {
     ws: WebSocket<TcpStream>,
     /// The subprotocol the server answered with.
     protocol: Option<String>,
@@ -102,7 +102,7 @@ impl Socket {
     }
 
     /// Connected and authenticated by first message as `role`; the auth ack read.
-    fn authenticated(app: &TestApp, relay_url: &str, role: Role) -> Socket {
+    pub(crate) fn authenticated(app: &TestApp, relay_url: &str, role: Role) -> Socket {
         let mut s = Socket::connect(relay_url, None);
         s.send(json!({"type": "auth", "token": app.token(role)}));
         let ack = s.next();
@@ -139,7 +139,7 @@ impl Socket {
     }
 
     /// `subscribe`, its ack, and one snapshot per outbox-backed channel.
-    fn subscribe(&mut self, channels: &[&str], filters: Value) -> Vec<Value> {
+    pub(crate) fn subscribe(&mut self, channels: &[&str], filters: Value) -> Vec<Value> {
         self.send(json!({"type": "subscribe", "channels": channels, "filters": filters}));
         let ack = self.next();
         assert_eq!(ack["for"], "subscribe", "{ack}");
@@ -147,7 +147,7 @@ impl Socket {
     }
 
     /// Events until `pred` holds for one; that one. Anything but events fails.
-    fn event_where(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn event_where(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
         loop {
             let m = self.next();
             assert_eq!(m["type"], "event", "{m}");
