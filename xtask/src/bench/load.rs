@@ -21,9 +21,9 @@ use vigil_ingest::classify::{ZoneMap, classify};
 use vigil_ingest::event::{RawEvent, validate};
 use vigil_ingest::score::{REPEATS_THAT_COUNT, score};
 
-use vigil_traffic::{Mix, SENSORS};
 use super::{Figures, drive, load, load_wrk, logged, quantile};
 use crate::{build, root};
+use vigil_traffic::{Mix, SENSORS};
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 const BATCH: usize = 500;

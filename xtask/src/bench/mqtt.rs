@@ -18,8 +18,8 @@ use vigil_db::Target;
 use vigil_e2e::RelayProcess;
 use vigil_e2e::mosquitto::Mosquitto;
 
-use vigil_traffic::{Mix, SENSORS};
 use crate::{cargo, root, run};
+use vigil_traffic::{Mix, SENSORS};
 
 struct Options {
     seconds: u64,
