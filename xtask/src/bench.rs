@@ -18,6 +18,7 @@ use crate::{build, cargo, root, run};
 
 mod export;
 mod load;
+mod metrics;
 mod mqtt;
 
 struct Figures {
@@ -207,9 +208,10 @@ pub fn bench(args: &[String]) -> Result<()> {
         Some("load") => return load::run(&args[1..]),
         Some("mqtt") => return mqtt::bench(&args[1..]),
         Some("export") => return export::run(&args[1..]),
+        Some("metrics") => return metrics::run(&args[1..]),
         _ => {
             bail!(
-                "usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld] | mqtt [--seconds N] [--per-message N] [--sqld] | export [--packs-only]>"
+                "usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld] | mqtt [--seconds N] [--per-message N] [--sqld] | export [--packs-only] | metrics [--events N] [--requests N]>"
             )
         }
     }
