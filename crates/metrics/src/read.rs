@@ -44,8 +44,9 @@ fn bounds(w: &Window) -> [Value; 2] {
     [Value::Integer(w.from_or_min()), Value::Integer(w.to)]
 }
 
-/// The window's events by each of `dims`, in one statement; `''` is the
-/// key of events without a zone or a country.
+/// The window's events by each of `dims`, from one scan grouped by all of
+/// them at once (each further scan of a long window costs as much as the
+/// first); `''` is the key of events without a zone or a country.
 pub async fn events_by(
     db: &impl Sql,
     w: &Window,
@@ -54,32 +55,28 @@ pub async fn events_by(
     if dims.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = dims
+    let columns = dims
         .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            format!(
-                "SELECT {i}, {c}, sum(events), sum(score_sum), max(max_score) FROM rollup_events
-                  WHERE hour >= ?1 AND hour < ?2 GROUP BY {c}",
-                c = d.column()
-            )
-        })
+        .map(|d| d.column())
         .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let mut out = vec![BTreeMap::new(); dims.len()];
+        .join(", ");
+    let n = dims.len();
+    let sql = format!(
+        "SELECT {columns}, sum(events), sum(score_sum), max(max_score) FROM rollup_events
+          WHERE hour >= ?1 AND hour < ?2 GROUP BY {columns}"
+    );
+    let mut out = vec![BTreeMap::<String, EventAgg>::new(); n];
     for r in db.query(&sql, &bounds(w)).await? {
-        let (Some(i), Some(key)) = (int(&r, 0), text(&r, 1)) else {
-            continue;
+        let agg = EventAgg {
+            events: int(&r, n).unwrap_or(0),
+            score_sum: int(&r, n + 1).unwrap_or(0),
+            max_score: int(&r, n + 2).unwrap_or(0),
         };
-        if let Some(map) = out.get_mut(i as usize) {
-            map.insert(
-                key,
-                EventAgg {
-                    events: int(&r, 2).unwrap_or(0),
-                    score_sum: int(&r, 3).unwrap_or(0),
-                    max_score: int(&r, 4).unwrap_or(0),
-                },
-            );
+        for (i, map) in out.iter_mut().enumerate() {
+            let a = map.entry(text(&r, i).unwrap_or_default()).or_default();
+            a.events += agg.events;
+            a.score_sum += agg.score_sum;
+            a.max_score = a.max_score.max(agg.max_score);
         }
     }
     Ok(out)
