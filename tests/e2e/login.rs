@@ -52,6 +52,10 @@ pub const CASES: &[Case] = &[
         disabling_a_user_ends_their_sessions,
     ),
     (
+        "changing_a_users_role_ends_their_sessions",
+        changing_a_users_role_ends_their_sessions,
+    ),
+    (
         "the_last_admin_cannot_be_demoted_or_disabled",
         the_last_admin_cannot_be_demoted_or_disabled,
     ),
@@ -355,6 +359,44 @@ fn disabling_a_user_ends_their_sessions(app: &TestApp) {
         .assert_problem(404, "not-found");
     app.get_as(Role::Supervisor, &format!("/api/auth/users/{}", user.id))
         .assert_problem(403, "forbidden");
+}
+
+/// A token carries its role: a demoted user's tokens stop at once, not
+/// when they expire, and a new login gets the new role.
+fn changing_a_users_role_ends_their_sessions(app: &TestApp) {
+    let user = app.create_user(Role::Supervisor, PASSWORD);
+    let (access, refresh_token, _) = tokens(&app.login(&user.username, PASSWORD));
+    let auth = format!("Bearer {}", app.token(Role::Admin));
+    let r = app.request(
+        "PATCH",
+        &format!("/api/auth/users/{}", user.id),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        Some(json!({"role": "viewer"}).to_string().as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["role"], "viewer");
+    app.with_bearer("GET", "/api/auth/me", &access)
+        .assert_problem(401, "unauthenticated");
+    refresh(app, &refresh_token).assert_problem(401, "invalid-refresh-token");
+    let (again, _, _) = tokens(&app.login(&user.username, PASSWORD));
+    let me = app.with_bearer("GET", "/api/auth/me", &again);
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(me.json()["role"], "viewer");
+    // A patch that leaves the role as it is ends nothing.
+    let r = app.request(
+        "PATCH",
+        &format!("/api/auth/users/{}", user.id),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        Some(json!({"display_name": "Still Here"}).to_string().as_bytes()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(app.with_bearer("GET", "/api/auth/me", &again).status, 200);
 }
 
 fn the_last_admin_cannot_be_demoted_or_disabled(app: &TestApp) {

@@ -320,6 +320,10 @@ pub fn patch(ctx: &mut Ctx) -> Result<Response, ApiError> {
         )?;
         if disabled && !before.disabled {
             crate::sessions::end_all(conn, &id, None, "user_disabled", now)?;
+        } else if role != before.role {
+            // Tokens carry the role: a demoted admin must not keep admin
+            // tokens for their remaining minutes.
+            crate::sessions::end_all(conn, &id, None, "role_changed", now)?;
         }
         let after = load(conn, &id)?;
         let mut entry = ctx.audit_entry("user.updated", "user", &id, now);
