@@ -60,7 +60,6 @@ fn unknown_routes_are_problem_404s(app: &TestApp) {
         "/api/playbooks/x/nope",
         "/api/metrics/kpis",
         "/api/export/x",
-        "/metrics",
     ] {
         let doc = app.get(path).assert_problem(404, "not-found");
         assert_eq!(doc["instance"], path);

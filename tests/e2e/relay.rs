@@ -709,14 +709,19 @@ fn relay_jobs_escalate_overdue_decisions_and_publish_stale_sensors(app: &TestApp
             app,
             "SELECT count(*) FROM job_leases WHERE last_run_at IS NOT NULL AND json_valid(last_outcome)"
         ),
-        // The three, and the suite relay's playbooks.
-        Some(4),
+        // The four, and the suite relay's playbooks.
+        Some(5),
         "{}",
         first.logs()
     );
     // Each job ran somewhere, and the two relays never both ran one at once
     // (its lease holder runs it every second).
-    for job in ["sla_escalation", "sensor_staleness", "retention"] {
+    for job in [
+        "sla_escalation",
+        "sensor_staleness",
+        "retention",
+        "weekly_report",
+    ] {
         let metric = format!("vigil_relay_job_runs_total{{job=\"{job}\"}}");
         let (a, b) = (first.metric(&metric), second.metric(&metric));
         assert!(a + b >= 1.0, "{job}: {}", first.logs());
