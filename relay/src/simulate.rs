@@ -212,14 +212,6 @@ pub async fn run(args: SimulateArgs, target: Target) -> Result<()> {
     result
 }
 
-fn actor() -> Actor {
-    Actor {
-        actor: ACTOR.into(),
-        request_id: None,
-        client_addr: None,
-    }
-}
-
 /// A simulated sensor's key.
 struct SensorKey {
     sensor: String,
@@ -236,7 +228,7 @@ async fn provision(target: &Target, sensors: &[String]) -> Result<Vec<SensorKey>
     }
     let db = LibsqlSql(&conn);
     let now = now_millis();
-    let who = actor();
+    let who = Actor::program(ACTOR);
     begin_immediate(&conn).await?;
     let written = async {
         let mut keys = Vec::new();
@@ -290,7 +282,7 @@ async fn revoke(target: &Target, keys: &[SensorKey]) -> Result<()> {
     let conn = target.connect().await?;
     let db = LibsqlSql(&conn);
     let now = now_millis();
-    let who = actor();
+    let who = Actor::program(ACTOR);
     begin_immediate(&conn).await?;
     let written = async {
         for k in keys {

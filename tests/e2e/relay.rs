@@ -617,20 +617,7 @@ fn relay_jobs_escalate_overdue_decisions_and_publish_stale_sensors(app: &TestApp
         "rationale": "a job case",
         "evidence": {"refs": ["event:1"]}
     });
-    let auth = format!("Bearer {}", app.token(Role::Admin));
-    let key = vigil_core::id::new_id();
-    let r = app.request(
-        "POST",
-        "/api/decisions",
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/json"),
-            ("idempotency-key", &key),
-        ],
-        Some(body.to_string().as_bytes()),
-    );
-    assert_eq!(r.status, 201, "{}", r.text());
-    let decision = r.json()["id"].as_str().unwrap().to_string();
+    let decision = app.submit_decision(&body);
     execute(
         app,
         &format!(

@@ -239,6 +239,24 @@ impl TestApp {
         )
     }
 
+    /// Submit a decision as the admin (a fresh `Idempotency-Key`); its id.
+    pub fn submit_decision(&self, body: &serde_json::Value) -> String {
+        let auth = format!("Bearer {}", self.token(Role::Admin));
+        let key = vigil_core::id::new_id();
+        let r = self.request(
+            "POST",
+            "/api/decisions",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+                ("idempotency-key", &key),
+            ],
+            Some(body.to_string().as_bytes()),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        r.json()["id"].as_str().unwrap().to_string()
+    }
+
     /// A JSON request with `bearer` and extra `headers` (If-Match …).
     pub fn send(
         &self,

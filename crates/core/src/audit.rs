@@ -35,6 +35,15 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// A program acting on its own (a relay job, a CLI command): no request.
+    pub fn program(name: &str) -> Actor {
+        Actor {
+            actor: name.into(),
+            request_id: None,
+            client_addr: None,
+        }
+    }
+
     /// An entry for `action` on a subject, with no before or after yet.
     pub fn entry(&self, action: &str, subject_kind: &str, subject_id: &str, at: i64) -> AuditEntry {
         AuditEntry {

@@ -106,13 +106,7 @@ impl JobsConfig {
 }
 
 /// Who the jobs act as, in the audit log (and `system:relay` on decisions).
-fn actor() -> Actor {
-    Actor {
-        actor: "relay".into(),
-        request_id: None,
-        client_addr: None,
-    }
-}
+const ACTOR: &str = "relay";
 
 /// A lease outlives a few missed runs, so a busy runner keeps it, and a dead
 /// one hands it over within that time.
@@ -243,7 +237,7 @@ pub async fn run_once(
         }
         tenure.held_until = now + ttl;
     }
-    let who = actor();
+    let who = Actor::program(ACTOR);
     let outcome = match job {
         Job::SlaEscalation => {
             begin_immediate(conn).await?;
