@@ -13,6 +13,7 @@ mod cli;
 mod console;
 mod decisions;
 mod export;
+mod hardening_config;
 mod http_basics;
 mod login;
 mod matrix;
@@ -43,6 +44,7 @@ fn app_cases() -> Vec<Case> {
         api_keys::CASES,
         mfa::CASES,
         decisions::CASES,
+        hardening_config::CASES,
         threats::CASES,
         sensors::CASES,
         playbooks::CASES,

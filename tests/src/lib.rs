@@ -508,6 +508,11 @@ pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
         // Supervisors must use 2FA in the suite's apps, so the policy is tested.
         (
             "SPIN_VARIABLE_MFA_REQUIRED_ROLES".into(),
+        // Where onboarding tokens tell sensors to register (never the Host).
+        (
+            "SPIN_VARIABLE_PUBLIC_BASE_URL".into(),
+            TEST_PUBLIC_BASE_URL.into(),
+        ),
             "supervisor".into(),
         ),
         // Zones, so destination criticality is part of what is tested.
@@ -523,6 +528,9 @@ pub const TEST_EXPORT_KID: &str = "export-test-1";
 
 /// The suite's `threat_zones`.
 pub const TEST_THREAT_ZONES: &str = "10.20.0.0/16=ot:critical,10.0.0.0/8=internal:high";
+/// The suite's `public_base_url`.
+pub const TEST_PUBLIC_BASE_URL: &str = "https://vigil.test";
+
 
 /// The suite's `webhook_secret`: its apps sign their webhooks with it.
 pub const TEST_WEBHOOK_SECRET: &str = "whsec-e2e";

@@ -131,6 +131,13 @@ pub fn up(args: &[String]) -> Result<()> {
         .envs(devkey::variables()?)
         .current_dir(root())
         .stdin(Stdio::null());
+    // Onboarding tokens name where sensors register: here, unless set.
+    if std::env::var_os("SPIN_VARIABLE_PUBLIC_BASE_URL").is_none() {
+        cmd.env(
+            "SPIN_VARIABLE_PUBLIC_BASE_URL",
+            format!("http://{}", args.listen),
+        );
+    }
 
     // The relay: same database, the development key's public half, and the
     // console's origin allowed (unless the environment says otherwise).

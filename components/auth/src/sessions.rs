@@ -118,7 +118,7 @@ pub fn start(
             Value::Integer(now),
             Value::Integer(expires),
             db::opt_text(ctx.client_addr().as_deref()),
-            db::opt_text(ctx.header("user-agent").map(|ua| &ua[..ua.len().min(256)])),
+            db::opt_text(ctx.user_agent()),
         ],
     )?;
     issue(conn, signing, who, &sid, expires, now)

@@ -9,7 +9,8 @@
 //!
 //! How a decision is stored, and the variables (safety policy, SLA,
 //! dispatch-type actions), live in `vigil_api::decisions`: playbooks in the
-//! threats component open decisions the same way.
+//! threats component open decisions the same way. A bad variable is a 503
+//! naming it on every request that needs the rules ([`VARIABLES`]).
 
 mod queue;
 mod stats;
@@ -17,6 +18,14 @@ mod transitions;
 
 use vigil_api::decisions::record::Decision;
 use vigil_api::router::{DEFAULT_BODY_LIMIT, Reply, schema_of};
+
+/// Every Spin variable this component reads: the shared ones and the
+/// decision rules'. `xtask/tests/variables.rs` checks each is mapped into
+/// it in `spin.toml`.
+pub const VARIABLES: &[&[&str]] = &[
+    vigil_api::settings::VARIABLES,
+    vigil_api::decisions::settings::VARIABLES,
+];
 use vigil_api::{Access, Component, Permission, Route, health};
 
 const DECISION: &[Reply] = &[Reply::json(

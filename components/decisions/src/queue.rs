@@ -25,8 +25,11 @@ pub struct Submission {
     source: String,
     subject: Subject,
     proposed_action: Action,
-    /// Action parameters; `target` (an IP address or host name) is checked
-    /// against the protected assets.
+    /// Action parameters. `target` (a string) is checked against the
+    /// protected assets in canonical form; for `block_ip` and `isolate_host`
+    /// it must be an IP address or a host name, and is stored canonical
+    /// (`::ffff:10.0.0.5` and `10.0.0.5/32` as `10.0.0.5`, `DB.internal.` as
+    /// `db.internal`).
     #[serde(default)]
     parameters: serde_json::Map<String, serde_json::Value>,
     threat_level: ThreatLevel,
@@ -43,7 +46,8 @@ pub struct Submission {
 }
 
 impl Submission {
-    fn validate(&self) -> Result<(), ApiError> {
+    /// Check every field, and put `parameters.target` in its canonical form.
+    fn validate(&mut self) -> Result<(), ApiError> {
         let mut errors = Vec::new();
         let mut bad = |field: &str, message: &str| {
             errors.push(FieldError {
@@ -75,6 +79,14 @@ impl Submission {
         if serde_json::to_string(&self.parameters).map_or(0, |p| p.len()) > 16 * 1024 {
             bad("parameters", "must be at most 16 KiB of JSON");
         }
+        match decision::proposal_target(self.proposed_action, self.parameters.get("target")) {
+            Err(why) => bad("parameters.target", &why),
+            Ok(Some(target)) if self.proposed_action.targets_network() => {
+                self.parameters
+                    .insert("target".into(), target.to_string().into());
+            }
+            Ok(_) => {}
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -93,10 +105,11 @@ impl Submission {
             summary: self.summary.clone(),
             rationale: self.rationale.clone(),
             evidence: self.evidence.clone(),
+            ingested_by: vec![],
         }
     }
 
-    pub fn proposal(&self) -> Proposal<'_> {
+    pub fn proposal(&self) -> Result<Proposal<'_>, ApiError> {
         proposal_of(
             self.proposed_action,
             self.confidence,
@@ -107,20 +120,24 @@ impl Submission {
     }
 }
 
+/// What the safety rules look at; 422 naming `parameters.target` when the
+/// target is not one they can compare.
 pub fn proposal_of<'a>(
     action: Action,
     confidence: f64,
     summary: &'a str,
     evidence: &Evidence,
-    parameters: &'a serde_json::Map<String, serde_json::Value>,
-) -> Proposal<'a> {
-    Proposal {
+    parameters: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Proposal<'a>, ApiError> {
+    let target = decision::proposal_target(action, parameters.get("target"))
+        .map_err(|why| ApiError::invalid_field("parameters.target", why))?;
+    Ok(Proposal {
         action,
         confidence,
         summary,
         watchlist_match: evidence.watchlist_match,
-        target: parameters.get("target").and_then(|t| t.as_str()),
-    }
+        target,
+    })
 }
 
 /// Safety violations as a 422, one error per broken rule.
@@ -149,9 +166,9 @@ pub fn submit(ctx: &mut Ctx) -> Result<Response, ApiError> {
             )
         })?
         .to_string();
-    let submission: Submission = ctx.json()?;
+    let mut submission: Submission = ctx.json()?;
     submission.validate()?;
-    let violations = decision::check_submission(&submission.proposal(), &settings::safety());
+    let violations = decision::check_submission(&submission.proposal()?, &settings::get()?.safety);
     if !violations.is_empty() {
         return Err(refuse(violations));
     }

@@ -214,6 +214,7 @@ fn apply(ctx: &mut Ctx, command: Command, said: Said) -> Result<Response, ApiErr
     } = said;
     too_long(note.as_deref())?;
     let if_match = ctx.if_match("decision")?;
+    let rules = settings::get()?;
     let who = ctx.principal().clone();
     let actor = Actor {
         id: who.subject.clone(),
@@ -225,12 +226,7 @@ fn apply(ctx: &mut Ctx, command: Command, said: Said) -> Result<Response, ApiErr
     let after = db::transaction(conn, |conn| {
         let before = record::load(conn, &id, now)?;
         Ctx::check_version(&if_match, before.version, "decision")?;
-        let t = decision::transition(
-            &before.state(),
-            &command,
-            &actor,
-            &settings::dispatch_type(),
-        )?;
+        let t = decision::transition(&before.state(), &command, &actor, &rules.dispatch_type)?;
         if matches!(
             command,
             Command::Approve | Command::SecondApproval { approve: true }
@@ -241,8 +237,8 @@ fn apply(ctx: &mut Ctx, command: Command, said: Said) -> Result<Response, ApiErr
                 &before.summary,
                 &before.evidence,
                 &before.parameters,
-            );
-            let violations = decision::check_approval(&proposal, &actor, &settings::safety());
+            )?;
+            let violations = decision::check_approval(&proposal, &actor, &rules.safety);
             if !violations.is_empty() {
                 return Err(refuse(violations));
             }

@@ -12,7 +12,7 @@ use crate::settings;
 /// oldest first, each with `prev_hash` and `hash`. The export is audited.
 pub fn export(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let filter = AuditFilter::parse(|name| ctx.query_param(name))?;
-    let limit = settings::max_events();
+    let limit = settings::max_events()?;
     let conn = db::open()?;
     let sql = SpinSql(conn);
     let count = ready(filter.count(&sql))?;

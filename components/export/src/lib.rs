@@ -17,6 +17,10 @@ mod threats;
 use vigil_api::router::{DEFAULT_BODY_LIMIT, Reply, schema_of};
 use vigil_api::{Access, Component, Permission, Route, health};
 
+/// Every Spin variable this component reads (`xtask/tests/variables.rs`
+/// checks each is mapped into it in `spin.toml`).
+pub const VARIABLES: &[&[&str]] = &[vigil_api::settings::VARIABLES, settings::VARIABLES];
+
 fn binary(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"type": "string", "contentMediaType": "application/zip"})
 }

@@ -105,7 +105,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
         return Err(ApiError::invalid_field("id", "is 1-200 characters"));
     }
     let signer = settings::signer()?;
-    let limit = settings::max_events();
+    let limit = settings::max_events()?;
     let conn = db::open()?;
     let sql = SpinSql(conn);
     let meta = PackMeta {

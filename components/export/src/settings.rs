@@ -5,26 +5,42 @@ use vigil_api::ApiError;
 use vigil_core::token::{Jwk, KeySet};
 use vigil_evidence::signing::ExportSigner;
 
+pub const EXPORT_SIGNING_KEY: &str = "export_signing_key";
+pub const EXPORT_SIGNING_KID: &str = "export_signing_kid";
+pub const EXPORT_PUBLIC_KEYS: &str = "export_public_keys";
+pub const EXPORT_MAX_EVENTS: &str = "export_max_events";
+
+/// The component's own variables (besides the shared ones, see the crate's `VARIABLES`).
+pub const VARIABLES: &[&str] = &[
+    EXPORT_SIGNING_KEY,
+    EXPORT_SIGNING_KID,
+    EXPORT_PUBLIC_KEYS,
+    EXPORT_MAX_EVENTS,
+];
+
 fn variable(name: &str) -> Option<String> {
+    debug_assert!(VARIABLES.contains(&name), "{name} is not on the list");
     spin_sdk::variables::get(name).ok()
 }
 
-fn misconfigured(what: String) -> ApiError {
-    vigil_api::log::line(
-        serde_json::json!({"level": "error", "msg": "export signing is misconfigured", "why": what}),
-    );
-    ApiError::unavailable("evidence signing is not configured; see the server log")
+/// A 503 naming the variable, logged with why (never with the value).
+fn misconfigured(name: &str, why: String) -> ApiError {
+    vigil_api::settings::refuse(name, &why)
 }
 
 /// `export_signing_key` (secret: base64url of the 32-byte Ed25519 seed) and
 /// `export_signing_kid`. A missing or bad key is a 503, logged by name.
 pub fn signer() -> Result<ExportSigner, ApiError> {
-    let seed = variable("export_signing_key")
+    let seed = variable(EXPORT_SIGNING_KEY)
         .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| misconfigured("export_signing_key is not set".into()))?;
-    let kid = variable("export_signing_kid").unwrap_or_default();
-    ExportSigner::from_seed_b64(&kid, &seed)
-        .map_err(|why| misconfigured(format!("export_signing_key/export_signing_kid: {why}")))
+        .ok_or_else(|| misconfigured(EXPORT_SIGNING_KEY, "is not set".into()))?;
+    let kid = variable(EXPORT_SIGNING_KID).unwrap_or_default();
+    ExportSigner::from_seed_b64(&kid, &seed).map_err(|why| {
+        misconfigured(
+            EXPORT_SIGNING_KEY,
+            format!("with export_signing_kid: {why}"),
+        )
+    })
 }
 
 /// The public keys that verify packs and heads: the current key, then the
@@ -32,10 +48,10 @@ pub fn signer() -> Result<ExportSigner, ApiError> {
 /// before a rotation), without repeating a `kid`.
 pub fn public_keys() -> Result<Vec<Jwk>, ApiError> {
     let mut keys = vec![signer()?.public_jwk()];
-    let extra = variable("export_public_keys").unwrap_or_default();
+    let extra = variable(EXPORT_PUBLIC_KEYS).unwrap_or_default();
     if !extra.trim().is_empty() {
         let set = KeySet::from_jwks(&extra)
-            .map_err(|why| misconfigured(format!("export_public_keys: {why}")))?;
+            .map_err(|why| misconfigured(EXPORT_PUBLIC_KEYS, why.to_string()))?;
         for jwk in set.jwks() {
             if keys.iter().all(|k| k.kid != jwk.kid) {
                 keys.push(jwk);
@@ -46,11 +62,14 @@ pub fn public_keys() -> Result<Vec<Jwk>, ApiError> {
 }
 
 /// `export_max_events` (default 100,000): larger exports are refused (413).
-pub fn max_events() -> i64 {
-    variable("export_max_events")
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(100_000)
+/// A value that is not a whole number from 1 to 100,000,000 is a 503 naming it.
+pub fn max_events() -> Result<i64, ApiError> {
+    let mut r = vigil_api::settings::Reader::new(VARIABLES);
+    r.read(
+        EXPORT_MAX_EVENTS,
+        vigil_api::settings::number(1, 100_000_000),
+    )
+    .ok_or_else(|| r.refusal())
 }
 
 /// The refusal of an export over the limit.

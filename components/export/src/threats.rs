@@ -12,7 +12,7 @@ use crate::settings;
 pub fn export(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let format = Format::parse(ctx.query_param("format").as_deref())?;
     let filter = ThreatFilter::parse(|name| ctx.query_param(name))?;
-    let limit = settings::max_events();
+    let limit = settings::max_events()?;
     let conn = db::open()?;
     let sql = SpinSql(conn);
     let count = ready(filter.count(&sql))?;

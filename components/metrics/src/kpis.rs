@@ -25,7 +25,7 @@ fn window(ctx: &Ctx, now: i64) -> Result<Window, ApiError> {
 pub fn summary(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let w = window(ctx, now_millis())?;
     let settings = SummarySettings {
-        ack_sla_seconds: settings::ack_sla_seconds(),
+        ack_sla_seconds: settings::ack_sla_seconds()?,
     };
     let s = ready(summary::summary(&SpinSql(db::open()?), &w, &settings))?;
     Ok(response::json(200, &s))
@@ -62,7 +62,7 @@ pub fn sensors(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let f = ready(fleet::fleet(
         &SpinSql(db::open()?),
         &w,
-        &settings::liveness(),
+        &settings::liveness()?,
         now,
     ))?;
     Ok(response::json(200, &f))

@@ -15,6 +15,10 @@ use vigil_api::router::{DEFAULT_BODY_LIMIT, Reply, schema_of};
 use vigil_api::{Access, Component, Permission, Route, health};
 use vigil_metrics_rules::{fleet, prometheus, summary, trends, weekly};
 
+/// Every Spin variable this component reads (`xtask/tests/variables.rs`
+/// checks each is mapped into it in `spin.toml`).
+pub const VARIABLES: &[&[&str]] = &[vigil_api::settings::VARIABLES, settings::VARIABLES];
+
 fn text(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({"type": "string"})
 }

@@ -13,7 +13,7 @@ pub fn scrape(_: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let families = ready(prometheus::scrape(
         &SpinSql(db::open()?),
-        &settings::liveness(),
+        &settings::liveness()?,
         now,
     ))?;
     Ok(Response::builder()

@@ -8,7 +8,6 @@ use spin_sdk::http::Response;
 use vigil_api::db::{SpinSql, ready};
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::time::now_millis;
-use vigil_ingest::classify::ZoneMap;
 use vigil_ingest::geo::GeoLookup;
 use vigil_ingest::pipeline::{self, Sender, Storing, Submission};
 
@@ -17,20 +16,15 @@ use crate::settings;
 pub fn post(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let items = ctx.json::<Submission>()?.items()?;
     let now = now_millis();
-    let zones = ZoneMap::parse(&settings::zones()).map_err(|why| {
-        vigil_api::log::line(
-            serde_json::json!({"level": "error", "msg": "threat_zones is invalid", "why": why}),
-        );
-        ApiError::internal()
-    })?;
-    let mut validated = pipeline::validate(items, now, settings::retention_ms());
+    let settings = settings::get()?;
+    let mut validated = pipeline::validate(items, now, settings.retention_ms);
     let conn = db::open()?;
     let speaks_for = ready(pipeline::speaks_for(&SpinSql(conn), ctx.principal()))?;
     validated.check_sender(speaks_for.as_deref())?;
     let mut storing = Storing {
-        zones,
-        alert_window_ms: settings::alert_window_ms(),
-        geo: GeoLookup::new(settings::geoip_databases(), log_geoip_failure),
+        zones: settings.zones.clone(),
+        alert_window_ms: settings.alert_window_ms,
+        geo: GeoLookup::new(settings.geoip_databases.clone(), log_geoip_failure),
     };
     let actor = ctx.actor();
     let sender = Sender {

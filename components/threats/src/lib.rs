@@ -12,7 +12,7 @@
 //! - [`playbooks`]: playbooks, running them, their execution history.
 //! - [`webhook`]: the one outbound request (a playbook's webhook).
 //! - [`geo`]: country and ASN of source addresses (MaxMind-format files).
-//! - [`settings`]: the component's variables.
+//! - [`settings`]: the component's variables (a bad one is a 503 naming it).
 
 mod alerts;
 mod ingest;
@@ -25,6 +25,15 @@ mod webhook;
 
 use vigil_api::router::{DEFAULT_BODY_LIMIT, Reply, schema_of};
 use vigil_api::{Access, Component, Permission, Route, health};
+
+/// Every Spin variable this component reads: the shared ones, its own, and
+/// the decision rules' (playbooks open decisions). `xtask/tests/variables.rs`
+/// checks each is mapped into it in `spin.toml`.
+pub const VARIABLES: &[&[&str]] = &[
+    vigil_api::settings::VARIABLES,
+    settings::VARIABLES,
+    vigil_api::decisions::settings::VARIABLES,
+];
 
 pub static COMPONENT: Component = Component {
     name: "threats",

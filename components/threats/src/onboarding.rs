@@ -70,6 +70,20 @@ pub fn create_token(ctx: &mut Ctx) -> Result<Response, ApiError> {
             "must be at most 200 characters",
         ));
     }
+    // Where the sensor registers comes from the operator, never from the
+    // request's Host (which a client, or a proxy, chooses).
+    let register_url = format!(
+        "{}/api/sensors/register",
+        crate::settings::get()?
+            .public_base_url
+            .as_deref()
+            .ok_or_else(|| {
+                vigil_api::settings::refuse(
+                    crate::settings::PUBLIC_BASE_URL,
+                    "is not set: onboarding tokens need the URL sensors reach the app at",
+                )
+            })?
+    );
     let token = format!("{TOKEN_PREFIX}{}", new_secret());
     let id = new_id();
     let now = now_millis();
@@ -99,7 +113,6 @@ pub fn create_token(ctx: &mut Ctx) -> Result<Response, ApiError> {
             Some(serde_json::json!({"expires_at": rfc3339(expires_at), "note": note}).to_string());
         vigil_api::audit::append(conn, &entry)
     })?;
-    let register_url = format!("{}/api/sensors/register", origin(ctx));
     let scanned = serde_json::json!({"register_url": register_url, "token": token}).to_string();
     let qr_svg = qrcode::QrCode::new(scanned.as_bytes())
         .map_err(|_| ApiError::internal())?
@@ -220,15 +233,6 @@ pub fn revoke_token(ctx: &mut Ctx) -> Result<Response, ApiError> {
 }
 
 /// `scheme://authority` of this request, from Spin's `spin-full-url`.
-fn origin(ctx: &Ctx) -> String {
-    ctx.header("spin-full-url")
-        .and_then(|url| {
-            let (scheme, rest) = url.split_once("://")?;
-            Some(format!("{scheme}://{}", rest.split('/').next()?))
-        })
-        .unwrap_or_default()
-}
-
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {

@@ -70,7 +70,7 @@ impl PlaybookSpec {
         if self.description.chars().count() > 2000 {
             errors.push(field("description", "must be at most 2000 characters"));
         }
-        let allowed = settings::webhook_origin();
+        let allowed = settings::get()?.webhook_origin.clone();
         for (i, a) in self.actions.iter().enumerate() {
             let Some(url) = a.url.as_deref() else {
                 continue;
@@ -313,6 +313,8 @@ pub struct ExecuteRequest {
 /// transaction, so no lock is held while waiting on the network.
 pub fn execute(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let request: ExecuteRequest = ctx.json()?;
+    let secret = settings::get()?.webhook_secret.as_deref();
+    let decided = decisions::settings::get()?;
     let conn = db::open()?;
     let playbook = load(conn, ctx.param("id"))?;
     let alert = load_alert(conn, &request.alert_id).map_err(|e| match e.status {
@@ -334,11 +336,11 @@ pub fn execute(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let sent: Vec<(usize, Result<u16, String>)> = run
         .webhooks()
         .into_iter()
-        .map(|w| (w.index, webhook::post_json(&w.url, &w.body)))
+        .map(|w| (w.index, webhook::post_json(&w.url, &w.body, secret)))
         .collect();
     let rules = DecisionRules {
-        safety: decisions::settings::safety(),
-        sla: decisions::settings::sla(),
+        safety: decided.safety.clone(),
+        sla: decided.sla,
     };
     let who = ctx.actor();
     let done = db::transaction(conn, |conn| {

@@ -16,7 +16,7 @@ use vigil_api::{ApiError, Ctx, FieldError, db, response};
 use vigil_core::time::{now_millis, rfc3339};
 use vigil_core::wire::{parse_wire, wire};
 use vigil_ingest::pipeline;
-use vigil_ingest::sensor::{self, Heartbeat, SensorKind, SensorStatus, valid_sensor_id};
+use vigil_ingest::sensor::{self, Heartbeat, Liveness, SensorKind, SensorStatus, valid_sensor_id};
 
 use crate::settings;
 
@@ -42,7 +42,7 @@ pub struct Sensor {
 const COLUMNS: &str =
     "id, name, kind, location, description, last_heartbeat, heartbeat, version, created_at";
 
-fn sensor(r: &[Value], now: i64) -> Option<Sensor> {
+fn sensor(r: &[Value], now: i64, liveness: &Liveness) -> Option<Sensor> {
     let last = db::int(r, 5);
     Some(Sensor {
         id: db::text(r, 0)?,
@@ -50,7 +50,7 @@ fn sensor(r: &[Value], now: i64) -> Option<Sensor> {
         kind: parse_wire(&db::text(r, 2)?)?,
         location: db::text(r, 3),
         description: db::text(r, 4),
-        status: settings::liveness().status(last, now),
+        status: liveness.status(last, now),
         last_heartbeat: last.map(rfc3339),
         heartbeat: db::text(r, 6).and_then(|h| serde_json::from_str(&h).ok()),
         version: db::int(r, 7)?,
@@ -71,13 +71,14 @@ impl Sensor {
 }
 
 pub fn load(conn: &Connection, id: &str, now: i64) -> Result<Sensor, ApiError> {
+    let liveness = settings::get()?.liveness;
     let rows = db::query(
         conn,
         &format!("SELECT {COLUMNS} FROM sensors WHERE id = ?1"),
         &[Value::Text(id.into())],
     )?;
     rows.first()
-        .and_then(|r| sensor(r, now))
+        .and_then(|r| sensor(r, now, &liveness))
         .ok_or_else(ApiError::not_found)
 }
 
@@ -91,11 +92,12 @@ pub struct SensorPage {
 /// `GET /api/sensors`: by name. Filters `status`, `kind`; `limit`, `cursor`.
 pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
+    let liveness = settings::get()?.liveness;
     let mut f = Filters::default();
     if let Some(s) = ctx.query_param("status") {
         let status: SensorStatus = parse_wire(&s)
             .ok_or_else(|| ApiError::invalid_field("status", "is online, stale or offline"))?;
-        match settings::liveness().heartbeat_range(status, now) {
+        match liveness.heartbeat_range(status, now) {
             (Some(after), None) => f.add("last_heartbeat > ?", vec![Value::Integer(after)]),
             (Some(after), Some(until)) => f.add(
                 "last_heartbeat > ? AND last_heartbeat <= ?",
@@ -129,7 +131,7 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
     let mut sensors: Vec<Sensor> = db::query(conn, &sql, &f.params)?
         .iter()
-        .filter_map(|r| sensor(r, now))
+        .filter_map(|r| sensor(r, now, &liveness))
         .collect();
     let next_cursor = listing::page(&mut sensors, limit, |s| vec![s.name.clone(), s.id.clone()]);
     Ok(response::json(

@@ -9,14 +9,12 @@ use vigil_ingest::playbook::{SIGNATURE_HEADER, webhook_signature};
 use wasi::http::outgoing_handler;
 use wasi::http::types::{Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
 
-use crate::settings;
-
 /// Connect, first byte and between bytes, each.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// POST `body` to `url`, signed when a `webhook_secret` is configured; the
-/// response status, or why it failed.
-pub fn post_json(url: &str, body: &[u8]) -> Result<u16, String> {
+/// POST `body` to `url`, signed when `secret` (the `webhook_secret`
+/// setting) is given; the response status, or why it failed.
+pub fn post_json(url: &str, body: &[u8], secret: Option<&str>) -> Result<u16, String> {
     let (scheme, rest) = url.split_once("://").ok_or("not an absolute URL")?;
     let scheme = match scheme {
         "http" => Scheme::Http,
@@ -41,8 +39,8 @@ pub fn post_json(url: &str, body: &[u8]) -> Result<u16, String> {
             body.len().to_string().into_bytes(),
         ),
     ];
-    if let Some(secret) = settings::webhook_secret() {
-        let signature = webhook_signature(&secret, now_millis() / 1000, body);
+    if let Some(secret) = secret {
+        let signature = webhook_signature(secret, now_millis() / 1000, body);
         headers.push((SIGNATURE_HEADER.to_string(), signature.into_bytes()));
     }
     let headers = Fields::from_list(&headers).map_err(|e| format!("headers: {e:?}"))?;

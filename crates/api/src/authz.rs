@@ -39,10 +39,14 @@ fn refusal(e: AuthError) -> ApiError {
     }
 }
 
-/// A verified token's principal, if its session is live.
+/// A verified token's principal, if its session is live. A token that
+/// names no session (`sid`) is refused: it could not be ended by logout,
+/// a password change or a role change.
 fn live_session(principal: Principal) -> Result<Principal, ApiError> {
     let Some(session) = &principal.session else {
-        return Ok(principal);
+        return Err(refusal(AuthError::InvalidClaims(
+            "it names no session (sid); log in again".into(),
+        )));
     };
     let now = vigil_core::time::now_millis();
     let db = SpinSql(db::open()?);

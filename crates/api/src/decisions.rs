@@ -18,7 +18,7 @@ pub use record::NewDecision;
 
 /// Insert `new` as a pending decision inside the caller's transaction (see
 /// [`record::open_pending`]), its deadline under the `decision_sla_minutes`
-/// setting.
+/// setting (a 503 naming it when it is bad).
 pub fn open_pending(
     conn: &Connection,
     id: &str,
@@ -33,7 +33,7 @@ pub fn open_pending(
         new,
         submitted_by,
         entry,
-        &settings::sla(),
+        &settings::get()?.sla,
         now,
     ))
 }

@@ -17,6 +17,8 @@
 //! - [`openapi`]: the OpenAPI 3.1 document, generated from the route tables.
 //! - [`listing`]: filters, limits and cursors for paginated listings.
 //! - [`log`]: structured log lines.
+//! - [`settings`]: Spin variables as typed settings, a 503 naming a bad one;
+//!   the settings every component shares (proxies, HTTPS, CORS).
 //! - [`health`]: the `GET /api/<area>/health` handler every component mounts.
 
 pub mod api_keys;
@@ -31,6 +33,7 @@ pub mod openapi;
 pub mod request;
 pub mod response;
 pub mod router;
+pub mod settings;
 
 pub use request::Ctx;
 pub use router::{Access, Component, Route, serve};

@@ -3,7 +3,7 @@
 
 use serde::de::DeserializeOwned;
 use vigil_core::audit::{Actor, AuditEntry};
-use vigil_core::net::{Networks, client_address};
+use vigil_core::net::client_address;
 use vigil_core::{ApiError, FieldError, Principal};
 
 pub struct Ctx {
@@ -31,6 +31,12 @@ impl Ctx {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
+    /// The `User-Agent`, cut to at most 256 bytes on a character boundary
+    /// (as a session stores it).
+    pub fn user_agent(&self) -> Option<&str> {
+        self.header("user-agent").map(|ua| cut(ua, 256))
+    }
+
     /// The client's IP address: the peer the runtime saw (the last
     /// `spin-client-addr`; earlier ones are the client's own), or, when that
     /// peer is one of the `trusted_proxies`, the rightmost untrusted address
@@ -49,12 +55,10 @@ impl Ctx {
             .filter(|(k, _)| k.eq_ignore_ascii_case("x-forwarded-for"))
             .filter_map(|(_, v)| std::str::from_utf8(v).ok())
             .collect();
-        // The variable is read only when there is something to believe.
-        let trusted = if forwarded.is_empty() {
-            Networks::default()
-        } else {
-            trusted_proxies()
-        };
+        // The router refuses every request (503) while the setting is bad.
+        let trusted = crate::settings::shared()
+            .map(|s| s.trusted_proxies.clone())
+            .unwrap_or_default();
         client_address(peer, &forwarded, &trusted).map(|ip| ip.to_string())
     }
 
@@ -155,13 +159,30 @@ impl Ctx {
     }
 }
 
-/// `trusted_proxies`: CIDRs of the proxies in front of the app whose
-/// `X-Forwarded-For` is believed (none by default). A bad value believes no
-/// proxy (the runtime's peer is used) and logs the error naming it.
-fn trusted_proxies() -> Networks {
-    let raw = spin_sdk::variables::get("trusted_proxies").unwrap_or_default();
-    Networks::parse(&raw).unwrap_or_else(|why| {
-        crate::log::line(serde_json::json!({"level": "error", "msg": "trusted_proxies is invalid; no proxy is trusted", "why": why}));
-        Networks::default()
-    })
+/// `text` cut to at most `max_bytes` bytes, on a character boundary (a byte
+/// slice could split a multi-byte character, and panic).
+pub fn cut(text: &str, max_bytes: usize) -> &str {
+    let mut end = text.len().min(max_bytes);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn cuts_fall_on_character_boundaries() {
+        assert_eq!(cut("abc", 256), "abc");
+        assert_eq!(cut("abcdef", 3), "abc");
+        // 255 ASCII bytes then a 3-byte character across the 256th byte.
+        let ua = format!("{}€tail", "a".repeat(255));
+        assert_eq!(cut(&ua, 256), "a".repeat(255));
+        let all = "é".repeat(200);
+        assert_eq!(cut(&all, 256).len(), 256);
+        assert_eq!(cut(&all, 255).len(), 254);
+        assert_eq!(cut("", 0), "");
+    }
 }

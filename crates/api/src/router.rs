@@ -288,7 +288,13 @@ pub async fn serve(component: &'static Component, req: IncomingRequest) -> Respo
         request_id,
         auth_us: None,
     };
-    let mut response = match dispatch(component, req, &mut ctx).await {
+    // Bad shared settings and refused CORS preflights, before anything else.
+    let refused = response::refusal(&ctx).map(Err);
+    let outcome = match refused {
+        Some(refused) => refused,
+        None => dispatch(component, req, &mut ctx).await,
+    };
+    let mut response = match outcome {
         Ok(response) => response,
         Err(err) => response::problem(&err, &ctx.path, &ctx.request_id),
     };
@@ -296,6 +302,7 @@ pub async fn serve(component: &'static Component, req: IncomingRequest) -> Respo
         response.body_mut().clear();
     }
     response.set_header("x-request-id", ctx.request_id.clone());
+    response::harden(&mut response, &ctx);
     log(&ctx, response.status().to_owned(), started);
     response
 }

@@ -19,6 +19,7 @@ pub mod record;
 use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
+use crate::net::{ProtectedTargets, Target};
 pub use crate::wire::{parse_wire, wire};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -82,6 +83,26 @@ impl Action {
         Action::IsolateHost,
         Action::DisableAccount,
     ];
+
+    /// Whether the action's target is a machine on the network (an address
+    /// or a host name), as opposed to an account, a file or a place.
+    pub fn targets_network(self) -> bool {
+        matches!(self, Action::BlockIp | Action::IsolateHost)
+    }
+
+    /// The `decision_dispatch_actions` setting: comma-separated action
+    /// names; the error names one that is not an action.
+    pub fn parse_list(list: &str) -> Result<Vec<Action>, String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|n| {
+                parse_wire::<Action>(n).ok_or_else(|| {
+                    format!("{n:?} is not an action (block_ip, isolate_host, disable_account, quarantine_file, dispatch, notify, monitor, custom)")
+                })
+            })
+            .collect()
+    }
 }
 
 #[derive(
@@ -154,11 +175,18 @@ impl SlaPolicy {
     /// From the minutes allowed for P1,P2,P3,P4 (`"15,60,240,1440"`), as
     /// the `decision_sla_minutes` setting holds them.
     pub fn from_minutes(list: &str) -> Result<SlaPolicy, String> {
+        const WHAT: &str =
+            "must be four whole numbers of minutes from 1 to 525600 (a year), P1 to P4";
         let minutes: Vec<i64> = list
             .split(',')
-            .map(|m| m.trim().parse::<i64>().ok().filter(|m| *m > 0))
+            .map(|m| {
+                m.trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|m| (1..=525_600).contains(m))
+            })
             .collect::<Option<_>>()
-            .ok_or("must be four positive whole numbers of minutes, P1 to P4")?;
+            .ok_or_else(|| format!("{:?} {WHAT}", list.trim()))?;
         match minutes[..] {
             [p1, p2, p3, p4] => Ok(SlaPolicy {
                 p1_ms: p1 * 60_000,
@@ -166,7 +194,7 @@ impl SlaPolicy {
                 p3_ms: p3 * 60_000,
                 p4_ms: p4 * 60_000,
             }),
-            _ => Err("must be four positive whole numbers of minutes, P1 to P4".into()),
+            _ => Err(format!("{:?} {WHAT}", list.trim())),
         }
     }
 
@@ -250,6 +278,9 @@ pub struct DecisionState {
     pub status: Status,
     pub action: Action,
     pub submitted_by: String,
+    /// For a decision a playbook opened: who ingested the events of the
+    /// alert it acts on (users, `key:<id>`). They count as its submitters.
+    pub ingested_by: Vec<String>,
     pub assignee: Option<String>,
     pub first_approver: Option<String>,
     pub deadline: i64,
@@ -274,6 +305,14 @@ pub enum TransitionError {
         field: &'static str,
         message: String,
     },
+}
+
+/// Whether `actor` submitted the decision, for the rule that an analyst
+/// cannot approve what they submitted: whoever proposed it, and for a
+/// decision a playbook opened, whoever ingested the events that triggered
+/// it (posting events is a way to propose what a playbook then asks for).
+pub fn is_submitter(d: &DecisionState, actor: &Actor) -> bool {
+    d.submitted_by == actor.id || d.ingested_by.iter().any(|who| *who == actor.id)
 }
 
 fn is_supervisor(actor: &Actor) -> bool {
@@ -350,7 +389,7 @@ pub fn transition(
         }
         (Claimed, Command::Approve) => {
             must_hold()?;
-            if actor.id == d.submitted_by && !is_supervisor(actor) {
+            if is_submitter(d, actor) && !is_supervisor(actor) {
                 return Err(TransitionError::NotAllowed(
                     "an analyst cannot approve what they submitted".into(),
                 ));
@@ -449,8 +488,8 @@ pub struct SafetyPolicy {
     pub confidence_floor: f64,
     /// Phrases in a summary that assert who someone is.
     pub identity_patterns: Vec<String>,
-    /// Targets (CIDRs or host names) that only a supervisor may act on.
-    pub protected_targets: Vec<String>,
+    /// Targets (networks or host names) that only a supervisor may act on.
+    pub protected_targets: ProtectedTargets,
 }
 
 impl Default for SafetyPolicy {
@@ -462,40 +501,49 @@ impl Default for SafetyPolicy {
                 "is the suspect".into(),
                 "matches the identity".into(),
             ],
-            protected_targets: vec![],
+            protected_targets: ProtectedTargets::default(),
         }
     }
 }
 
 impl SafetyPolicy {
+    /// `decision_confidence_floor`: a number from 0 to 1.
+    pub fn parse_floor(text: &str) -> Result<f64, String> {
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| (0.0..=1.0).contains(f))
+            .ok_or_else(|| format!("{:?} is not a number from 0 to 1", text.trim()))
+    }
+
+    /// `decision_identity_patterns`: comma-separated phrases.
+    pub fn parse_patterns(text: &str) -> Vec<String> {
+        text.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
     /// From the settings as written (`decision_confidence_floor`, and the
     /// comma-separated `decision_protected_targets` and
-    /// `decision_identity_patterns`); unset ones keep their defaults.
+    /// `decision_identity_patterns`); unset ones keep their defaults, a bad
+    /// one is an error naming the setting.
     pub fn from_settings(
         floor: Option<&str>,
         protected_targets: Option<&str>,
         identity_patterns: Option<&str>,
     ) -> Result<SafetyPolicy, String> {
-        let list = |v: &str| -> Vec<String> {
-            v.split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        };
         let mut policy = SafetyPolicy::default();
         if let Some(floor) = floor {
-            policy.confidence_floor = floor
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|f| (0.0..=1.0).contains(f))
-                .ok_or("the confidence floor must be a number from 0 to 1")?;
+            policy.confidence_floor =
+                Self::parse_floor(floor).map_err(|why| format!("confidence floor: {why}"))?;
         }
         if let Some(targets) = protected_targets {
-            policy.protected_targets = list(targets);
+            policy.protected_targets = ProtectedTargets::parse(targets)
+                .map_err(|why| format!("protected targets: {why}"))?;
         }
         if let Some(patterns) = identity_patterns {
-            policy.identity_patterns = list(patterns);
+            policy.identity_patterns = Self::parse_patterns(patterns);
         }
         Ok(policy)
     }
@@ -509,8 +557,30 @@ pub struct Proposal<'a> {
     pub summary: &'a str,
     /// `watchlist_match: true` in the evidence.
     pub watchlist_match: bool,
-    /// The action's target (an IP address or host name), if it has one.
-    pub target: Option<&'a str>,
+    /// The action's target, canonical ([`Target::parse`]), if it has one.
+    pub target: Option<Target>,
+}
+
+/// The target of a proposed `action` from its `parameters.target`, canonical
+/// ([`Target::parse`]) so that the safety check compares one spelling. An
+/// action on a machine (`block_ip`, `isolate_host`) must name an address or
+/// a host name; another action's target (an account, a file hash) is
+/// checked against the protected list only when it reads as one. The error
+/// says what is wrong with `parameters.target`.
+pub fn proposal_target(
+    action: Action,
+    target: Option<&serde_json::Value>,
+) -> Result<Option<Target>, String> {
+    let text = match target {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        Some(serde_json::Value::String(text)) => text,
+        Some(_) => return Err("must be a string".into()),
+    };
+    match Target::parse(text) {
+        Ok(target) => Ok(Some(target)),
+        Err(why) if action.targets_network() => Err(why),
+        Err(_) => Ok(None),
+    }
 }
 
 /// One broken safety rule.
@@ -526,20 +596,6 @@ fn asserts_identity(policy: &SafetyPolicy, summary: &str) -> bool {
         .identity_patterns
         .iter()
         .any(|p| lower.contains(&p.to_lowercase()))
-}
-
-/// A protected target: an address inside a configured CIDR, or a configured host name.
-fn is_protected(policy: &SafetyPolicy, target: &str) -> bool {
-    match target.parse::<std::net::IpAddr>() {
-        Ok(ip) => policy
-            .protected_targets
-            .iter()
-            .any(|p| crate::net::in_cidr(ip, p)),
-        Err(_) => policy
-            .protected_targets
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(target)),
-    }
 }
 
 /// Rules for submitting a proposal.
@@ -575,7 +631,11 @@ pub fn check_approval(p: &Proposal, approver: &Actor, policy: &SafetyPolicy) -> 
             message: "an identity claim is approved by a supervisor".into(),
         });
     }
-    if p.target.is_some_and(|t| is_protected(policy, t)) && !supervisor {
+    if p.target
+        .as_ref()
+        .is_some_and(|t| policy.protected_targets.protects(t))
+        && !supervisor
+    {
         v.push(Violation {
             rule: "protected_target",
             message: "actions against protected assets are approved by a supervisor".into(),
@@ -600,6 +660,7 @@ mod tests {
             status,
             action,
             submitted_by: "engine".into(),
+            ingested_by: vec![],
             assignee: None,
             first_approver: None,
             deadline: 1_000,
@@ -668,6 +729,7 @@ mod tests {
                         status,
                         action: Action::Dispatch,
                         submitted_by: "engine".into(),
+                        ingested_by: vec![],
                         assignee: Some("holder".into()),
                         first_approver: Some("holder".into()),
                         deadline: 0,
@@ -837,6 +899,86 @@ mod tests {
         ));
     }
 
+    /// A playbook's decision on an alert an analyst fed: the analyst counts
+    /// as its submitter and cannot approve it; a supervisor still may.
+    #[test]
+    fn who_ingested_the_triggering_events_counts_as_a_submitter() {
+        let mut d = decision(Status::Claimed, Action::BlockIp);
+        d.submitted_by = "playbook:p1".into();
+        d.ingested_by = vec!["key:sensor-1".into(), "ana".into()];
+        d.assignee = Some("ana".into());
+        let ana = actor("ana", Role::Analyst);
+        assert!(is_submitter(&d, &ana));
+        assert!(matches!(
+            run(&d, Command::Approve, &ana),
+            Err(TransitionError::NotAllowed(_))
+        ));
+        d.assignee = Some("bob".into());
+        assert!(!is_submitter(&d, &actor("bob", Role::Analyst)));
+        assert_eq!(
+            run(&d, Command::Approve, &actor("bob", Role::Analyst))
+                .unwrap()
+                .to,
+            Status::Approved
+        );
+        d.assignee = Some("ana".into());
+        assert_eq!(
+            run(&d, Command::Approve, &actor("ana", Role::Supervisor))
+                .unwrap()
+                .to,
+            Status::Approved
+        );
+    }
+
+    #[test]
+    fn targets_of_proposals() {
+        use serde_json::json;
+        let t = |a, v: serde_json::Value| proposal_target(a, Some(&v));
+        assert_eq!(
+            t(Action::BlockIp, json!("::ffff:10.0.0.5")).unwrap(),
+            Some(Target::parse("10.0.0.5").unwrap())
+        );
+        assert_eq!(
+            t(Action::IsolateHost, json!("DB.internal.")).unwrap(),
+            Some(Target::Host("db.internal".into()))
+        );
+        assert!(t(Action::BlockIp, json!("10.0.0.0/8")).is_err());
+        assert!(t(Action::IsolateHost, json!("db internal")).is_err());
+        assert!(t(Action::BlockIp, json!(["10.0.0.5"])).is_err());
+        assert!(t(Action::Notify, json!(7)).is_err());
+        // An account or a file is not a machine: kept as written, unchecked.
+        assert_eq!(
+            t(Action::DisableAccount, json!("CORP\\j.doe")).unwrap(),
+            None
+        );
+        assert_eq!(
+            t(Action::DisableAccount, json!("DC01.")).unwrap(),
+            Some(Target::Host("dc01".into()))
+        );
+        assert_eq!(proposal_target(Action::BlockIp, None).unwrap(), None);
+    }
+
+    #[test]
+    fn settings_parse_or_say_why() {
+        assert_eq!(
+            Action::parse_list("dispatch, block_ip").unwrap(),
+            vec![Action::Dispatch, Action::BlockIp]
+        );
+        assert!(
+            Action::parse_list("dispatch,nuke")
+                .unwrap_err()
+                .contains("nuke")
+        );
+        assert_eq!(Action::parse_list("").unwrap(), vec![]);
+        assert_eq!(SafetyPolicy::parse_floor(" 0.7 ").unwrap(), 0.7);
+        for bad in ["", "abc", "1.5", "-0.1", "NaN"] {
+            assert!(SafetyPolicy::parse_floor(bad).is_err(), "{bad}");
+        }
+        assert!(SlaPolicy::from_minutes("15,60,240").is_err());
+        assert!(SlaPolicy::from_minutes("15,60,abc,1440").is_err());
+        assert!(SafetyPolicy::from_settings(None, Some("10.0.0.0/abc"), None).is_err());
+    }
+
     #[test]
     fn escalations_go_to_supervisors_and_overdue_items_escalate() {
         let d = decision(Status::Escalated, Action::BlockIp);
@@ -905,7 +1047,7 @@ mod tests {
     #[test]
     fn the_safety_validator() {
         let policy = SafetyPolicy {
-            protected_targets: vec!["10.0.0.0/24".into(), "dc01".into()],
+            protected_targets: ProtectedTargets::parse("10.0.0.0/24, dc01").unwrap(),
             ..SafetyPolicy::default()
         };
         let low = Proposal {
@@ -947,24 +1089,35 @@ mod tests {
             confidence: 0.9,
             summary: "brute force",
             watchlist_match: false,
-            target: Some("10.0.0.7"),
+            target: Some(Target::parse("10.0.0.7").unwrap()),
         };
         assert_eq!(
             check_approval(&protected, &analyst, &policy)[0].rule,
             "protected_target"
         );
         let elsewhere = Proposal {
-            target: Some("10.0.1.7"),
+            target: Some(Target::parse("10.0.1.7").unwrap()),
             ..protected.clone()
         };
         assert!(check_approval(&elsewhere, &analyst, &policy).is_empty());
         let host = Proposal {
-            target: Some("DC01"),
+            target: Some(Target::parse("DC01").unwrap()),
             ..protected.clone()
         };
         assert_eq!(
             check_approval(&host, &analyst, &policy)[0].rule,
             "protected_target"
         );
+        for spelling in ["::ffff:10.0.0.7", "10.0.0.7/32", "dc01.", "0x0a.0.0.7"] {
+            let p = Proposal {
+                target: Some(Target::parse(spelling).unwrap()),
+                ..protected.clone()
+            };
+            assert_eq!(
+                check_approval(&p, &analyst, &policy)[0].rule,
+                "protected_target",
+                "{spelling}"
+            );
+        }
     }
 }

@@ -1,7 +1,10 @@
 //! Network addresses: CIDR membership, shared by the safety validator
-//! (protected targets) and ingestion (zones, source filters), and the
-//! client address of a request behind trusted proxies.
+//! (protected targets) and ingestion (zones, source filters); the client
+//! address of a request behind trusted proxies; the canonical form of an
+//! action's target (so no spelling escapes a protected list); and which
+//! browser origins may call the API (CORS).
 
+use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -31,6 +34,224 @@ impl Networks {
         let ip = ip.to_canonical();
         self.0.iter().any(|net| net.contains(&ip))
     }
+}
+
+/// An action's target in its one canonical spelling: an address (IPv4 for
+/// an IPv4-mapped IPv6 one; `10.0.0.5/32` is `10.0.0.5`) or a host name
+/// (lower case, IDNA to ASCII, no trailing dot). Two spellings of one
+/// target are equal, so a protected list cannot be bypassed by spelling.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    Address(IpAddr),
+    Host(String),
+}
+
+impl Target {
+    /// Canonicalise `text`; the error says why it is neither an address nor
+    /// a host name (a network wider than one address is neither: an action
+    /// names one target).
+    pub fn parse(text: &str) -> Result<Target, String> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err("must be an IP address or a host name".into());
+        }
+        if t.len() > 253 + 1 {
+            return Err("is too long for a host name".into());
+        }
+        let bare = t
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .unwrap_or(t);
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            return Ok(Target::Address(ip.to_canonical()));
+        }
+        if t.contains('/') {
+            let net = canonical_net(
+                t.parse::<IpNet>()
+                    .map_err(|_| format!("{t:?} is neither an address nor a host name"))?,
+            );
+            if net.prefix_len() != net.max_prefix_len() {
+                return Err(format!(
+                    "{t:?} is a network of more than one address; name one address"
+                ));
+            }
+            return Ok(Target::Address(net.addr()));
+        }
+        // The WHATWG host parser: IDNA to ASCII and lower case, and the
+        // other spellings of an IPv4 address (`0x0a.0.0.5`, `167772165`).
+        let undotted = t.strip_suffix('.').unwrap_or(t);
+        match url::Host::parse(undotted) {
+            Ok(url::Host::Ipv4(ip)) => Ok(Target::Address(IpAddr::V4(ip))),
+            Ok(url::Host::Ipv6(ip)) => Ok(Target::Address(IpAddr::V6(ip).to_canonical())),
+            Ok(url::Host::Domain(name)) if is_host_name(&name) => Ok(Target::Host(name)),
+            _ => Err(format!("{t:?} is neither an IP address nor a host name")),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Address(ip) => ip.fmt(f),
+            Target::Host(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A DNS name as the host parser leaves it: labels of 1–63 letters, digits,
+/// hyphens (not at either end) or underscores, 253 characters at most.
+fn is_host_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        })
+}
+
+/// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) as the IPv4 one,
+/// host bits cleared.
+fn canonical_net(net: IpNet) -> IpNet {
+    if let IpNet::V6(v6) = net
+        && v6.prefix_len() >= 96
+        && let Some(v4) = v6.addr().to_ipv4_mapped()
+        && let Ok(v4) = ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+    {
+        return IpNet::V4(v4.trunc());
+    }
+    net.trunc()
+}
+
+/// Targets only a supervisor may act on (`decision_protected_targets`):
+/// networks and host names, parsed once, compared in canonical form.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProtectedTargets {
+    networks: Vec<IpNet>,
+    hosts: Vec<String>,
+}
+
+impl ProtectedTargets {
+    /// Comma-separated CIDRs, addresses or host names; the error names the
+    /// entry that is none of them.
+    pub fn parse(list: &str) -> Result<ProtectedTargets, String> {
+        let mut protected = ProtectedTargets::default();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if let Ok(net) = entry.parse::<IpNet>() {
+                protected.networks.push(canonical_net(net));
+                continue;
+            }
+            match Target::parse(entry)
+                .map_err(|_| format!("{entry:?} is not a CIDR, an address or a host name"))?
+            {
+                Target::Address(ip) => protected.networks.push(IpNet::from(ip)),
+                Target::Host(name) => protected.hosts.push(name),
+            }
+        }
+        Ok(protected)
+    }
+
+    pub fn protects(&self, target: &Target) -> bool {
+        match target {
+            Target::Address(ip) => self.networks.iter().any(|n| n.contains(ip)),
+            Target::Host(name) => self.hosts.iter().any(|h| h == name),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.networks.is_empty() && self.hosts.is_empty()
+    }
+}
+
+/// The browser origins allowed to call the API (`cors_allowed_origins`),
+/// each as `scheme://host[:port]` in its serialised form. Empty by default:
+/// no other origin's preflight is answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origins(Vec<String>);
+
+impl Origins {
+    /// Comma-separated origins (`https://console.example.com`); the error
+    /// names an entry that is not an http(s) origin (a path, `*` or `null`
+    /// is refused: credentials are never offered to any origin).
+    pub fn parse(list: &str) -> Result<Origins, String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                let refused = || {
+                    format!("{e:?} is not an origin (http or https://host[:port], nothing after)")
+                };
+                let url = url::Url::parse(e).map_err(|_| refused())?;
+                let bare = matches!(url.scheme(), "http" | "https")
+                    && url.host().is_some()
+                    && url.path() == "/"
+                    && url.query().is_none()
+                    && url.fragment().is_none()
+                    && url.username().is_empty()
+                    && url.password().is_none();
+                if !bare {
+                    return Err(refused());
+                }
+                Ok(url.origin().ascii_serialization())
+            })
+            .collect::<Result<_, _>>()
+            .map(Origins)
+    }
+
+    pub fn allows(&self, origin: &str) -> bool {
+        self.0.iter().any(|o| o == origin)
+    }
+}
+
+/// What to do about a request's `Origin` (see [`cors`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cors {
+    /// No `Origin`: not a cross-origin browser request; nothing to add.
+    NotCrossOrigin,
+    /// An allowed origin: answer with `Access-Control-Allow-Origin` for it
+    /// (and, for a preflight, the methods and headers).
+    Allow { origin: String, preflight: bool },
+    /// A preflight from an origin that is not allowed: refused (403).
+    RefusePreflight,
+    /// Any other request from an origin that is not allowed: answered
+    /// without CORS headers, so the browser keeps the response from the page.
+    Withhold,
+}
+
+/// The CORS decision for a request with `method`, its `Origin` header and
+/// whether it has `Access-Control-Request-Method` (a preflight is an
+/// `OPTIONS` with both).
+pub fn cors(method: &str, origin: Option<&str>, requests_method: bool, allowed: &Origins) -> Cors {
+    let Some(origin) = origin.map(str::trim).filter(|o| !o.is_empty()) else {
+        return Cors::NotCrossOrigin;
+    };
+    let preflight = method.eq_ignore_ascii_case("OPTIONS") && requests_method;
+    match (allowed.allows(origin), preflight) {
+        (true, preflight) => Cors::Allow {
+            origin: origin.to_string(),
+            preflight,
+        },
+        (false, true) => Cors::RefusePreflight,
+        (false, false) => Cors::Withhold,
+    }
+}
+
+/// A base URL the app is reached at (`public_base_url`): http(s), a host,
+/// no query, fragment or credentials; without a trailing `/`. Empty is none.
+pub fn base_url(text: &str) -> Result<Option<String>, String> {
+    let v = text.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let url = url::Url::parse(v)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .filter(|u| u.query().is_none() && u.fragment().is_none())
+        .filter(|u| u.username().is_empty() && u.password().is_none())
+        .ok_or_else(|| format!("{v:?} is not an http(s) URL such as https://vigil.example.com"))?;
+    Ok(Some(url.as_str().trim_end_matches('/').to_string()))
 }
 
 /// The client's address. `peer` is the address the runtime itself saw (the
@@ -149,6 +370,142 @@ mod tests {
                 .contains("10.0.0.0/abc")
         );
         assert!(Networks::parse("10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn targets_have_one_spelling() {
+        let t = |s: &str| Target::parse(s).unwrap().to_string();
+        assert_eq!(t("10.0.0.5"), "10.0.0.5");
+        assert_eq!(t("::ffff:10.0.0.5"), "10.0.0.5");
+        assert_eq!(t("[::ffff:10.0.0.5]"), "10.0.0.5");
+        assert_eq!(t("10.0.0.5/32"), "10.0.0.5");
+        assert_eq!(t("::ffff:10.0.0.5/128"), "10.0.0.5");
+        assert_eq!(t("0x0a.0.0.5"), "10.0.0.5");
+        assert_eq!(t("167772165"), "10.0.0.5");
+        assert_eq!(t("2001:DB8::1"), "2001:db8::1");
+        assert_eq!(t("DB.internal."), "db.internal");
+        assert_eq!(t(" Db.Internal "), "db.internal");
+        assert_eq!(t("bücher.example"), "xn--bcher-kva.example");
+        assert_eq!(t("dc01"), "dc01");
+        for bad in [
+            "",
+            "10.0.0.0/24",
+            "10.0.0.0/abc",
+            "10.0.0.256",
+            "db internal",
+            "db..internal",
+            "-db.internal",
+            "http://db.internal/",
+            "db.internal:22",
+            "a/b",
+            "x".repeat(300).as_str(),
+        ] {
+            assert!(Target::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_protected_list_holds_against_every_spelling() {
+        let list =
+            ProtectedTargets::parse("10.0.0.0/8, db.internal, ::ffff:192.0.2.0/120").unwrap();
+        let protects = |s: &str| list.protects(&Target::parse(s).unwrap());
+        for spelling in [
+            "10.0.0.5",
+            "::ffff:10.0.0.5",
+            "10.0.0.5/32",
+            "0x0a.0.0.5",
+            "167772165",
+            "DB.internal.",
+            "db.INTERNAL",
+            "192.0.2.9",
+        ] {
+            assert!(protects(spelling), "{spelling}");
+        }
+        assert!(!protects("11.0.0.5") && !protects("db.internal.example"));
+        assert!(ProtectedTargets::parse("").unwrap().is_empty());
+        let err = ProtectedTargets::parse("10.0.0.0/abc").unwrap_err();
+        assert!(err.contains("10.0.0.0/abc"), "{err}");
+        assert!(ProtectedTargets::parse("db internal").is_err());
+    }
+
+    #[test]
+    fn cors_answers_only_listed_origins() {
+        let origins =
+            Origins::parse("https://console.example.com, http://LOCALHOST:8080/").unwrap();
+        assert_eq!(
+            cors(
+                "OPTIONS",
+                Some("https://console.example.com"),
+                true,
+                &origins
+            ),
+            Cors::Allow {
+                origin: "https://console.example.com".into(),
+                preflight: true
+            }
+        );
+        assert!(matches!(
+            cors("GET", Some("http://localhost:8080"), false, &origins),
+            Cors::Allow {
+                preflight: false,
+                ..
+            }
+        ));
+        assert_eq!(
+            cors("OPTIONS", Some("https://evil.example"), true, &origins),
+            Cors::RefusePreflight
+        );
+        assert_eq!(
+            cors("POST", Some("https://evil.example"), false, &origins),
+            Cors::Withhold
+        );
+        assert_eq!(
+            cors("OPTIONS", Some("null"), true, &origins),
+            Cors::RefusePreflight
+        );
+        assert_eq!(cors("GET", None, false, &origins), Cors::NotCrossOrigin);
+        // Empty by default: every preflight is refused.
+        assert_eq!(
+            cors(
+                "OPTIONS",
+                Some("https://console.example.com"),
+                true,
+                &Origins::default()
+            ),
+            Cors::RefusePreflight
+        );
+        for bad in [
+            "*",
+            "null",
+            "https://x.example/path",
+            "ftp://x.example",
+            "x.example",
+            "https://x.example?q",
+        ] {
+            assert!(Origins::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            base_url(" https://Vigil.Example.com/ ").unwrap().as_deref(),
+            Some("https://vigil.example.com")
+        );
+        assert_eq!(
+            base_url("http://10.0.0.2:3000/vigil").unwrap().as_deref(),
+            Some("http://10.0.0.2:3000/vigil")
+        );
+        assert_eq!(base_url("").unwrap(), None);
+        for bad in [
+            "vigil.example.com",
+            "ftp://x",
+            "https://x/?a=1",
+            "https://u:p@x",
+            "https://",
+        ] {
+            assert!(base_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -268,6 +268,7 @@ mod tests {
             confidence: 1.0,
             payload: Default::default(),
             tags: vec![],
+            ingested_by: None,
         }
     }
 

@@ -139,6 +139,9 @@ pub struct Event {
     pub payload: serde_json::Map<String, serde_json::Value>,
     /// Lower-case, sorted, without duplicates.
     pub tags: Vec<String>,
+    /// Who ingested it (the request's principal: a user id or `key:<id>`),
+    /// set by the caller once it knows who sent it ([`crate::pipeline::commit`]).
+    pub ingested_by: Option<String>,
 }
 
 /// Parse RFC 3339 (`2026-11-27T18:16:07Z`, with optional fraction and
@@ -181,14 +184,16 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         millis = first3.parse::<i64>().ok()?;
         rest = &frac[digits..];
     }
-    let offset_min = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6
-            && (rest.starts_with('+') || rest.starts_with('-'))
-            && &rest[3..4] == ":" =>
+    // Bytes, not string slices: a multi-byte character in the offset must
+    // be a refusal, not a panic on a slice inside it.
+    let offset_min = match rest.as_bytes() {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2]
+            if [h1, h2, m1, m2].iter().all(|b| b.is_ascii_digit()) =>
         {
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (rest[1..3].parse::<i64>().ok()? * 60 + rest[4..6].parse::<i64>().ok()?)
+            let digit = |b: &u8| i64::from(b - b'0');
+            let minutes = (digit(h1) * 10 + digit(h2)) * 60 + digit(m1) * 10 + digit(m2);
+            if *sign == b'-' { -minutes } else { minutes }
         }
         _ => return None,
     };
@@ -324,6 +329,7 @@ pub fn validate(
         confidence,
         payload: raw.payload,
         tags,
+        ingested_by: None,
     })
 }
 
@@ -352,6 +358,17 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-27T17:00:00+01:00"), Some(NOW));
         assert_eq!(parse_rfc3339("2026-11-27T16:00:00.25Z"), Some(NOW + 250));
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2026-11-27T14:30:00-01:30"), Some(NOW));
+        // Multi-byte characters where the offset is: refused, never a panic.
+        for bad in [
+            "2026-11-27T16:00:00+0é00",
+            "2026-11-27T16:00:00+é:00",
+            "2026-11-27T16:00:00.5ééé",
+            "2026-11-27T16:00:00+01:0é",
+            "2026-11-27T16:00:00€",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
         for bad in [
             "2026-11-27",
             "2026-13-01T00:00:00Z",

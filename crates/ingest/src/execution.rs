@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use vigil_core::ApiError;
 use vigil_core::audit::{self, Actor};
 use vigil_core::decision::record::{Evidence, NewDecision, Subject, SubjectKind, open_pending};
-use vigil_core::decision::{Proposal, SafetyPolicy, SlaPolicy, ThreatLevel, check_submission};
+use vigil_core::decision::{
+    Proposal, SafetyPolicy, SlaPolicy, ThreatLevel, check_submission, proposal_target,
+};
 use vigil_core::id::new_id;
 use vigil_core::outbox;
 use vigil_core::sql::{Sql, Value, int, real, text};
@@ -315,9 +317,14 @@ pub async fn finish(
     now: i64,
 ) -> Result<Execution, ApiError> {
     let mut outcomes = Vec::new();
+    let ingesters = if run.playbook.actions.iter().any(|a| a.opens_decision()) {
+        ingesters(db, &run.alert.id).await?
+    } else {
+        vec![]
+    };
     for (index, action) in run.playbook.actions.iter().enumerate() {
         let outcome = if action.opens_decision() {
-            propose(db, run, rules, who, index, action, now).await?
+            propose(db, run, rules, who, &ingesters, index, action, now).await?
         } else {
             let url = action.url.clone().unwrap_or_default();
             let (outcome, detail) = match sent.iter().find(|(i, _)| *i == index) {
@@ -335,13 +342,35 @@ pub async fn finish(
     record(db, run, &outcomes, who, now).await
 }
 
+/// How many ingesters of an alert's events a decision records at most.
+const MAX_INGESTERS: i64 = 100;
+
+/// Who ingested the events of alert `alert_id` (the principals recorded
+/// with them): the submitters of the decisions a playbook opens on it,
+/// besides the playbook (`vigil_core::decision::is_submitter`).
+pub async fn ingesters(db: &impl Sql, alert_id: &str) -> Result<Vec<String>, ApiError> {
+    Ok(db
+        .query(
+            "SELECT DISTINCT ingested_by FROM threat_events
+             WHERE alert_id = ?1 AND ingested_by IS NOT NULL ORDER BY ingested_by LIMIT ?2",
+            &[Value::Text(alert_id.into()), Value::Integer(MAX_INGESTERS)],
+        )
+        .await?
+        .iter()
+        .filter_map(|r| text(r, 0))
+        .collect())
+}
+
 /// Open the decision an action waits for, unless the alert gives it no
-/// target or the safety check refuses it.
+/// target (or none that is an address or a host name) or the safety check
+/// refuses it.
+#[allow(clippy::too_many_arguments)]
 async fn propose(
     db: &impl Sql,
     run: &Run,
     rules: &DecisionRules,
     who: &Actor,
+    ingesters: &[String],
     index: usize,
     action: &PlaybookAction,
     now: i64,
@@ -351,6 +380,19 @@ async fn propose(
             .detail(format!("the alert gives {} no target", wire(&action.kind))));
     };
     let proposed = action.decision_action();
+    // The safety check and the decision see a machine in its one spelling.
+    let checked = match proposal_target(proposed, Some(&serde_json::Value::String(target.clone())))
+    {
+        Ok(checked) => checked,
+        Err(why) => {
+            return Ok(ActionOutcome::new(index, action, "refused", Some(target))
+                .detail(format!("the target {why}")));
+        }
+    };
+    let target = match &checked {
+        Some(canonical) if proposed.targets_network() => canonical.to_string(),
+        _ => target,
+    };
     let summary: String = format!("{}: {} {target}", run.playbook.name, wire(&proposed))
         .replace('\n', " ")
         .chars()
@@ -361,7 +403,7 @@ async fn propose(
         confidence: run.confidence,
         summary: &summary,
         watchlist_match: false,
-        target: Some(&target),
+        target: checked,
     };
     let violations = check_submission(&proposal, &rules.safety);
     if !violations.is_empty() {
@@ -402,6 +444,7 @@ async fn propose(
             refs: run.refs.clone(),
             watchlist_match: false,
         },
+        ingested_by: ingesters.to_vec(),
     };
     let decision_id = new_id();
     let mut entry = who.entry("decision.submitted", "decision", &decision_id, now);

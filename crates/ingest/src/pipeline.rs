@@ -208,6 +208,9 @@ pub async fn commit(
         return Ok(());
     };
     let subject = first.sensor_id.clone();
+    for (_, event) in &mut validated.valid {
+        event.ingested_by = Some(sender.actor.actor.clone());
+    }
     store(db, storing, &validated.valid, &mut validated.outcome, now).await?;
     record_sender(db, sender, &subject, &validated.outcome, now).await
 }
@@ -343,6 +346,7 @@ pub async fn store(
             opt_text(geo.country.as_deref()),
             opt_int(geo.asn),
             opt_text(geo.as_org.as_deref()),
+            opt_text(event.ingested_by.as_deref()),
         ]);
         counted.push((
             event,
@@ -372,7 +376,8 @@ pub async fn store(
         db,
         "INSERT INTO threat_events (id, sensor_id, event_id, observed_at, received_at, event_type, source_ip, source_class,
                                     source_port, dest_ip, dest_port, dest_zone, protocol, technique, score, severity,
-                                    breakdown, confidence, payload, tags, alert_id, source_country, source_asn, source_as_org)
+                                    breakdown, confidence, payload, tags, alert_id, source_country, source_asn, source_as_org,
+                                    ingested_by)
          VALUES ",
         rows,
     )

@@ -125,6 +125,7 @@ mod tests {
             confidence,
             payload: Default::default(),
             tags: vec![],
+            ingested_by: None,
         }
     }
 

@@ -891,3 +891,4 @@ async fn rebuild_equals_incremental_after_a_mixed_workload() {
         count("SELECT count(*) FROM decision_transitions WHERE to_status IN ('approved', 'awaiting_second_approval', 'rejected', 'dismissed') AND from_status IN ('pending', 'claimed', 'escalated')").await
     );
 }
+            ingested_by: vec![],

@@ -1,46 +1,75 @@
-//! The decisions component's variables: safety policy, SLA, dispatch-type actions.
+//! The decision rules' variables (safety policy, SLA, dispatch-type
+//! actions), read by the decisions component and by playbooks in the
+//! threats component: typed, parsed once per request, and a 503 naming the
+//! variable when one is bad (`crate::settings`).
 
-use vigil_core::decision::{Action, SafetyPolicy, SlaPolicy, parse_wire};
+use std::sync::OnceLock;
 
-fn variable(name: &str) -> Option<String> {
-    spin_sdk::variables::get(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
+use vigil_core::ApiError;
+use vigil_core::decision::{Action, SafetyPolicy, SlaPolicy};
+use vigil_core::net::ProtectedTargets;
+
+use crate::settings::Reader;
+
+pub const CONFIDENCE_FLOOR: &str = "decision_confidence_floor";
+pub const PROTECTED_TARGETS: &str = "decision_protected_targets";
+pub const IDENTITY_PATTERNS: &str = "decision_identity_patterns";
+pub const SLA_MINUTES: &str = "decision_sla_minutes";
+pub const DISPATCH_ACTIONS: &str = "decision_dispatch_actions";
+
+/// Every variable the decision rules read.
+pub const VARIABLES: &[&str] = &[
+    CONFIDENCE_FLOOR,
+    PROTECTED_TARGETS,
+    IDENTITY_PATTERNS,
+    SLA_MINUTES,
+    DISPATCH_ACTIONS,
+];
+
+/// The rules decisions are opened and decided under.
+#[derive(Clone, Debug)]
+pub struct DecisionSettings {
+    /// `decision_confidence_floor` (default 0.5), `decision_protected_targets`
+    /// (CIDRs, addresses or host names; none by default) and
+    /// `decision_identity_patterns` (phrases that assert an identity).
+    pub safety: SafetyPolicy,
+    /// `decision_sla_minutes`: P1,P2,P3,P4 (default 15,60,240,1440).
+    pub sla: SlaPolicy,
+    /// `decision_dispatch_actions`: actions that need a second approver
+    /// (default dispatch, isolate_host, disable_account).
+    pub dispatch_type: Vec<Action>,
 }
 
-fn list(name: &str) -> Option<Vec<String>> {
-    variable(name).map(|v| {
-        v.split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect()
-    })
+/// The decision settings, read once per request.
+pub fn get() -> Result<&'static DecisionSettings, ApiError> {
+    static SETTINGS: OnceLock<Result<DecisionSettings, ApiError>> = OnceLock::new();
+    SETTINGS.get_or_init(load).as_ref().map_err(Clone::clone)
 }
 
-/// `decision_confidence_floor` (default 0.5), `decision_protected_targets`
-/// (comma-separated CIDRs or host names) and `decision_identity_patterns`
-/// (comma-separated phrases that assert an identity). A value that does
-/// not parse leaves the defaults.
-pub fn safety() -> SafetyPolicy {
-    SafetyPolicy::from_settings(
-        variable("decision_confidence_floor").as_deref(),
-        variable("decision_protected_targets").as_deref(),
-        variable("decision_identity_patterns").as_deref(),
-    )
-    .unwrap_or_default()
-}
-
-/// `decision_sla_minutes`: P1,P2,P3,P4 (default 15,60,240,1440).
-pub fn sla() -> SlaPolicy {
-    variable("decision_sla_minutes")
-        .and_then(|v| SlaPolicy::from_minutes(&v).ok())
-        .unwrap_or_default()
-}
-
-/// `decision_dispatch_actions`: actions that need a second approver
-/// (default dispatch, isolate_host, disable_account).
-pub fn dispatch_type() -> Vec<Action> {
-    list("decision_dispatch_actions")
-        .map(|names| names.iter().filter_map(|n| parse_wire(n)).collect())
-        .unwrap_or_else(|| Action::DEFAULT_DISPATCH_TYPE.to_vec())
+fn load() -> Result<DecisionSettings, ApiError> {
+    let mut r = Reader::new(VARIABLES);
+    match (
+        r.read(CONFIDENCE_FLOOR, SafetyPolicy::parse_floor),
+        r.read(PROTECTED_TARGETS, ProtectedTargets::parse),
+        r.read(IDENTITY_PATTERNS, |t| Ok(SafetyPolicy::parse_patterns(t))),
+        r.read(SLA_MINUTES, SlaPolicy::from_minutes),
+        r.read(DISPATCH_ACTIONS, Action::parse_list),
+    ) {
+        (
+            Some(confidence_floor),
+            Some(protected_targets),
+            Some(identity_patterns),
+            Some(sla),
+            Some(dispatch_type),
+        ) => Ok(DecisionSettings {
+            safety: SafetyPolicy {
+                confidence_floor,
+                identity_patterns,
+                protected_targets,
+            },
+            sla,
+            dispatch_type,
+        }),
+        _ => Err(r.refusal()),
+    }
 }

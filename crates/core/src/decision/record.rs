@@ -70,6 +70,10 @@ pub struct Decision {
     pub version: i64,
     pub assignee: Option<String>,
     pub submitted_by: String,
+    /// For a decision a playbook opened on an alert: who ingested the
+    /// alert's events (users, `key:<id>`). They count as submitters, so an
+    /// analyst cannot approve what their own events asked for.
+    pub ingested_by: Vec<String>,
     pub first_approver: Option<String>,
     pub outcome_detail: Option<String>,
     #[schemars(extend("format" = "date-time"))]
@@ -82,7 +86,7 @@ pub struct Decision {
 
 pub const COLUMNS: &str = "id, source, subject_kind, subject_id, action, parameters, threat_level, confidence, \
     summary, rationale, evidence, priority, sla_deadline, status, version, assignee, submitted_by, first_approver, \
-    outcome_detail, created_at, updated_at";
+    outcome_detail, created_at, updated_at, ingested_by";
 
 /// A row of [`COLUMNS`], as the API shows it at `now`.
 pub fn from_row(r: &[Value], now: i64) -> Option<Decision> {
@@ -109,6 +113,7 @@ pub fn from_row(r: &[Value], now: i64) -> Option<Decision> {
         version: int(r, 14)?,
         assignee: text(r, 15),
         submitted_by: text(r, 16)?,
+        ingested_by: serde_json::from_str(&text(r, 21)?).ok()?,
         first_approver: text(r, 17),
         outcome_detail: text(r, 18),
         created_at: rfc3339(int(r, 19)?),
@@ -136,6 +141,7 @@ impl Decision {
             status: self.status,
             action: self.proposed_action,
             submitted_by: self.submitted_by.clone(),
+            ingested_by: self.ingested_by.clone(),
             assignee: self.assignee.clone(),
             first_approver: self.first_approver.clone(),
             deadline: self.deadline_ms,
@@ -305,6 +311,9 @@ pub struct NewDecision {
     pub summary: String,
     pub rationale: String,
     pub evidence: Evidence,
+    /// Who ingested the events it rests on (see [`Decision::ingested_by`]);
+    /// empty for a decision an engine or a person submitted.
+    pub ingested_by: Vec<String>,
 }
 
 /// Insert `new` as a pending decision inside the caller's transaction, with
@@ -326,8 +335,8 @@ pub async fn open_pending(
     db.query(
         "INSERT INTO decisions (id, source, subject_kind, subject_id, action, parameters, threat_level, confidence,
                                 summary, rationale, evidence, priority, sla_deadline, status, version, submitted_by,
-                                created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'pending', 1, ?14, ?15, ?15)",
+                                created_at, updated_at, ingested_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'pending', 1, ?14, ?15, ?15, ?16)",
         &[
             Value::Text(id.into()),
             Value::Text(new.source.clone()),
@@ -344,6 +353,7 @@ pub async fn open_pending(
             Value::Integer(deadline),
             Value::Text(submitted_by.into()),
             Value::Integer(now),
+            Value::Text(serde_json::to_string(&new.ingested_by).expect("serializes")),
         ],
     )
     .await?;
