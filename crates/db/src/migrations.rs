@@ -135,10 +135,25 @@ pub async fn migrate(target: &Target, migrations: &[Migration]) -> Result<Report
             libsql::params![m.version, m.name.as_str(), m.checksum.as_str(), vigil_core::time::now_millis()],
         )
         .await?;
+        tx.execute(&set_user_version(m.version), ()).await?;
         tx.commit().await?;
         report.applied.push(m.version);
     }
+    // A database migrated before the version was kept in the header too.
+    if let Some(newest) = applied.iter().map(|(v, _, _)| *v).max()
+        && report.applied.is_empty()
+    {
+        conn.execute(&set_user_version(newest), ()).await?;
+    }
     Ok(report)
+}
+
+/// The schema version is also kept in the file header (`user_version`), so
+/// the components' health checks can read it without the schema: SQLite parses
+/// the whole schema on a connection's first statement that needs it, and Spin
+/// opens a connection per request.
+fn set_user_version(version: i64) -> String {
+    format!("PRAGMA user_version = {version}")
 }
 
 /// The schema version of a database (0 when unmigrated).
@@ -198,6 +213,21 @@ mod tests {
                 .unwrap(),
             "wal"
         );
+    }
+
+    #[tokio::test]
+    async fn the_file_header_carries_the_schema_version_even_for_older_databases() {
+        let (_dir, target) = local();
+        migrate(&target, &embedded()[..3]).await.unwrap();
+        let conn = target.connect().await.unwrap();
+        let header = || async { query_i64(&conn, "PRAGMA user_version", ()).await.unwrap() };
+        assert_eq!(header().await, Some(3));
+        // As a database migrated before the header was kept looks.
+        conn.execute("PRAGMA user_version = 0", ()).await.unwrap();
+        migrate(&target, &embedded()[..3]).await.unwrap();
+        assert_eq!(header().await, Some(3));
+        migrate(&target, &embedded()).await.unwrap();
+        assert_eq!(header().await, Some(latest_version()));
     }
 
     #[tokio::test]
