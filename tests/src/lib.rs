@@ -508,12 +508,12 @@ pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
         // Supervisors must use 2FA in the suite's apps, so the policy is tested.
         (
             "SPIN_VARIABLE_MFA_REQUIRED_ROLES".into(),
+            "supervisor".into(),
+        ),
         // Where onboarding tokens tell sensors to register (never the Host).
         (
             "SPIN_VARIABLE_PUBLIC_BASE_URL".into(),
             TEST_PUBLIC_BASE_URL.into(),
-        ),
-            "supervisor".into(),
         ),
         // Zones, so destination criticality is part of what is tested.
         (
