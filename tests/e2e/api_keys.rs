@@ -19,7 +19,7 @@ pub const CASES: &[Case] = &[
 ];
 
 fn an_api_key_acts_for_its_scopes_until_revoked(app: &TestApp) {
-    let body = json!({"name": "honeypot-7", "kind": "sensor", "sensor_id": "hp-7", "scopes": ["sensors:ingest", "threats:read"]});
+    let body = json!({"name": "collector-7", "kind": "service", "scopes": ["sensors:ingest", "threats:read"]});
     let r = app.post_json_as(Role::Admin, "/api/auth/api-keys", &body);
     assert_eq!(r.status, 201, "{}", r.text());
     let created = r.json();

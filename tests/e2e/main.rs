@@ -14,6 +14,7 @@ mod console;
 mod decisions;
 mod export;
 mod hardening_config;
+mod hardening_auth;
 mod http_basics;
 mod login;
 mod matrix;
@@ -43,6 +44,7 @@ fn app_cases() -> Vec<Case> {
         login::CASES,
         api_keys::CASES,
         mfa::CASES,
+        hardening_auth::CASES,
         decisions::CASES,
         hardening_config::CASES,
         threats::CASES,

@@ -44,7 +44,11 @@ fn access_token(r: &Resp) -> String {
 
 /// Enrol and confirm; returns (secret, the step the confirmation used, recovery codes).
 fn enrol(app: &TestApp, token: &str) -> (String, i64, Vec<String>) {
-    let r = app.post_json("/api/auth/mfa/enroll", &json!({}), Some(token));
+    let r = app.post_json(
+        "/api/auth/mfa/enroll",
+        &json!({"password": PASSWORD}),
+        Some(token),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let enrolment = r.json();
     let secret = enrolment["secret"].as_str().unwrap().to_string();
@@ -101,8 +105,16 @@ fn mfa_enrol_then_login_with_a_code_once_and_a_recovery_code_once(app: &TestApp)
     let user = app.create_user(Role::Analyst, PASSWORD);
     let token = access_token(&app.login(&user.username, PASSWORD));
     let (secret, step, recovery) = enrol(app, &token);
-    let again = app.post_json("/api/auth/mfa/enroll", &json!({}), Some(&token));
-    again.assert_problem(409, "mfa-already-enabled");
+    // Replacing the authenticator takes a current code of it as well.
+    let again = app.post_json(
+        "/api/auth/mfa/enroll",
+        &json!({"password": PASSWORD}),
+        Some(&token),
+    );
+    assert_eq!(
+        again.assert_problem(422, "validation")["errors"][0]["field"],
+        "code"
+    );
 
     // A password alone no longer logs in; the next step's code does (the
     // confirmation used this step's, and a code is accepted once).

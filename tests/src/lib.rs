@@ -493,6 +493,11 @@ pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
         ),
         ("SPIN_VARIABLE_JWT_SIGNING_KEY".into(), signer.seed_b64()),
         ("SPIN_VARIABLE_JWT_SIGNING_KID".into(), signer.kid().into()),
+        // Encrypts TOTP secrets at rest (given to `auth` only).
+        (
+            "SPIN_VARIABLE_TOTP_ENCRYPTION_KEY".into(),
+            vigil_core::secret_box::SecretBox::generate_b64(),
+        ),
         // A key of its own signs evidence (given to `export` only); tests
         // read its public half from /api/export/keys, as anyone would.
         (
@@ -503,17 +508,17 @@ pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
             "SPIN_VARIABLE_EXPORT_SIGNING_KID".into(),
             TEST_EXPORT_KID.into(),
         ),
+        // Where onboarding tokens tell sensors to register (never the Host).
+        (
+            "SPIN_VARIABLE_PUBLIC_BASE_URL".into(),
+            TEST_PUBLIC_BASE_URL.into(),
+        ),
         // Small, so the refusal of larger exports is tested.
         ("SPIN_VARIABLE_EXPORT_MAX_EVENTS".into(), "500".into()),
         // Supervisors must use 2FA in the suite's apps, so the policy is tested.
         (
             "SPIN_VARIABLE_MFA_REQUIRED_ROLES".into(),
             "supervisor".into(),
-        ),
-        // Where onboarding tokens tell sensors to register (never the Host).
-        (
-            "SPIN_VARIABLE_PUBLIC_BASE_URL".into(),
-            TEST_PUBLIC_BASE_URL.into(),
         ),
         // Zones, so destination criticality is part of what is tested.
         (
@@ -523,14 +528,14 @@ pub fn app_variables(signer: &TokenSigner) -> Vec<(String, String)> {
     ]
 }
 
+/// The suite's `public_base_url`.
+pub const TEST_PUBLIC_BASE_URL: &str = "https://vigil.test";
+
 /// The `kid` of the suite's export signing key.
 pub const TEST_EXPORT_KID: &str = "export-test-1";
 
 /// The suite's `threat_zones`.
 pub const TEST_THREAT_ZONES: &str = "10.20.0.0/16=ot:critical,10.0.0.0/8=internal:high";
-/// The suite's `public_base_url`.
-pub const TEST_PUBLIC_BASE_URL: &str = "https://vigil.test";
-
 
 /// The suite's `webhook_secret`: its apps sign their webhooks with it.
 pub const TEST_WEBHOOK_SECRET: &str = "whsec-e2e";

@@ -2,7 +2,9 @@
 //! `.vigil/jwt-signing-key` signs access tokens (`cargo xtask up` gives the
 //! seed to `auth` as `jwt_signing_key`, the public half to every component
 //! as `jwt_public_keys`), and `.vigil/export-signing-key` signs evidence
-//! packs and audit heads (the seed to `export` only, as `export_signing_key`).
+//! packs and audit heads (the seed to `export` only, as `export_signing_key`),
+//! and `.vigil/totp-encryption-key` encrypts TOTP secrets at rest (to `auth`
+//! only, as `totp_encryption_key`).
 
 use std::fs;
 use std::path::PathBuf;
@@ -36,6 +38,35 @@ fn key(file: &str, kid: &str) -> Result<TokenSigner> {
     Ok(signer)
 }
 
+/// The key that encrypts TOTP secrets, kept in `.vigil/totp-encryption-key`
+/// (base64url of 32 random bytes), made on first use with mode 0600.
+fn totp_key() -> Result<String> {
+    let path: PathBuf = root().join(".vigil/totp-encryption-key");
+    if let Ok(key) = fs::read_to_string(&path) {
+        return Ok(key.trim().to_string());
+    }
+    let key = vigil_core::secret_box::SecretBox::generate_b64();
+    fs::create_dir_all(path.parent().unwrap())?;
+    write_private(&path, &key)?;
+    Ok(key)
+}
+
+/// Write a secret file that only its owner can read, from its creation on.
+fn write_private(path: &std::path::Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(contents.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// The app variables for the development keys: the token key signs (in
 /// `auth`) and verifies (everywhere); the export key signs in `export` only.
 pub fn variables() -> Result<Vec<(String, String)>> {
@@ -50,5 +81,6 @@ pub fn variables() -> Result<Vec<(String, String)>> {
         ),
         ("SPIN_VARIABLE_JWT_SIGNING_KEY".into(), signer.seed_b64()),
         ("SPIN_VARIABLE_JWT_SIGNING_KID".into(), KID.into()),
+        ("SPIN_VARIABLE_TOTP_ENCRYPTION_KEY".into(), totp_key()?),
     ])
 }

@@ -1,7 +1,10 @@
-//! API keys for sensors and services (admin): created with their scopes and
-//! shown once, listed without secrets, revoked. `platform` accepts them as
-//! `Authorization: Bearer vgk_…` for their scopes only.
+//! API keys for sensors and services (admin): created with their scopes
+//! (limited by kind: `vigil_core::api_key::scope_refusal`) and an optional
+//! expiry, shown once, listed without secrets (with when each was last
+//! used, to the minute), revoked. `platform` accepts them as
+//! `Authorization: Bearer vgk_…` for their scopes only, until they expire.
 
+use crate::input;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
@@ -27,9 +30,13 @@ pub struct NewKey {
     /// Required for sensor keys: the sensor the key speaks for.
     #[schemars(length(min = 1, max = 64))]
     sensor_id: Option<String>,
-    /// Permission wire names, e.g. `sensors:ingest`.
-    #[schemars(length(min = 1))]
+    /// Permission wire names, e.g. `sensors:ingest`. A sensor key may hold
+    /// only `sensors:ingest`; no key may hold `users:manage` or `api_keys:manage`.
+    #[schemars(length(min = 1, max = 32))]
     scopes: Vec<String>,
+    /// Days until the key stops working (1 to 365); without it, it works until revoked.
+    #[schemars(range(min = 1, max = 365))]
+    expires_in_days: Option<i64>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -44,8 +51,11 @@ pub struct Key {
     scopes: Vec<String>,
     #[schemars(extend("format" = "date-time"))]
     created_at: String,
+    /// To the minute: it is written at most once a minute.
     #[schemars(extend("format" = "date-time"))]
     last_used_at: Option<String>,
+    #[schemars(extend("format" = "date-time"))]
+    expires_at: Option<String>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -90,13 +100,22 @@ impl NewKey {
                 message: "must name at least one permission".into(),
             });
         }
+        let kind = match self.kind {
+            KeyKind::Sensor => api_key::Kind::Sensor,
+            KeyKind::Service => api_key::Kind::Service,
+        };
         for (i, scope) in self.scopes.iter().enumerate() {
-            if Permission::parse(scope).is_none() {
-                errors.push(FieldError {
-                    field: format!("scopes[{i}]"),
-                    message: format!("{scope:?} is not a permission"),
-                });
-            }
+            let message = match Permission::parse(scope) {
+                None => format!("{scope:?} is not a permission"),
+                Some(p) => match api_key::scope_refusal(kind, p) {
+                    Some(why) => why.to_string(),
+                    None => continue,
+                },
+            };
+            errors.push(FieldError {
+                field: format!("scopes[{i}]"),
+                message,
+            });
         }
         if errors.is_empty() {
             Ok(())
@@ -106,7 +125,8 @@ impl NewKey {
     }
 }
 
-const KEY_COLUMNS: &str = "id, name, kind, sensor_id, prefix, scopes, created_at, last_used_at";
+const KEY_COLUMNS: &str =
+    "id, name, kind, sensor_id, prefix, scopes, created_at, last_used_at, expires_at";
 
 fn key_from_row(r: &[Value]) -> Option<Key> {
     Some(Key {
@@ -122,12 +142,13 @@ fn key_from_row(r: &[Value]) -> Option<Key> {
         scopes: serde_json::from_str(&db::text(r, 5)?).ok()?,
         created_at: rfc3339(db::int(r, 6)?),
         last_used_at: db::int(r, 7).map(rfc3339),
+        expires_at: db::int(r, 8).map(rfc3339),
     })
 }
 
 /// `POST /api/auth/api-keys`.
 pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let new: NewKey = ctx.json()?;
+    let new: NewKey = input::json(ctx)?;
     new.validate()?;
     let (secret, prefix, hash) = api_key::generate();
     let id = new_id();
@@ -148,6 +169,16 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
             },
             now,
         )?;
+        if let Some(days) = new.expires_in_days {
+            db::query(
+                conn,
+                "UPDATE api_keys SET expires_at = ?2 WHERE id = ?1",
+                &[
+                    Value::Text(id.clone()),
+                    Value::Integer(now + days * 86_400_000),
+                ],
+            )?;
+        }
         let rows = db::query(
             conn,
             &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"),
@@ -167,7 +198,8 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
     Ok(response)
 }
 
-/// `GET /api/auth/api-keys`: live keys, never their secrets.
+/// `GET /api/auth/api-keys`: keys not revoked (expired ones too, with
+/// their `expires_at`), never their secrets.
 pub fn list(_ctx: &mut Ctx) -> Result<Response, ApiError> {
     let conn = db::open()?;
     let rows = db::query(

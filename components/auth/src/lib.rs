@@ -1,7 +1,10 @@
 //! The `auth` component (`/api/auth/...`): identities and tokens.
 //!
-//! - [`login`]: login (lockout, throttle, identical failures), refresh with
+//! - [`login`]: login (throttle, identical failures), refresh with
 //!   rotation and reuse detection, logout, password change.
+//! - [`lockout`]: failures per (account, address), the account-wide
+//!   slowdown, the per-address throttles, unlocking.
+//! - [`input`]: request bodies held to their documented limits.
 //! - [`sessions`]: sessions and refresh tokens; listing and ending them.
 //! - [`users`]: the caller's identity; users for admins (last-admin rule).
 //! - [`keys`]: API keys for sensors and services.
@@ -11,8 +14,10 @@
 //!
 //! - [`invitations`]: invitations to a role, and registering with one.
 
+mod input;
 mod invitations;
 mod keys;
+mod lockout;
 mod login;
 mod mfa;
 mod sessions;
@@ -20,6 +25,7 @@ mod settings;
 mod users;
 
 use sessions::Tokens;
+pub use settings::VARIABLES;
 use spin_sdk::http::Response;
 use vigil_api::router::{DEFAULT_BODY_LIMIT, Reply, schema_of};
 use vigil_api::{Access, ApiError, Component, Ctx, Permission, Route, health};
@@ -65,13 +71,14 @@ pub static COMPONENT: Component = Component {
             Access::Authenticated,
             mfa::enroll,
         )
-        .summary("Start 2FA enrolment: a new secret, its otpauth URI and QR code")
+        .summary("Start 2FA enrolment, or replace the authenticator: needs the current password (and a current code when 2FA is on); a new secret, its otpauth URI and QR code")
+        .request(schema_of::<mfa::Enroll>)
         .replies(&[Reply::json(
             200,
             "The secret to enter in an authenticator app",
             schema_of::<mfa::Enrolment>,
         )])
-        .errors(&[400, 404, 409, 503])
+        .errors(&[400, 404, 409, 429, 503])
         .open_while(&[Pending::MfaEnrolment]),
         Route::new(
             "POST",
@@ -94,10 +101,10 @@ pub static COMPONENT: Component = Component {
             Access::Authenticated,
             mfa::disable,
         )
-        .summary("Turn 2FA off with the password and a current code")
+        .summary("Turn 2FA off with the password and a current code; failures count towards the lockout")
         .request(schema_of::<mfa::Disable>)
         .replies(&[NO_CONTENT])
-        .errors(&[400, 404, 409, 503]),
+        .errors(&[400, 404, 409, 429, 503]),
         Route::new("POST", "/api/auth/refresh", Access::Public, login::refresh)
             .summary("Exchange a refresh token for new tokens; reuse ends the session")
             .request(schema_of::<login::RefreshRequest>)
@@ -123,10 +130,10 @@ pub static COMPONENT: Component = Component {
             Access::Authenticated,
             login::change_password,
         )
-        .summary("Change one's own password; every other session ends")
+        .summary("Change one's own password; every other session ends; a wrong current password counts towards the lockout")
         .request(schema_of::<login::PasswordChange>)
         .replies(&[NO_CONTENT])
-        .errors(&[404, 503])
+        .errors(&[400, 404, 429, 503])
         .open_while(&[Pending::PasswordChange]),
         Route::new("GET", "/api/auth/me", Access::Authenticated, users::me)
             .summary("The caller's identity, role, permissions and user record")
@@ -217,7 +224,7 @@ pub static COMPONENT: Component = Component {
             Access::Needs(Permission::ApiKeysManage),
             keys::create,
         )
-        .summary("Create an API key for a sensor or service; the secret is shown once")
+        .summary("Create an API key for a sensor or service, its scopes limited by kind, optionally expiring; the secret is shown once")
         .request(schema_of::<keys::NewKey>)
         .replies(&[Reply::json(
             201,
@@ -249,9 +256,18 @@ pub static COMPONENT: Component = Component {
             Access::Needs(Permission::UsersManage),
             users::reset_password,
         )
-        .summary("Reset a user's password: a one-time password, sessions ended, a new password forced at next login")
+        .summary("Reset a user's password: a one-time password that expires, sessions ended, lockouts lifted, a new password forced at next login")
         .replies(&[Reply::json(200, "The one-time password, shown once", schema_of::<users::OneTimePassword>)])
         .errors(&[404, 409, 503]),
+        Route::new(
+            "POST",
+            "/api/auth/users/{id}/unlock",
+            Access::Needs(Permission::UsersManage),
+            users::unlock,
+        )
+        .summary("Lift every lockout of a user, from every address")
+        .replies(&[NO_CONTENT])
+        .errors(&[404, 503]),
         Route::new(
             "POST",
             "/api/auth/invitations",
@@ -267,15 +283,37 @@ pub static COMPONENT: Component = Component {
         )])
         .errors(&[503]),
         Route::new(
+            "GET",
+            "/api/auth/invitations",
+            Access::Needs(Permission::UsersManage),
+            invitations::list,
+        )
+        .summary("The latest 200 invitations with their state, never their tokens")
+        .replies(&[Reply::json(
+            200,
+            "Newest first",
+            schema_of::<invitations::InvitationList>,
+        )])
+        .errors(&[503]),
+        Route::new(
+            "DELETE",
+            "/api/auth/invitations/{id}",
+            Access::Needs(Permission::UsersManage),
+            invitations::revoke,
+        )
+        .summary("Revoke an unused invitation (a used one is 409)")
+        .replies(&[NO_CONTENT])
+        .errors(&[404, 409, 503]),
+        Route::new(
             "POST",
             "/api/auth/register",
             Access::Public,
             invitations::register,
         )
-        .summary("Create the invited account (the invitation is then used up)")
+        .summary("Create the invited account (the invitation is then used up); throttled per address")
         .request(schema_of::<invitations::Registration>)
         .replies(&[Reply::json(201, "The new user", schema_of::<users::User>)])
-        .errors(&[401, 409, 503]),
+        .errors(&[401, 409, 429, 503]),
     ],
     body_limit: DEFAULT_BODY_LIMIT,
 };

@@ -10,11 +10,13 @@ use spin_sdk::http::Response;
 use spin_sdk::sqlite::Connection;
 use vigil_api::db::Value;
 use vigil_api::{ApiError, Ctx, db, response};
-use vigil_core::login::{FailureState, LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE, secret_hash};
+use vigil_core::login::{LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE, secret_hash};
 use vigil_core::password;
 use vigil_core::time::now_millis;
 use vigil_core::{Pending, Role};
 
+use crate::input;
+use crate::lockout::{self, GUARD_COLUMNS, Guard, guard_from};
 use crate::sessions::{self, Grant, Tokens};
 use crate::settings::{mfa_required, signing};
 
@@ -32,42 +34,38 @@ pub struct LoginRequest {
     password: String,
 }
 
-/// Count this attempt against the client address (its own statement, so the
-/// count stands whatever the login's outcome); over the limit → 429.
-fn throttle(conn: &Connection, addr: &str, now: i64) -> Result<(), ApiError> {
-    let window = now - now.rem_euclid(60_000);
-    let rows = db::query(
-        conn,
-        "INSERT INTO rate_limits (bucket, key, window_start, count) VALUES ('login:addr', ?1, ?2, 1)
-         ON CONFLICT (bucket, key, window_start) DO UPDATE SET count = count + 1
-         RETURNING count",
-        &[Value::Text(addr.into()), Value::Integer(window)],
-    )?;
-    if rows.first().and_then(|r| db::int(r, 0)).unwrap_or(0) > LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE
-    {
-        return Err(ApiError::too_many_requests(
-            "too many login attempts from this address; wait a minute",
-        ));
-    }
-    Ok(())
-}
-
 pub(crate) struct Account {
     pub id: String,
     pub role: Role,
     pub disabled: bool,
     pub password_hash: String,
-    pub failures: FailureState,
+    /// The lockout as seen from this request's address.
+    pub guard: Guard,
     /// 2FA is confirmed: a password alone is not enough.
     pub mfa_enabled: bool,
     /// An admin reset the password: the user must choose a new one.
     pub must_change_password: bool,
+    /// When the password stops working (an admin reset's one-time password).
+    pub password_expires_at: Option<i64>,
 }
 
 impl Account {
     /// The step this user owes before anything else, if any.
-    pub fn pending(&self) -> Option<Pending> {
+    pub fn pending(&self) -> Result<Option<Pending>, ApiError> {
         owed_step(self.role, self.must_change_password, self.mfa_enabled)
+    }
+
+    /// Why this account cannot log in from here now, if it cannot.
+    pub fn refusal(&self, now: i64) -> Option<&'static str> {
+        if self.disabled {
+            Some("disabled")
+        } else if self.guard.pair.is_locked(now) {
+            Some("locked")
+        } else if self.password_expires_at.is_some_and(|at| at <= now) {
+            Some("one_time_password_expired")
+        } else {
+            None
+        }
     }
 }
 
@@ -76,14 +74,14 @@ pub(crate) fn owed_step(
     role: Role,
     must_change_password: bool,
     mfa_enabled: bool,
-) -> Option<Pending> {
-    if must_change_password {
+) -> Result<Option<Pending>, ApiError> {
+    Ok(if must_change_password {
         Some(Pending::PasswordChange)
-    } else if mfa_required(role) && !mfa_enabled {
+    } else if mfa_required(role)? && !mfa_enabled {
         Some(Pending::MfaEnrolment)
     } else {
         None
-    }
+    })
 }
 
 /// Which column finds the account.
@@ -92,7 +90,12 @@ pub(crate) enum By<'a> {
     Id(&'a str),
 }
 
-pub(crate) fn load_account(conn: &Connection, by: By) -> Result<Option<Account>, ApiError> {
+/// The account with its lockout state as seen from `addr`.
+pub(crate) fn load_account(
+    conn: &Connection,
+    by: By,
+    addr: &str,
+) -> Result<Option<Account>, ApiError> {
     let (column, value) = match by {
         By::Username(name) => ("username", name),
         By::Id(id) => ("id", id),
@@ -100,11 +103,13 @@ pub(crate) fn load_account(conn: &Connection, by: By) -> Result<Option<Account>,
     let rows = db::query(
         conn,
         &format!(
-            "SELECT u.id, u.role, u.disabled, c.password_hash, c.failed_logins, c.first_failure_at,
-                    c.locked_until, c.lockouts, c.totp_confirmed_at IS NOT NULL, u.must_change_password
-             FROM users u JOIN credentials c ON c.user_id = u.id WHERE u.{column} = ?1"
+            "SELECT u.id, u.role, u.disabled, c.password_hash, c.totp_confirmed_at IS NOT NULL,
+                    u.must_change_password, c.password_expires_at, {GUARD_COLUMNS}
+             FROM users u JOIN credentials c ON c.user_id = u.id
+                  LEFT JOIN login_failures f ON f.user_id = u.id AND f.client_addr = ?2
+             WHERE u.{column} = ?1"
         ),
-        &[Value::Text(value.into())],
+        &[Value::Text(value.into()), Value::Text(addr.into())],
     )?;
     Ok(rows.first().and_then(|r| {
         Some(Account {
@@ -112,35 +117,12 @@ pub(crate) fn load_account(conn: &Connection, by: By) -> Result<Option<Account>,
             role: Role::parse(&db::text(r, 1)?)?,
             disabled: db::int(r, 2)? != 0,
             password_hash: db::text(r, 3)?,
-            failures: FailureState {
-                failed_logins: db::int(r, 4)?,
-                first_failure_at: db::int(r, 5),
-                locked_until: db::int(r, 6),
-                lockouts: db::int(r, 7)?,
-            },
-            mfa_enabled: db::int(r, 8)? != 0,
-            must_change_password: db::int(r, 9)? != 0,
+            mfa_enabled: db::int(r, 4)? != 0,
+            must_change_password: db::int(r, 5)? != 0,
+            password_expires_at: db::int(r, 6),
+            guard: guard_from(r, 7),
         })
     }))
-}
-
-pub(crate) fn save_failures(
-    conn: &Connection,
-    user_id: &str,
-    s: FailureState,
-) -> Result<(), ApiError> {
-    db::query(
-        conn,
-        "UPDATE credentials SET failed_logins = ?2, first_failure_at = ?3, locked_until = ?4, lockouts = ?5 WHERE user_id = ?1",
-        &[
-            Value::Text(user_id.into()),
-            Value::Integer(s.failed_logins),
-            s.first_failure_at.map_or(Value::Null, Value::Integer),
-            s.locked_until.map_or(Value::Null, Value::Integer),
-            Value::Integer(s.lockouts),
-        ],
-    )?;
-    Ok(())
 }
 
 /// What a correct password gets: tokens, or (with 2FA on) a challenge.
@@ -151,55 +133,27 @@ pub enum LoginOutcome {
     Mfa(crate::mfa::Challenge),
 }
 
-/// Count a failed attempt (password or second factor) towards the lockout,
-/// re-reading the state under the write lock so concurrent failures all count.
-pub(crate) fn count_failure(
-    ctx: &Ctx,
-    conn: &Connection,
-    user_id: &str,
-    now: i64,
-) -> Result<(), ApiError> {
-    let Some(current) = load_account(conn, By::Id(user_id))? else {
-        return Ok(());
-    };
-    let next = current.failures.after_failure(now);
-    save_failures(conn, user_id, next)?;
-    if next.is_locked(now) {
-        let mut lock = ctx.audit_entry("auth.lockout", "user", user_id, now);
-        lock.actor = "system".into();
-        lock.after = Some(
-            serde_json::json!({"locked_until": next.locked_until, "lockouts": next.lockouts})
-                .to_string(),
-        );
-        vigil_api::audit::append(conn, &lock)?;
-    }
-    Ok(())
-}
-
 /// `POST /api/auth/login`.
 pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let req: LoginRequest = ctx.json()?;
+    let req: LoginRequest = input::json(ctx)?;
     let now = now_millis();
+    let addr = lockout::client(ctx);
     let conn = db::open()?;
-    throttle(
+    lockout::throttle(
         conn,
-        &ctx.client_addr().unwrap_or_else(|| "unknown".into()),
+        "login:addr",
+        &addr,
+        LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE,
         now,
     )?;
     let signing = signing()?;
 
     // The slow part (argon2) runs before the write transaction, so logins do
     // not queue behind each other for the write lock.
-    let account = load_account(conn, By::Username(&req.username))?;
-    let refusal = match &account {
-        None => Some("unknown_user"),
-        Some(a) if a.disabled => Some("disabled"),
-        Some(a) if a.failures.is_locked(now) => Some("locked"),
-        Some(_) => None,
-    };
-    let verified = match (&account, refusal) {
-        (Some(a), None) => password::verify(&req.password, &a.password_hash),
-        _ => {
+    let account = load_account(conn, By::Username(&req.username), &addr)?;
+    let verified = match account.as_ref().filter(|a| a.refusal(now).is_none()) {
+        Some(a) => password::verify(&req.password, &a.password_hash),
+        None => {
             password::dummy_verify(&req.password);
             false
         }
@@ -211,25 +165,36 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
             .as_ref()
             .map_or_else(|| "anonymous".into(), |a| a.id.clone());
         entry.subject_id = account.as_ref().map(|a| a.id.clone());
-        let Some(account) = account.as_ref() else {
+        // Judged again under the write lock: a guess that raced the failures
+        // that locked this address is refused like any other.
+        let Some(account) = account
+            .as_ref()
+            .map(|a| load_account(conn, By::Id(&a.id), &addr))
+            .transpose()?
+            .flatten()
+        else {
+            // Never the name itself: it is often a password typed into the
+            // wrong field. Its hash still answers "was this name tried?".
             entry.after = Some(
-                serde_json::json!({"reason": "unknown_user", "username": req.username}).to_string(),
+                serde_json::json!({"reason": "unknown_user", "username_sha256": secret_hash(&req.username.to_lowercase())})
+                    .to_string(),
             );
             vigil_api::audit::append(conn, &entry)?;
             return Ok(None);
         };
-        if verified && account.mfa_enabled {
+        let refusal = account.refusal(now);
+        if verified && refusal.is_none() && account.mfa_enabled {
             let challenge = crate::mfa::challenge(conn, &account.id, now)?;
             entry.action = "auth.login.mfa_challenged".into();
             vigil_api::audit::append(conn, &entry)?;
             return Ok(Some(LoginOutcome::Mfa(challenge)));
         }
-        if verified {
-            save_failures(conn, &account.id, account.failures.after_success())?;
+        if verified && refusal.is_none() {
+            lockout::record_success(ctx, conn, &account.id, now)?;
             let grant = Grant {
                 user_id: &account.id,
                 role: account.role,
-                pending: account.pending(),
+                pending: account.pending()?,
             };
             let tokens = sessions::start(ctx, conn, &signing, &grant, now)?;
             entry.action = "auth.login.succeeded".into();
@@ -241,7 +206,7 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
         entry.after = Some(serde_json::json!({"reason": reason}).to_string());
         vigil_api::audit::append(conn, &entry)?;
         if reason == "wrong_password" {
-            count_failure(ctx, conn, &account.id, now)?;
+            lockout::count_failure(ctx, conn, &account.id, now)?;
         }
         Ok(None)
     })?;
@@ -268,7 +233,7 @@ fn invalid_refresh() -> ApiError {
 /// `POST /api/auth/refresh`: rotate. A refresh token already used is proof
 /// that it leaked: its whole session ends, audited as reuse.
 pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let req: RefreshRequest = ctx.json()?;
+    let req: RefreshRequest = input::json(ctx)?;
     let now = now_millis();
     let signing = signing()?;
     let conn = db::open()?;
@@ -320,7 +285,7 @@ pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
         let grant = Grant {
             user_id: &user_id,
             role,
-            pending: owed_step(role, db::int(r, 10) == Some(1), db::int(r, 9) == Some(1)),
+            pending: owed_step(role, db::int(r, 10) == Some(1), db::int(r, 9) == Some(1))?,
         };
         let tokens = sessions::issue(
             conn,
@@ -375,9 +340,11 @@ pub struct PasswordChange {
     new_password: String,
 }
 
-/// `POST /api/auth/password`: change one's own password; every other session ends.
+/// `POST /api/auth/password`: change one's own password; every other
+/// session ends. A wrong current password counts towards the lockout of this
+/// address, as at login (a stolen token must not become a password oracle).
 pub fn change_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let req: PasswordChange = ctx.json()?;
+    let req: PasswordChange = input::json(ctx)?;
     let who = ctx.principal().clone();
     if who.role.is_none() {
         return Err(ApiError::bad_request("API keys have no password"));
@@ -385,28 +352,34 @@ pub fn change_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
     if let Err(why) = password::check_policy(&req.new_password) {
         return Err(ApiError::invalid_field("new_password", why.to_string()));
     }
+    let now = now_millis();
     let conn = db::open()?;
-    let rows = db::query(
-        conn,
-        "SELECT password_hash FROM credentials WHERE user_id = ?1",
-        &[Value::Text(who.subject.clone())],
-    )?;
-    let current = rows
-        .first()
-        .and_then(|r| db::text(r, 0))
-        .ok_or_else(ApiError::not_found)?;
-    if !password::verify(&req.current_password, &current) {
+    let addr = lockout::client(ctx);
+    let account =
+        load_account(conn, By::Id(&who.subject), &addr)?.ok_or_else(ApiError::not_found)?;
+    lockout::refuse_if_locked(ctx, conn, &who.subject, now)?;
+    if account.password_expires_at.is_some_and(|at| at <= now)
+        || !password::verify(&req.current_password, &account.password_hash)
+    {
+        db::transaction(conn, |conn| {
+            let mut entry =
+                ctx.audit_entry("user.password_change_failed", "user", &who.subject, now);
+            entry.after = Some(serde_json::json!({"reason": "wrong_password"}).to_string());
+            vigil_api::audit::append(conn, &entry)?;
+            lockout::count_failure(ctx, conn, &who.subject, now)
+        })?;
         return Err(ApiError::invalid_field(
             "current_password",
             "is not correct",
         ));
     }
     let hash = password::hash(&req.new_password);
-    let now = now_millis();
     db::transaction(conn, |conn| {
+        lockout::refuse_if_locked(ctx, conn, &who.subject, now)?;
         db::query(
             conn,
-            "UPDATE credentials SET password_hash = ?2, password_changed_at = ?3 WHERE user_id = ?1",
+            "UPDATE credentials SET password_hash = ?2, password_changed_at = ?3, password_expires_at = NULL
+              WHERE user_id = ?1",
             &[
                 Value::Text(who.subject.clone()),
                 Value::Text(hash),

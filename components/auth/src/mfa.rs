@@ -1,8 +1,15 @@
-//! Two-factor authentication: enrolment (secret, `otpauth` URI, QR code),
-//! confirmation with a first code (which returns ten one-time recovery
-//! codes, stored hashed), disabling (password and code), and the second step
-//! of a login (a single-use challenge exchanged with a code or a recovery code).
+//! Two-factor authentication: enrolment (secret, `otpauth` URI, QR code;
+//! the current password is needed, and a current code too when it replaces
+//! an authenticator in use), confirmation with a first code (which returns
+//! ten one-time recovery codes, stored hashed), disabling (password and
+//! code; failures count towards the lockout), and the second step of a login
+//! (a single-use challenge exchanged with a code or a recovery code).
+//!
+//! TOTP secrets are stored encrypted (`vigil_core::secret_box`, under the
+//! `totp_encryption_key` variable, bound to the user's id); a secret stored
+//! in plaintext before that is sealed the first time it accepts a code.
 
+use crate::input;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
@@ -13,9 +20,10 @@ use vigil_core::login::{new_secret, secret_hash};
 use vigil_core::time::now_millis;
 use vigil_core::{Role, password, totp};
 
-use crate::login::{By, count_failure, invalid_credentials, load_account, save_failures};
+use crate::lockout;
+use crate::login::{By, invalid_credentials, load_account};
 use crate::sessions::{self, Grant};
-use crate::settings::{mfa_required, signing};
+use crate::settings::{mfa_required, signing, totp_box};
 
 /// How long a login's second step may take.
 const CHALLENGE_MS: i64 = 5 * 60 * 1000;
@@ -59,14 +67,14 @@ pub struct MfaLogin {
     #[schemars(length(max = 16))]
     code: Option<String>,
     /// …or one of the recovery codes (each works once).
-    #[schemars(length(max = 32))]
+    #[schemars(length(max = 64))]
     recovery_code: Option<String>,
 }
 
 /// `POST /api/auth/login/mfa`: the second step. The challenge is spent by
 /// any attempt; a wrong code counts towards the lockout like a wrong password.
 pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let req: MfaLogin = ctx.json()?;
+    let req: MfaLogin = input::json(ctx)?;
     if req.code.is_some() == req.recovery_code.is_some() {
         return Err(ApiError::invalid_field(
             "$",
@@ -86,18 +94,18 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
         let Some(user_id) = spent.first().and_then(|r| db::text(r, 0)) else {
             return Ok(None);
         };
-        let Some(account) = load_account(conn, By::Id(&user_id))? else {
+        let Some(account) = load_account(conn, By::Id(&user_id), &lockout::client(ctx))? else {
             return Ok(None);
         };
         let mut entry = ctx.audit_entry("auth.login.failed", "user", &user_id, now);
         entry.actor = user_id.clone();
-        if account.disabled || account.failures.is_locked(now) {
-            entry.after = Some(serde_json::json!({"reason": if account.disabled { "disabled" } else { "locked" }, "step": "mfa"}).to_string());
+        if let Some(reason) = account.refusal(now) {
+            entry.after = Some(serde_json::json!({"reason": reason, "step": "mfa"}).to_string());
             vigil_api::audit::append(conn, &entry)?;
             return Ok(None);
         }
         let second_factor = match (&req.code, &req.recovery_code) {
-            (Some(code), _) => accept_code(conn, &user_id, code, now)?,
+            (Some(code), _) => accept_code(conn, &user_id, Which::Active, code, now)?,
             (_, Some(recovery)) => {
                 let used = db::query(
                     conn,
@@ -123,10 +131,10 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
                 serde_json::json!({"reason": "wrong_second_factor", "step": "mfa"}).to_string(),
             );
             vigil_api::audit::append(conn, &entry)?;
-            count_failure(ctx, conn, &user_id, now)?;
+            lockout::count_failure(ctx, conn, &user_id, now)?;
             return Ok(None);
         }
-        save_failures(conn, &user_id, account.failures.after_success())?;
+        lockout::record_success(ctx, conn, &user_id, now)?;
         let tokens = sessions::start(
             ctx,
             conn,
@@ -134,7 +142,7 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
             &Grant {
                 user_id: &user_id,
                 role: account.role,
-                pending: account.pending(),
+                pending: account.pending()?,
             },
             now,
         )?;
@@ -148,30 +156,64 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
         .ok_or_else(invalid_credentials)
 }
 
-fn already_enabled() -> ApiError {
-    ApiError::new(409, "mfa-already-enabled", "2FA already enabled")
-        .with_detail("disable it first to enrol a new authenticator")
-}
-
 fn wrong_code() -> ApiError {
     ApiError::invalid_field("code", "is not the authenticator's current code")
 }
 
+/// Which stored secret a code is checked against.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Which {
+    /// The authenticator in use.
+    Active,
+    /// The one being enrolled, until a code from it confirms it.
+    Pending,
+}
+
 /// Accept a TOTP code once: it must match within ±1 step and be newer than
-/// the last one accepted.
-fn accept_code(conn: &Connection, user_id: &str, code: &str, now: i64) -> Result<bool, ApiError> {
+/// the last one accepted. A secret still stored in plaintext is sealed now.
+fn accept_code(
+    conn: &Connection,
+    user_id: &str,
+    which: Which,
+    code: &str,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let column = match which {
+        Which::Active => "totp_secret",
+        Which::Pending => "totp_pending_secret",
+    };
     let rows = db::query(
         conn,
-        "SELECT totp_secret, totp_last_step FROM credentials WHERE user_id = ?1 AND totp_secret IS NOT NULL",
+        &format!(
+            "SELECT {column}, totp_last_step FROM credentials WHERE user_id = ?1 AND {column} IS NOT NULL"
+        ),
         &[Value::Text(user_id.into())],
     )?;
     let Some(row) = rows.first() else {
         return Ok(false);
     };
-    let secret = db::text(row, 0).unwrap_or_default();
-    let Some(step) = totp::verify(&secret, code, now / 1000, db::int(row, 1)) else {
+    let sealer = totp_box()?;
+    let Some(opened) = sealer.open(&db::text(row, 0).unwrap_or_default(), user_id) else {
+        vigil_api::log::line(
+            serde_json::json!({"level": "error", "msg": "a TOTP secret does not open under totp_encryption_key (was the key changed?)", "user_id": user_id}),
+        );
         return Ok(false);
     };
+    // A pending secret has had no code accepted yet: no step to be newer than.
+    let last = (which == Which::Active).then(|| db::int(row, 1)).flatten();
+    let Some(step) = totp::verify(&opened.secret, code, now / 1000, last) else {
+        return Ok(false);
+    };
+    if opened.legacy {
+        db::query(
+            conn,
+            &format!("UPDATE credentials SET {column} = ?2 WHERE user_id = ?1"),
+            &[
+                Value::Text(user_id.into()),
+                Value::Text(sealer.seal(&opened.secret, user_id)),
+            ],
+        )?;
+    }
     db::query(
         conn,
         "UPDATE credentials SET totp_last_step = ?2 WHERE user_id = ?1",
@@ -197,26 +239,91 @@ fn user_of(ctx: &Ctx) -> Result<(String, Role), ApiError> {
     }
 }
 
-/// `POST /api/auth/mfa/enroll`: a fresh secret (replacing an unconfirmed one).
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Enroll {
+    /// The account's current password.
+    #[schemars(length(max = 4096), extend("format" = "password"))]
+    password: String,
+    /// A current code of the authenticator in use, when replacing it.
+    #[schemars(length(max = 16))]
+    code: Option<String>,
+}
+
+/// Check the current password (and, with 2FA on, a current code) of the
+/// caller for a change of their second factor; a failure counts towards the
+/// lockout of this address and is audited.
+fn prove_owner(
+    ctx: &Ctx,
+    conn: &Connection,
+    user_id: &str,
+    password_given: &str,
+    code: Option<&str>,
+    now: i64,
+) -> Result<crate::login::Account, ApiError> {
+    let account = load_account(conn, By::Id(user_id), &lockout::client(ctx))?
+        .ok_or_else(ApiError::not_found)?;
+    lockout::refuse_if_locked(ctx, conn, user_id, now)?;
+    let password_ok = account.password_expires_at.is_none_or(|at| at > now)
+        && password::verify(password_given, &account.password_hash);
+    let failed = db::transaction(conn, |conn| {
+        lockout::refuse_if_locked(ctx, conn, user_id, now)?;
+        let failed = if !password_ok {
+            Some(ApiError::invalid_field("password", "is not correct"))
+        } else if account.mfa_enabled {
+            match code {
+                Some(code) if accept_code(conn, user_id, Which::Active, code, now)? => None,
+                Some(_) => Some(wrong_code()),
+                None => Some(ApiError::invalid_field(
+                    "code",
+                    "is required: give a current code of the authenticator in use",
+                )),
+            }
+        } else {
+            None
+        };
+        if failed.is_some() {
+            let mut entry = ctx.audit_entry("auth.mfa.change_refused", "user", user_id, now);
+            entry.after = Some(
+                serde_json::json!({"reason": if password_ok { "wrong_second_factor" } else { "wrong_password" }}).to_string(),
+            );
+            vigil_api::audit::append(conn, &entry)?;
+            lockout::count_failure(ctx, conn, user_id, now)?;
+        }
+        Ok(failed)
+    })?;
+    match failed {
+        Some(refusal) => Err(refusal),
+        None => Ok(account),
+    }
+}
+
+/// `POST /api/auth/mfa/enroll`: a fresh secret, pending until a code from
+/// it confirms it (replacing an unconfirmed one, or the authenticator in use
+/// once confirmed). Needs the current password, and a current code when 2FA
+/// is on.
 pub fn enroll(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let req: Enroll = input::json(ctx)?;
     let (user_id, _) = user_of(ctx)?;
     let now = now_millis();
     let conn = db::open()?;
+    let sealer = totp_box()?;
+    prove_owner(ctx, conn, &user_id, &req.password, req.code.as_deref(), now)?;
     let secret = totp::new_secret();
     let username = db::transaction(conn, |conn| {
         let rows = db::query(
             conn,
-            "SELECT u.username, c.totp_confirmed_at FROM users u JOIN credentials c ON c.user_id = u.id WHERE u.id = ?1",
+            "SELECT u.username FROM users u WHERE u.id = ?1",
             &[Value::Text(user_id.clone())],
         )?;
         let row = rows.first().ok_or_else(ApiError::not_found)?;
-        if db::int(row, 1).is_some() {
-            return Err(already_enabled());
-        }
         db::query(
             conn,
-            "UPDATE credentials SET totp_secret = ?2, totp_last_step = NULL WHERE user_id = ?1",
-            &[Value::Text(user_id.clone()), Value::Text(secret.clone())],
+            "UPDATE credentials SET totp_pending_secret = ?2 WHERE user_id = ?1",
+            &[
+                Value::Text(user_id.clone()),
+                Value::Text(sealer.seal(&secret, &user_id)),
+            ],
         )?;
         vigil_api::audit::append(
             conn,
@@ -254,9 +361,10 @@ pub struct RecoveryCodes {
     recovery_codes: Vec<String>,
 }
 
-/// `POST /api/auth/mfa/confirm`: the first code turns 2FA on.
+/// `POST /api/auth/mfa/confirm`: the first code of the pending secret turns
+/// it on (replacing the authenticator in use, if any) with new recovery codes.
 pub fn confirm(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let req: Confirm = ctx.json()?;
+    let req: Confirm = input::json(ctx)?;
     let (user_id, _) = user_of(ctx)?;
     let now = now_millis();
     let codes = totp::new_recovery_codes();
@@ -264,22 +372,21 @@ pub fn confirm(ctx: &mut Ctx) -> Result<Response, ApiError> {
     db::transaction(conn, |conn| {
         let rows = db::query(
             conn,
-            "SELECT totp_confirmed_at, totp_secret FROM credentials WHERE user_id = ?1",
+            "SELECT totp_confirmed_at, totp_pending_secret FROM credentials WHERE user_id = ?1",
             &[Value::Text(user_id.clone())],
         )?;
         let row = rows.first().ok_or_else(ApiError::not_found)?;
-        if db::int(row, 0).is_some() {
-            return Err(already_enabled());
-        }
         if db::text(row, 1).is_none() {
             return Err(ApiError::conflict("start with POST /api/auth/mfa/enroll"));
         }
-        if !accept_code(conn, &user_id, &req.code, now)? {
+        let replacing = db::int(row, 0).is_some();
+        if !accept_code(conn, &user_id, Which::Pending, &req.code, now)? {
             return Err(wrong_code());
         }
         db::query(
             conn,
-            "UPDATE credentials SET totp_confirmed_at = ?2 WHERE user_id = ?1",
+            "UPDATE credentials SET totp_secret = totp_pending_secret, totp_pending_secret = NULL,
+                    totp_confirmed_at = ?2 WHERE user_id = ?1",
             &[Value::Text(user_id.clone()), Value::Integer(now)],
         )?;
         db::query(
@@ -299,7 +406,16 @@ pub fn confirm(ctx: &mut Ctx) -> Result<Response, ApiError> {
         }
         vigil_api::audit::append(
             conn,
-            &ctx.audit_entry("auth.mfa.enabled", "user", &user_id, now),
+            &ctx.audit_entry(
+                if replacing {
+                    "auth.mfa.replaced"
+                } else {
+                    "auth.mfa.enabled"
+                },
+                "user",
+                &user_id,
+                now,
+            ),
         )
     })?;
     Ok(response::json(
@@ -319,31 +435,29 @@ pub struct Disable {
     code: String,
 }
 
-/// `POST /api/auth/mfa/disable`: needs the password and a current code;
-/// refused when the user's role requires 2FA.
+/// `POST /api/auth/mfa/disable`: needs the password and a current code
+/// (failures count towards the lockout of this address); refused when the
+/// user's role requires 2FA.
 pub fn disable(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let req: Disable = ctx.json()?;
+    let req: Disable = input::json(ctx)?;
     let (user_id, role) = user_of(ctx)?;
-    if mfa_required(role) {
+    if mfa_required(role)? {
         return Err(ApiError::new(409, "mfa-required", "2FA required")
             .with_detail("your role requires two-factor authentication"));
     }
     let now = now_millis();
     let conn = db::open()?;
-    let account = load_account(conn, By::Id(&user_id))?.ok_or_else(ApiError::not_found)?;
+    let account = load_account(conn, By::Id(&user_id), &lockout::client(ctx))?
+        .ok_or_else(ApiError::not_found)?;
     if !account.mfa_enabled {
         return Err(ApiError::conflict("2FA is not enabled"));
     }
-    if !password::verify(&req.password, &account.password_hash) {
-        return Err(ApiError::invalid_field("password", "is not correct"));
-    }
+    prove_owner(ctx, conn, &user_id, &req.password, Some(&req.code), now)?;
     db::transaction(conn, |conn| {
-        if !accept_code(conn, &user_id, &req.code, now)? {
-            return Err(wrong_code());
-        }
         db::query(
             conn,
-            "UPDATE credentials SET totp_secret = NULL, totp_confirmed_at = NULL, totp_last_step = NULL WHERE user_id = ?1",
+            "UPDATE credentials SET totp_secret = NULL, totp_pending_secret = NULL, totp_confirmed_at = NULL,
+                    totp_last_step = NULL WHERE user_id = ?1",
             &[Value::Text(user_id.clone())],
         )?;
         db::query(

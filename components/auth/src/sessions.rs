@@ -98,7 +98,7 @@ pub fn start(
         "SELECT id FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 ORDER BY created_at",
         &[Value::Text(user_id.into()), Value::Integer(now)],
     )?;
-    let excess = (live.len() as i64 + 1 - max_sessions()).max(0) as usize;
+    let excess = (live.len() as i64 + 1 - max_sessions()?).max(0) as usize;
     for row in live.iter().take(excess) {
         let old = db::text(row, 0).unwrap_or_default();
         end(conn, &old, "evicted", now)?;

@@ -1,6 +1,7 @@
 //! Users: listing, creating, reading and updating them (admin), and the
 //! caller's own record.
 
+use crate::input;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
@@ -198,7 +199,7 @@ pub(crate) fn insert_account(
 
 /// `POST /api/auth/users`: create a user; audited and announced in one transaction.
 pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let new: NewUser = ctx.json()?;
+    let new: NewUser = input::json(ctx)?;
     validate_account(&new.username, &new.display_name, &new.password)?;
     let hash = password::hash(&new.password);
     let id = vigil_core::id::new_id();
@@ -268,7 +269,7 @@ pub struct UserPatch {
 /// `PATCH /api/auth/users/{id}`: role, disabled, display name. The last
 /// active admin can be neither demoted nor disabled.
 pub fn patch(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let change: UserPatch = ctx.json()?;
+    let change: UserPatch = input::json(ctx)?;
     if change.role.is_none() && change.disabled.is_none() && change.display_name.is_none() {
         return Err(ApiError::invalid_field(
             "$",
@@ -346,19 +347,23 @@ pub struct OneTimePassword {
     /// Give this to the user: it logs in once, and then only a new password
     /// can be chosen. Shown once.
     one_time_password: String,
+    /// It stops working then (`password_reset_ttl_hours` after the reset).
+    #[schemars(extend("format" = "date-time"))]
+    expires_at: String,
 }
 
-/// `POST /api/auth/users/{id}/reset-password`: a one-time password, every
-/// session of the user ended, the lockout lifted; at their next login the
-/// user can do nothing but choose a new password.
 /// Admins cannot lock themselves out: another admin must do it.
 fn own_account(what: &str) -> ApiError {
     ApiError::new(409, "own-account", "Own account")
         .with_detail(format!("an admin cannot {what}; another admin can"))
 }
 
+/// `POST /api/auth/users/{id}/reset-password`: a one-time password that
+/// expires, every session of the user ended, every lockout lifted; at their
+/// next login the user can do nothing but choose a new password.
 pub fn reset_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = ctx.param("id").to_string();
+    let ttl = crate::settings::settings()?.password_reset_ttl_ms;
     let raw = vigil_core::totp::base32(&{
         let mut bytes = [0u8; 10];
         getrandom::fill(&mut bytes).map_err(|_| ApiError::internal())?;
@@ -372,37 +377,62 @@ pub fn reset_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
         &raw[8..12],
         &raw[12..16]
     );
-    let hash = password::hash(&one_time);
-    let now = now_millis();
-    let conn = db::open()?;
     if id == ctx.principal().subject {
         return Err(own_account(
             "reset your own password here; change it with POST /api/auth/password",
         ));
     }
+    let hash = password::hash(&one_time);
+    let now = now_millis();
+    let expires = now + ttl;
+    let conn = db::open()?;
     db::transaction(conn, |conn| {
         load(conn, &id)?;
         db::query(
             conn,
-            "UPDATE credentials SET password_hash = ?2, password_changed_at = ?3, failed_logins = 0,
-                    first_failure_at = NULL, locked_until = NULL WHERE user_id = ?1",
-            &[Value::Text(id.clone()), Value::Text(hash), Value::Integer(now)],
+            "UPDATE credentials SET password_hash = ?2, password_changed_at = ?3, password_expires_at = ?4
+              WHERE user_id = ?1",
+            &[
+                Value::Text(id.clone()),
+                Value::Text(hash),
+                Value::Integer(now),
+                Value::Integer(expires),
+            ],
         )?;
+        let unlocked = crate::lockout::unlock(conn, &id, now)?;
         db::query(
             conn,
             "UPDATE users SET must_change_password = 1, updated_at = ?2 WHERE id = ?1",
             &[Value::Text(id.clone()), Value::Integer(now)],
         )?;
         crate::sessions::end_all(conn, &id, None, "password_reset", now)?;
-        vigil_api::audit::append(
-            conn,
-            &ctx.audit_entry("user.password_reset", "user", &id, now),
-        )
+        let mut entry = ctx.audit_entry("user.password_reset", "user", &id, now);
+        entry.after = Some(
+            serde_json::json!({"expires_at": expires, "addresses_unlocked": unlocked}).to_string(),
+        );
+        vigil_api::audit::append(conn, &entry)
     })?;
     Ok(response::json(
         200,
         &OneTimePassword {
             one_time_password: one_time,
+            expires_at: vigil_core::time::rfc3339(expires),
         },
     ))
+}
+
+/// `POST /api/auth/users/{id}/unlock`: lift every lockout of the user (from
+/// every address) and forget the account's failures; audited.
+pub fn unlock(ctx: &mut Ctx) -> Result<Response, ApiError> {
+    let id = ctx.param("id").to_string();
+    let now = now_millis();
+    let conn = db::open()?;
+    db::transaction(conn, |conn| {
+        load(conn, &id)?;
+        let unlocked = crate::lockout::unlock(conn, &id, now)?;
+        let mut entry = ctx.audit_entry("user.unlocked", "user", &id, now);
+        entry.after = Some(serde_json::json!({"addresses_unlocked": unlocked}).to_string());
+        vigil_api::audit::append(conn, &entry)
+    })?;
+    Ok(Response::builder().status(204).build())
 }

@@ -1,13 +1,67 @@
 //! API keys for sensors and services: `vgk_<prefix>_<secret>`. The prefix
 //! (8 hex characters, unique) finds the key; the secret (256 random bits) is
 //! stored only as its SHA-256 and compared in constant time.
+//!
+//! What a key may hold follows from its kind ([`scope_refusal`]): a sensor
+//! key ingests its sensor's events and heartbeats and nothing else; a
+//! service key may hold any permission but the two that make identities
+//! (`users:manage`, `api_keys:manage`), which stay with people (sessions,
+//! 2FA). A key may expire; `last_used_at` is kept at most once a minute per
+//! key ([`TOUCH_INTERVAL_MS`]), so authentication stays a read.
 
 use crate::ApiError;
 use crate::access::{Permission, Principal};
 use crate::login::{new_secret, secret_hash};
-use crate::sql::{Sql, Value, opt_text, text};
+use crate::sql::{Sql, Value, int, opt_text, text};
 
 const SCHEME: &str = "vgk_";
+
+/// `last_used_at` is written at most this often per key.
+pub const TOUCH_INTERVAL_MS: i64 = 60_000;
+/// The longest lifetime a key can be given at creation (a year); no expiry at all is allowed too.
+pub const MAX_EXPIRY_DAYS: i64 = 365;
+
+/// What a key is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Speaks for one sensor: its events and heartbeats.
+    Sensor,
+    /// A program acting on its own (an engine, an executor, a scraper).
+    Service,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Sensor => "sensor",
+            Kind::Service => "service",
+        }
+    }
+}
+
+/// Why a key of `kind` may not hold `scope`, if it may not.
+pub fn scope_refusal(kind: Kind, scope: Permission) -> Option<&'static str> {
+    match (kind, scope) {
+        (Kind::Sensor, Permission::SensorsIngest) => None,
+        (Kind::Sensor, _) => {
+            Some("a sensor key may only hold sensors:ingest (its events and heartbeats)")
+        }
+        (Kind::Service, Permission::UsersManage | Permission::ApiKeysManage) => {
+            Some("no API key may manage users or API keys: that stays with people")
+        }
+        (Kind::Service, _) => None,
+    }
+}
+
+/// Whether a key with `expires_at` is past it at `now`.
+pub fn is_expired(expires_at: Option<i64>, now: i64) -> bool {
+    expires_at.is_some_and(|at| at <= now)
+}
+
+/// Whether a key last used at `last_used_at` should have it written at `now`.
+pub fn needs_touch(last_used_at: Option<i64>, now: i64) -> bool {
+    last_used_at.is_none_or(|at| now - at >= TOUCH_INTERVAL_MS)
+}
 
 /// Whether a bearer credential is an API key rather than a JWT.
 pub fn looks_like(credential: &str) -> bool {
@@ -65,24 +119,45 @@ pub fn principal(id: &str, scopes_json: &str) -> Option<Principal> {
 }
 
 /// The principal of a presented key (prefix and secret, as [`parse`] splits
-/// it), if the key exists, is not revoked and its secret matches. One
-/// statement: the components and the relay authenticate keys alike.
+/// it), if the key exists, is neither revoked nor expired, and its secret
+/// matches. One statement, plus at most one write a minute per key for
+/// `last_used_at`: the components and the relay authenticate keys alike.
 pub async fn authenticate(
     db: &impl Sql,
     prefix: &str,
     secret: &str,
 ) -> Result<Option<Principal>, ApiError> {
+    let now = crate::time::now_millis();
     let rows = db
         .query(
-            "SELECT id, secret_hash, scopes FROM api_keys WHERE prefix = ?1 AND revoked_at IS NULL",
+            "SELECT id, secret_hash, scopes, expires_at, last_used_at FROM api_keys
+              WHERE prefix = ?1 AND revoked_at IS NULL",
             &[Value::Text(prefix.into())],
         )
         .await?;
-    Ok(rows
-        .first()
-        .and_then(|row| Some((text(row, 0)?, text(row, 1)?, text(row, 2)?)))
-        .filter(|(_, hash, _)| secret_matches(secret, hash))
-        .and_then(|(id, _, scopes)| principal(&id, &scopes)))
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let (Some(id), Some(hash), Some(scopes)) = (text(row, 0), text(row, 1), text(row, 2)) else {
+        return Ok(None);
+    };
+    if !secret_matches(secret, &hash) || is_expired(int(row, 3), now) {
+        return Ok(None);
+    }
+    if needs_touch(int(row, 4), now) {
+        // Guarded, so concurrent requests write it once.
+        db.query(
+            "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1
+                AND (last_used_at IS NULL OR last_used_at <= ?3)",
+            &[
+                Value::Text(id.clone()),
+                Value::Integer(now),
+                Value::Integer(now - TOUCH_INTERVAL_MS),
+            ],
+        )
+        .await?;
+    }
+    Ok(principal(&id, &scopes))
 }
 
 /// A key to store: only its prefix and secret hash (from [`generate`]).
@@ -148,6 +223,38 @@ mod tests {
         ] {
             assert!(parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn scopes_are_limited_by_kind() {
+        assert_eq!(scope_refusal(Kind::Sensor, Permission::SensorsIngest), None);
+        for p in Permission::ALL
+            .iter()
+            .filter(|p| **p != Permission::SensorsIngest)
+        {
+            assert!(scope_refusal(Kind::Sensor, *p).is_some(), "{p:?}");
+        }
+        assert!(scope_refusal(Kind::Service, Permission::UsersManage).is_some());
+        assert!(scope_refusal(Kind::Service, Permission::ApiKeysManage).is_some());
+        for p in [
+            Permission::DecisionsSubmit,
+            Permission::DecisionsReportOutcome,
+            Permission::MetricsScrape,
+            Permission::ThreatsRead,
+            Permission::SensorsIngest,
+        ] {
+            assert_eq!(scope_refusal(Kind::Service, p), None, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn expiry_and_the_once_a_minute_touch() {
+        assert!(!is_expired(None, 10));
+        assert!(!is_expired(Some(11), 10));
+        assert!(is_expired(Some(10), 10));
+        assert!(needs_touch(None, 0));
+        assert!(!needs_touch(Some(1_000), 1_000 + TOUCH_INTERVAL_MS - 1));
+        assert!(needs_touch(Some(1_000), 1_000 + TOUCH_INTERVAL_MS));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!   (used by `auth` and by tests) and verification (used by `platform`).
 //! - [`problem`]: the RFC 7807 error every endpoint returns, with a stable
 //!   `type` per kind of error.
+//! - [`limits`]: a request's documented lengths and ranges, enforced from its JSON Schema.
 //! - [`login`]: lockout, session lifetimes, refresh-token secrets.
 //! - [`net`]: CIDR membership.
 //! - [`password`]: argon2id hashing and the password policy.
@@ -17,6 +18,7 @@
 //! - [`decision`]: the decision state machine, priority and SLA, the safety validator;
 //!   [`decision::record`]: a decision as stored, and writing its transitions.
 //! - [`retention`]: what is deleted, and when (the relay's retention job).
+//! - [`secret_box`]: secrets encrypted at rest (TOTP secrets), XChaCha20-Poly1305.
 //! - [`rollup`]: the hourly metrics rollups, kept by every writer in its transaction.
 //! - [`id`]: random UUIDv4 identifiers.
 //! - [`totp`]: two-factor codes (RFC 6238), recovery codes.
@@ -29,6 +31,7 @@ pub mod api_key;
 pub mod audit;
 pub mod decision;
 pub mod id;
+pub mod limits;
 pub mod login;
 pub mod net;
 pub mod outbox;
@@ -36,6 +39,7 @@ pub mod password;
 pub mod problem;
 pub mod retention;
 pub mod rollup;
+pub mod secret_box;
 pub mod sql;
 pub mod time;
 pub mod token;

@@ -81,6 +81,15 @@ const SWEEPS: &[(&str, &str)] = &[
         "DELETE FROM invitations WHERE rowid IN
            (SELECT rowid FROM invitations WHERE expires_at < ?1 AND used_at IS NULL LIMIT ?2)",
     ),
+    // A lockout row nothing has touched for 30 days: no lock, no failure in
+    // a window, and an address the account no longer counts as known.
+    (
+        "login_failures",
+        "DELETE FROM login_failures WHERE (user_id, client_addr) IN
+           (SELECT user_id, client_addr FROM login_failures
+             WHERE max(coalesce(locked_until, 0), coalesce(first_failure_at, 0), coalesce(last_success_at, 0)) < ?1
+             LIMIT ?2)",
+    ),
     (
         "sensor_onboarding_tokens",
         "DELETE FROM sensor_onboarding_tokens WHERE rowid IN
@@ -95,6 +104,7 @@ fn cutoff(table: &str, policy: &Retention, now: i64) -> i64 {
         "events" => now - policy.outbox_ms,
         "idempotency_keys" | "mfa_challenges" => now,
         "rate_limits" => now - RATE_LIMIT_KEEP_MS,
+        "login_failures" => now - crate::login::KNOWN_ADDRESS_MS,
         _ => now - EXPIRED_GRACE_MS,
     }
 }
@@ -140,6 +150,7 @@ mod tests {
         assert_eq!(cutoff("mfa_challenges", &policy, now), now);
         assert_eq!(cutoff("rate_limits", &policy, now), now - DAY_MS);
         assert_eq!(cutoff("sessions", &policy, now), now - DAY_MS);
+        assert_eq!(cutoff("login_failures", &policy, now), now - 30 * DAY_MS);
         // Every statement deletes by the cutoff and a bound.
         for (_, statement) in SWEEPS {
             assert!(statement.contains("?1") && statement.contains("?2"));
