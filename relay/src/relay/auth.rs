@@ -56,21 +56,26 @@ pub async fn authenticate(
         let principal = claims
             .principal()
             .map_err(|e| Refusal::Unauthenticated(describe(&e)))?;
-        if let Some(session) = &principal.session {
-            let subject = &principal.subject;
-            let live = pool
-                .read(|conn| async move {
-                    login::session_is_live(&LibsqlSql(&conn), session, subject, now_ms)
-                        .await
-                        .map_err(unavailable)
-                })
-                .await
-                .map_err(|_| Refusal::Unavailable)?;
-            if !live {
-                return Err(Refusal::Unauthenticated(
-                    "the session of this access token has ended; log in again".into(),
-                ));
-            }
+        // A token that names no session could never be ended: refused, as
+        // the components refuse it (vigil_api::authz).
+        let Some(session) = &principal.session else {
+            return Err(Refusal::Unauthenticated(
+                "the access token names no session (sid); log in again".into(),
+            ));
+        };
+        let subject = &principal.subject;
+        let live = pool
+            .read(|conn| async move {
+                login::session_is_live(&LibsqlSql(&conn), session, subject, now_ms)
+                    .await
+                    .map_err(unavailable)
+            })
+            .await
+            .map_err(|_| Refusal::Unavailable)?;
+        if !live {
+            return Err(Refusal::Unauthenticated(
+                "the session of this access token has ended; log in again".into(),
+            ));
         }
         (principal, Some((claims.exp + LEEWAY_SECS) * 1000))
     };

@@ -446,7 +446,10 @@ async fn store_batch(
                     }
                 };
                 for (_, event) in &validated.valid {
-                    valid.push((valid.len(), event.clone()));
+                    // Who ingested it: the sensor's key (see vigil_ingest::execution::ingesters).
+                    let mut event = event.clone();
+                    event.ingested_by = Some(senders[sender].1.actor.clone());
+                    valid.push((valid.len(), event));
                     owner.push(sender);
                 }
             }
