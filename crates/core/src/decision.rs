@@ -312,7 +312,7 @@ pub enum TransitionError {
 /// decision a playbook opened, whoever ingested the events that triggered
 /// it (posting events is a way to propose what a playbook then asks for).
 pub fn is_submitter(d: &DecisionState, actor: &Actor) -> bool {
-    d.submitted_by == actor.id || d.ingested_by.iter().any(|who| *who == actor.id)
+    d.submitted_by == actor.id || d.ingested_by.contains(&actor.id)
 }
 
 fn is_supervisor(actor: &Actor) -> bool {
