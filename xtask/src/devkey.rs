@@ -29,12 +29,8 @@ fn key(file: &str, kid: &str) -> Result<TokenSigner> {
     }
     let signer = TokenSigner::generate(kid);
     fs::create_dir_all(path.parent().unwrap())?;
-    fs::write(&path, signer.seed_b64()).with_context(|| format!("writing {}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
-    }
+    // Mode 0600 from its creation: never readable by others, even briefly.
+    write_private(&path, &signer.seed_b64())?;
     Ok(signer)
 }
 
@@ -52,7 +48,7 @@ fn totp_key() -> Result<String> {
 }
 
 /// Write a secret file that only its owner can read, from its creation on.
-fn write_private(path: &std::path::Path, contents: &str) -> Result<()> {
+pub fn write_private(path: &std::path::Path, contents: &str) -> Result<()> {
     use std::io::Write;
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -83,4 +79,22 @@ pub fn variables() -> Result<Vec<(String, String)>> {
         ("SPIN_VARIABLE_JWT_SIGNING_KID".into(), KID.into()),
         ("SPIN_VARIABLE_TOTP_ENCRYPTION_KEY".into(), totp_key()?),
     ])
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Key files are created owner-only, not made so after being written.
+    #[test]
+    fn secret_files_are_private_from_their_creation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        super::write_private(&path, "seed").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "seed");
+        // Never over an existing file (which may have other permissions).
+        assert!(super::write_private(&path, "other").is_err());
+    }
 }

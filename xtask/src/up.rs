@@ -62,13 +62,10 @@ fn write_runtime_config(dir: &Path, target: &Target) -> Result<PathBuf> {
         }
     };
     let path = dir.join("runtime-config.toml");
-    fs::write(&path, body)?;
-    #[cfg(unix)]
-    {
-        // It may hold a database token.
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
-    }
+    // It may hold a database token: owner-only from its creation (and
+    // made so if an older file was not).
+    let _ = fs::remove_file(&path);
+    devkey::write_private(&path, &body)?;
     Ok(path)
 }
 
