@@ -109,6 +109,23 @@ fn post_from(
     body: &Value,
     bearer: Option<&str>,
 ) -> (u16, Value) {
+    let r = request_from(app, source, path, body, bearer);
+    let json = if r.body.is_empty() {
+        Value::Null
+    } else {
+        r.json()
+    };
+    (r.status, json)
+}
+
+/// [`post_from`], as the harness's [`Resp`].
+fn request_from(
+    app: &TestApp,
+    source: Ipv4Addr,
+    path: &str,
+    body: &Value,
+    bearer: Option<&str>,
+) -> Resp {
     let to: SocketAddr = app
         .base_url
         .trim_start_matches("http://")
@@ -133,21 +150,37 @@ fn post_from(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no HTTP status: {head}"));
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
+    let headers: Vec<(String, String)> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
     let body = if chunked {
         dechunk(rest)
     } else {
         rest.to_string()
     };
-    let json = if body.trim().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-    };
-    (status, json)
+    Resp {
+        status,
+        headers,
+        body: body.into_bytes(),
+    }
+}
+
+/// `POST /api/auth/login` from `source`. Each case logs in from addresses
+/// of its own, so the suite's shared address keeps its throttle budget.
+fn login_at(app: &TestApp, source: Ipv4Addr, username: &str, password: &str) -> Resp {
+    request_from(
+        app,
+        source,
+        "/api/auth/login",
+        &json!({"username": username, "password": password}),
+        None,
+    )
 }
 
 fn dechunk(mut rest: &str) -> String {
@@ -158,7 +191,7 @@ fn dechunk(mut rest: &str) -> String {
             break;
         }
         out.push_str(&tail[..n]);
-        rest = &tail[n..].trim_start_matches("\r\n");
+        rest = tail[n..].trim_start_matches("\r\n");
     }
     out
 }
@@ -254,7 +287,7 @@ fn a_stranger_cannot_lock_the_owner_out(app: &TestApp) {
     assert_eq!(status, 401, "{doc}");
     assert_eq!(doc["type"], "urn:vigil:problem:invalid-credentials");
     // …the owner, from their own address, is not.
-    access_token(&app.login(&owner.username, PASSWORD));
+    access_token(&login_at(app, addr(1, 3), &owner.username, PASSWORD));
     let (status, _) = login_from(app, addr(1, 2), &owner.username, PASSWORD);
     assert_eq!(status, 200, "another address with no failures logs in");
     if app.db.is_some() {
@@ -511,8 +544,7 @@ fn documented_limits_are_enforced(app: &TestApp) {
 /// is kept only as a hash, never verbatim in the append-only audit log.
 fn an_unknown_username_is_audited_only_as_a_hash(app: &TestApp) {
     let typed = format!("my secret passphrase {}", &vigil_core::id::new_id()[..8]);
-    app.login(&typed, PASSWORD)
-        .assert_problem(401, "invalid-credentials");
+    login_at(app, addr(9, 1), &typed, PASSWORD).assert_problem(401, "invalid-credentials");
     if app.db.is_none() {
         return;
     }
@@ -553,7 +585,7 @@ fn a_stolen_token_cannot_guess_the_password(app: &TestApp) {
     assert_eq!(status, 429, "{doc}");
     assert_eq!(login_from(app, thief, &user.username, PASSWORD).0, 401);
     // The owner elsewhere is unaffected.
-    access_token(&app.login(&user.username, PASSWORD));
+    access_token(&login_at(app, addr(5, 2), &user.username, PASSWORD));
 }
 
 /// Enrol and confirm 2FA for `token`; the secret and the step used.
@@ -578,7 +610,7 @@ fn enrol(app: &TestApp, token: &str) -> (String, i64) {
 /// Item 9. Guessing the password at the 2FA switch counts like a login.
 fn guessing_at_disable_2fa_locks_like_a_login(app: &TestApp) {
     let user = app.create_user(Role::Viewer, PASSWORD);
-    let token = access_token(&app.login(&user.username, PASSWORD));
+    let token = access_token(&login_at(app, addr(6, 2), &user.username, PASSWORD));
     let (secret, step) = enrol(app, &token);
     let thief = addr(6, 1);
     for _ in 0..MAX_FAILURES {
@@ -614,7 +646,7 @@ fn guessing_at_disable_2fa_locks_like_a_login(app: &TestApp) {
 /// takes the password, and replacing one takes a current code too.
 fn a_stolen_token_cannot_plant_an_authenticator(app: &TestApp) {
     let user = app.create_user(Role::Analyst, PASSWORD);
-    let token = access_token(&app.login(&user.username, PASSWORD));
+    let token = access_token(&login_at(app, addr(10, 1), &user.username, PASSWORD));
     app.post_json("/api/auth/mfa/enroll", &json!({}), Some(&token))
         .assert_problem(422, "validation");
     let doc = app
@@ -655,7 +687,7 @@ fn a_stolen_token_cannot_plant_an_authenticator(app: &TestApp) {
     }
     // Only the new authenticator logs in now.
     let challenge = |app: &TestApp| {
-        let r = app.login(&user.username, PASSWORD);
+        let r = login_at(app, addr(10, 1), &user.username, PASSWORD);
         r.json()["mfa_token"].as_str().unwrap().to_string()
     };
     let old = app.post_json(
@@ -687,7 +719,7 @@ fn a_stolen_token_cannot_plant_an_authenticator(app: &TestApp) {
 /// still works and is sealed the first time it accepts a code.
 fn totp_secrets_are_encrypted_at_rest(app: &TestApp) {
     let user = app.create_user(Role::Viewer, PASSWORD);
-    let token = access_token(&app.login(&user.username, PASSWORD));
+    let token = access_token(&login_at(app, addr(11, 1), &user.username, PASSWORD));
     let (secret, step) = enrol(app, &token);
     if app.db.is_none() {
         return;
@@ -705,7 +737,7 @@ fn totp_secrets_are_encrypted_at_rest(app: &TestApp) {
             user.id
         ),
     );
-    let challenge = app.login(&user.username, PASSWORD).json()["mfa_token"]
+    let challenge = login_at(app, addr(11, 1), &user.username, PASSWORD).json()["mfa_token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -725,7 +757,7 @@ fn totp_secrets_are_encrypted_at_rest(app: &TestApp) {
             user.id, other.id
         ),
     );
-    let challenge = app.login(&other.username, PASSWORD).json()["mfa_token"]
+    let challenge = login_at(app, addr(11, 1), &other.username, PASSWORD).json()["mfa_token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -743,7 +775,7 @@ fn totp_secrets_are_encrypted_at_rest(app: &TestApp) {
 fn a_one_time_password_expires(app: &TestApp) {
     let user = app.create_user(Role::Analyst, PASSWORD);
     for _ in 0..MAX_FAILURES {
-        app.login(&user.username, WRONG);
+        login_at(app, addr(12, 1), &user.username, WRONG);
     }
     let day = 24 * 3600 * 1000;
     let before = vigil_core::time::rfc3339(vigil_core::time::now_millis() + day);
@@ -771,7 +803,7 @@ fn a_one_time_password_expires(app: &TestApp) {
             user.id
         ),
     );
-    app.login(&user.username, &one_time)
+    login_at(app, addr(12, 1), &user.username, &one_time)
         .assert_problem(401, "invalid-credentials");
     let q = format!(
         "SELECT count(*) FROM audit_log WHERE action = 'auth.login.failed' AND subject_id = '{}' AND json_extract(after, '$.reason') = 'one_time_password_expired'",
@@ -785,7 +817,7 @@ fn a_one_time_password_expires(app: &TestApp) {
         &json!({}),
     );
     let one_time = r.json()["one_time_password"].as_str().unwrap().to_string();
-    let restricted = access_token(&app.login(&user.username, &one_time));
+    let restricted = access_token(&login_at(app, addr(12, 1), &user.username, &one_time));
     let r = app.post_json(
         "/api/auth/password",
         &json!({"current_password": one_time, "new_password": "my own new passphrase"}),
@@ -899,9 +931,9 @@ fn an_admin_without_2fa_cannot_invite_an_admin(app: &TestApp) {
     assert_eq!(r.status, 201, "other roles are fine: {}", r.text());
     // An admin with 2FA may.
     let admin = app.create_user(Role::Admin, PASSWORD);
-    let token = access_token(&app.login(&admin.username, PASSWORD));
+    let token = access_token(&login_at(app, addr(13, 1), &admin.username, PASSWORD));
     let (secret, step) = enrol(app, &token);
-    let challenge = app.login(&admin.username, PASSWORD).json()["mfa_token"]
+    let challenge = login_at(app, addr(13, 1), &admin.username, PASSWORD).json()["mfa_token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -946,6 +978,29 @@ fn api_key_scopes_are_limited_by_kind(app: &TestApp) {
         json!({"name": "hp", "kind": "sensor", "sensor_id": "hp-9", "scopes": ["sensors:ingest"]}),
     );
     assert_eq!(r.status, 201, "{}", r.text());
+    if app.db.is_none() {
+        return;
+    }
+    // A sensor key stored before the rule, with a read scope: it keeps only
+    // what a sensor key may hold.
+    let (presented, prefix, hash) = vigil_core::api_key::generate();
+    let id = vigil_core::id::new_id();
+    execute(
+        app,
+        &format!(
+            "INSERT INTO api_keys (id, name, kind, sensor_id, prefix, secret_hash, scopes, created_at)
+             VALUES ('{id}', 'old-hp', 'sensor', 'hp-old', '{prefix}', '{hash}', '[\"sensors:ingest\",\"threats:read\"]', 0)"
+        ),
+    );
+    app.with_bearer("GET", "/api/threats?limit=1", &presented)
+        .assert_problem(403, "forbidden");
+    let me = app.with_bearer("GET", "/api/auth/me", &presented);
+    assert_eq!(
+        me.json()["permissions"],
+        json!(["sensors:ingest"]),
+        "{}",
+        me.text()
+    );
 }
 
 /// Item 11. A key can be made to expire, and stops working then.

@@ -108,14 +108,26 @@ pub fn principal(id: &str, scopes_json: &str) -> Option<Principal> {
         .iter()
         .map(|n| Permission::parse(n))
         .collect::<Option<Vec<_>>>()?;
-    Some(Principal {
+    Some(principal_with(id, scopes))
+}
+
+/// The principal of key `id` of `kind`: of its stored scopes, only those its
+/// kind may hold (a key stored before the rule loses the others).
+pub fn principal_of_kind(id: &str, kind: Kind, scopes_json: &str) -> Option<Principal> {
+    let mut p = principal(id, scopes_json)?;
+    p.scopes.retain(|s| scope_refusal(kind, *s).is_none());
+    Some(p)
+}
+
+fn principal_with(id: &str, scopes: Vec<Permission>) -> Principal {
+    Principal {
         subject: format!("key:{id}"),
         role: None,
         scopes,
         token_id: id.to_string(),
         session: None,
         pending: None,
-    })
+    }
 }
 
 /// The principal of a presented key (prefix and secret, as [`parse`] splits
@@ -130,7 +142,7 @@ pub async fn authenticate(
     let now = crate::time::now_millis();
     let rows = db
         .query(
-            "SELECT id, secret_hash, scopes, expires_at, last_used_at FROM api_keys
+            "SELECT id, secret_hash, scopes, expires_at, last_used_at, kind FROM api_keys
               WHERE prefix = ?1 AND revoked_at IS NULL",
             &[Value::Text(prefix.into())],
         )
@@ -157,7 +169,11 @@ pub async fn authenticate(
         )
         .await?;
     }
-    Ok(principal(&id, &scopes))
+    let kind = match text(row, 5).as_deref() {
+        Some("sensor") => Kind::Sensor,
+        _ => Kind::Service,
+    };
+    Ok(principal_of_kind(&id, kind, &scopes))
 }
 
 /// A key to store: only its prefix and secret hash (from [`generate`]).
@@ -263,5 +279,12 @@ mod tests {
         assert_eq!(p.subject, "key:k1");
         assert!(p.may(Permission::SensorsIngest) && !p.may(Permission::ThreatsRead));
         assert!(principal("k1", r#"["root:all"]"#).is_none());
+        // A sensor key stored with more than its kind may hold keeps only that.
+        let old =
+            principal_of_kind("k2", Kind::Sensor, r#"["sensors:ingest", "threats:read"]"#).unwrap();
+        assert_eq!(old.scopes, vec![Permission::SensorsIngest]);
+        let svc =
+            principal_of_kind("k3", Kind::Service, r#"["users:manage", "threats:read"]"#).unwrap();
+        assert_eq!(svc.scopes, vec![Permission::ThreatsRead]);
     }
 }

@@ -59,17 +59,18 @@ fn walk(root: &Value, schema: &Value, value: &Value, path: &str, out: &mut Vec<F
             }
         }
         Value::Number(number) => {
-            let x = number.as_f64().unwrap_or(f64::NAN);
-            if let Some(min) = limit("minimum").filter(|min| !(x >= *min)) {
+            // JSON numbers are finite: every comparison below is decided.
+            let x = number.as_f64().unwrap_or(0.0);
+            if let Some(min) = limit("minimum").filter(|min| x < *min) {
                 push(format!("must be at least {min}"));
             }
-            if let Some(max) = limit("maximum").filter(|max| !(x <= *max)) {
+            if let Some(max) = limit("maximum").filter(|max| x > *max) {
                 push(format!("must be at most {max}"));
             }
-            if let Some(min) = limit("exclusiveMinimum").filter(|min| !(x > *min)) {
+            if let Some(min) = limit("exclusiveMinimum").filter(|min| x <= *min) {
                 push(format!("must be more than {min}"));
             }
-            if let Some(max) = limit("exclusiveMaximum").filter(|max| !(x < *max)) {
+            if let Some(max) = limit("exclusiveMaximum").filter(|max| x >= *max) {
                 push(format!("must be less than {max}"));
             }
         }
