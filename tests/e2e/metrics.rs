@@ -29,6 +29,10 @@ pub const CASES: &[Case] = &[
         "metrics_rebuild_from_the_cli_leaves_the_figures_as_they_were",
         metrics_rebuild_from_the_cli_leaves_the_figures_as_they_were,
     ),
+    (
+        "metrics_public_serves_the_prometheus_text_to_anyone_and_nothing_else",
+        metrics_public_serves_the_prometheus_text_to_anyone_and_nothing_else,
+    ),
 ];
 
 fn get(app: &TestApp, path: &str) -> Value {
@@ -521,4 +525,83 @@ fn metrics_rebuild_from_the_cli_leaves_the_figures_as_they_were(app: &TestApp) {
     let bad = run(&["metrics", "rebuild", "--from", "last tuesday"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--from"));
+}
+
+/// A second app on `app`'s runtime and database with `variables`
+/// (`name=value`, as `SPIN_VARIABLE_*`) over the suite's own; `None` when
+/// the suite did not start the app. The suite's tokens work on both.
+pub fn app_with(
+    app: &TestApp,
+    variables: &[(&str, &str)],
+) -> Option<(vigil_host::launch::Running, tempfile::TempDir)> {
+    use vigil_db::Target;
+    use vigil_host::launch::{LaunchOptions, Runtime, launch};
+    let db = app.db.as_ref()?;
+    let dir = tempfile::tempdir().unwrap();
+    let config = match db {
+        Target::Local(path) => format!(
+            "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
+            path.display().to_string()
+        ),
+        Target::Remote { url, token } => format!(
+            "[sqlite_database.default]\ntype = \"libsql\"\nurl = {url:?}\ntoken = {token:?}\n"
+        ),
+    };
+    let config_path = dir.path().join("runtime-config.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let mut env = vigil_e2e::app_variables(&app.signer);
+    for (name, value) in variables {
+        let key = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value.to_string()));
+    }
+    let running = launch(LaunchOptions {
+        runtime: if app.runtime == "host" {
+            Runtime::Host
+        } else {
+            Runtime::Spin
+        },
+        manifest: workspace_root().join("spin.toml"),
+        runtime_config: Some(config_path),
+        env,
+        workdir: dir.path().to_path_buf(),
+    })
+    .expect("the app starts with these settings");
+    Some((running, dir))
+}
+
+/// `metrics_public = true` (a second app on the leg's runtime and
+/// database): `/metrics` answers without a key, with the same text a
+/// scrape key gets; the KPIs under `/api/metrics/` still need a token.
+fn metrics_public_serves_the_prometheus_text_to_anyone_and_nothing_else(app: &TestApp) {
+    let Some((open, _dir)) = app_with(app, &[("metrics_public", "true")]) else {
+        return;
+    };
+    let get = |path: &str, auth: Option<&str>| {
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", *a)).collect();
+        vigil_e2e::client::request("GET", &format!("{}{path}", open.base_url), &headers, None)
+            .expect("an answer")
+    };
+    let r = get("/metrics", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = r.text();
+    let parsed = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .unwrap_or_else(|e| panic!("not Prometheus text ({e}):\n{text}"));
+    assert!(parsed.docs.contains_key("vigil_events_total"), "{text}");
+    assert!(
+        parsed.docs.contains_key("vigil_audit_entries_total"),
+        "{text}"
+    );
+    // A token is not needed, nor refused.
+    let viewer = format!("Bearer {}", app.token(Role::Viewer));
+    assert_eq!(get("/metrics", Some(&viewer)).status, 200);
+    // Only the scrape is opened: the KPIs still want a token, and the default app still wants a key.
+    assert_eq!(get("/api/metrics/summary", None).status, 401);
+    assert_eq!(get("/api/metrics/summary", Some(&viewer)).status, 200);
+    app.get("/metrics").assert_problem(401, "unauthenticated");
 }

@@ -261,23 +261,6 @@ pub struct ThreatStats {
     by_sensor: std::collections::BTreeMap<String, i64>,
 }
 
-/// The `range` query parameter (`24h` by default, `7d`, `30d`, `all`) and
-/// the time it starts at.
-pub fn range(ctx: &Ctx) -> Result<(String, i64), ApiError> {
-    let range = ctx.query_param("range").unwrap_or_else(|| "24h".into());
-    let hours: Option<i64> = match range.as_str() {
-        "24h" => Some(24),
-        "7d" => Some(7 * 24),
-        "30d" => Some(30 * 24),
-        "all" => None,
-        _ => return Err(ApiError::invalid_field("range", "is 24h, 7d, 30d or all")),
-    };
-    let since = hours.map_or(i64::MIN, |h| {
-        vigil_core::time::now_millis() - h * 3600 * 1000
-    });
-    Ok((range, since))
-}
-
 /// `GET /api/threats/stats?range=24h|7d|30d|all`: counts of events observed
 /// in the range's hours, from the metrics rollups (one statement).
 pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {

@@ -389,28 +389,34 @@ pub struct SensorStats {
     last_event_at: Option<String>,
 }
 
-/// `GET /api/sensors/{id}/stats?range=24h|7d|30d|all`.
+/// `GET /api/sensors/{id}/stats?range=24h|7d|30d|all`: the sensor's events
+/// in the range's whole hours by severity and by type, from its own rows in
+/// the metrics rollups (so they agree with `/api/metrics/*`), whatever the
+/// number of events.
 pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let (range, since) = crate::read::range(ctx)?;
+    use vigil_metrics_rules::read::{Dim, EventAgg, events_by_of};
+    use vigil_metrics_rules::window::Window;
     let id = ctx.param("id").to_string();
     let now = now_millis();
+    let window = Window::parse(ctx.query_param("range").as_deref(), None, None, now)?;
     let conn = db::open()?;
     let sensor = load(conn, &id, now)?;
-    let counts = |column: &str| -> Result<BTreeMap<String, i64>, ApiError> {
-        let rows = db::query(
-            conn,
-            &format!(
-                "SELECT {column}, count(*) FROM threat_events WHERE sensor_id = ?1 AND observed_at >= ?2 GROUP BY {column}"
-            ),
-            &[Value::Text(id.clone()), Value::Integer(since)],
-        )?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| Some((db::text(r, 0)?, db::int(r, 1)?)))
-            .collect())
+    let [by_severity, by_type]: [BTreeMap<String, EventAgg>; 2] = ready(events_by_of(
+        &SpinSql(conn),
+        &window,
+        &id,
+        &[Dim::Severity, Dim::Type],
+    ))?
+    .try_into()
+    .map_err(|_| ApiError::internal())?;
+    let counts = |m: BTreeMap<String, EventAgg>| -> BTreeMap<String, i64> {
+        m.into_iter()
+            .filter(|(_, a)| a.events > 0)
+            .map(|(k, a)| (k, a.events))
+            .collect()
     };
-    let by_severity = counts("severity")?;
-    let by_type = counts("event_type")?;
+    let (by_severity, by_type) = (counts(by_severity), counts(by_type));
+    let range = window.label;
     let rows = db::query(
         conn,
         "SELECT (SELECT count(*) FROM alerts WHERE sensor_id = ?1 AND status != 'resolved'),

@@ -19,7 +19,7 @@
 //!   [`decision::record`]: a decision as stored, and writing its transitions.
 //! - [`retention`]: what is deleted, and when (the relay's retention job).
 //! - [`secret_box`]: secrets encrypted at rest (TOTP secrets), XChaCha20-Poly1305.
-//! - [`rollup`]: the hourly metrics rollups, kept by every writer in its transaction.
+//! - [`rollup`]: the metrics rollups (hour and day rows), kept by every writer in its transaction.
 //! - [`id`]: random UUIDv4 identifiers.
 //! - [`totp`]: two-factor codes (RFC 6238), recovery codes.
 //! - [`user`]: rules for user records (usernames, display names).

@@ -1,6 +1,6 @@
 //! `GET /metrics`: Prometheus text exposition (format 0.0.4), every family
-//! with its HELP and TYPE lines. Counters come from the rollups (all time),
-//! gauges from the small live tables.
+//! with its HELP and TYPE lines. Counters come from the rollups (all time:
+//! their day rows), gauges from the small live tables.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -79,13 +79,14 @@ fn with_severities(mut m: BTreeMap<String, i64>) -> BTreeMap<String, i64> {
 pub async fn scrape(db: &impl Sql, liveness: &Liveness, now: i64) -> Result<Vec<Family>, ApiError> {
     let events = grouped(
         db,
-        "SELECT severity, sum(events) FROM rollup_events GROUP BY severity",
+        "SELECT key, sum(events) FROM rollup_events_by WHERE span = 'day' AND sensor_id = '' AND dim = 'severity'
+          GROUP BY key",
         &[],
     )
     .await?;
     let opened = grouped(
         db,
-        "SELECT severity, sum(opened) FROM rollup_alerts GROUP BY severity",
+        "SELECT severity, sum(opened) FROM rollup_alerts WHERE span = 'day' GROUP BY severity",
         &[],
     )
     .await?;
@@ -114,7 +115,7 @@ pub async fn scrape(db: &impl Sql, liveness: &Liveness, now: i64) -> Result<Vec<
     }
     let breaches = db
         .query(
-            "SELECT coalesce(sum(sla_breaches), 0) FROM rollup_decisions",
+            "SELECT coalesce(sum(sla_breaches), 0) FROM rollup_decisions WHERE span = 'day'",
             &[],
         )
         .await?;

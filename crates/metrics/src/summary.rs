@@ -117,11 +117,13 @@ pub fn decision_figures(
     f
 }
 
-/// The decision figures of a window, read from the rollups (two statements).
+/// The decision figures of a window, read from the rollups (one statement).
 pub async fn decisions(db: &impl Sql, w: &Window) -> Result<DecisionFigures, ApiError> {
-    let rows = read::decisions(db, w).await?;
-    let histograms = read::histograms(db, w).await?;
-    Ok(decision_figures(&rows, &histograms))
+    let mut b = read::Batch::default();
+    b.decisions(w, None);
+    b.durations(w);
+    let rows = b.run(db).await?;
+    Ok(decision_figures(&rows.decisions(), &rows.histograms()))
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
@@ -184,30 +186,33 @@ pub async fn summary(
     w: &Window,
     settings: &SummarySettings,
 ) -> Result<Summary, ApiError> {
+    // Everything in one statement: events by five dimensions, alerts,
+    // decisions and their histograms (and for `all`, the first hour).
+    const DIMS: [Dim; 5] = [
+        Dim::Severity,
+        Dim::Sensor,
+        Dim::Zone,
+        Dim::Type,
+        Dim::Country,
+    ];
+    let mut b = read::Batch::default();
+    b.events(w, "", &DIMS);
+    b.alerts(w, None);
+    b.decisions(w, None);
+    b.durations(w);
+    if w.from.is_none() {
+        b.first_hour();
+    }
+    let read = b.run(db).await?;
     let [by_severity, by_sensor, by_zone, by_type, by_country]: [BTreeMap<String, EventAgg>; 5] =
-        read::events_by(
-            db,
-            w,
-            &[
-                Dim::Severity,
-                Dim::Sensor,
-                Dim::Zone,
-                Dim::Type,
-                Dim::Country,
-            ],
-        )
-        .await?
-        .try_into()
-        .map_err(|_| ApiError::internal())?;
-    let alerts = read::alerts_by_severity(db, w).await?;
-    let rows = read::decisions(db, w).await?;
-    let histograms = read::histograms(db, w).await?;
+        read.events_by(&DIMS)
+            .try_into()
+            .map_err(|_| ApiError::internal())?;
+    let alerts = read.alerts_by_severity();
+    let rows = read.decisions();
+    let histograms = read.histograms();
     let decisions = decision_figures(&rows, &histograms);
-    let first = if w.from.is_none() {
-        read::first_hour(db).await?
-    } else {
-        None
-    };
+    let first = read.first_hour();
 
     let mut alert_total = read::AlertAgg::default();
     for a in alerts.values() {

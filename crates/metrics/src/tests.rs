@@ -589,20 +589,412 @@ async fn prometheus_text_parses_and_matches_the_fixture() {
     assert_eq!(value("vigil_decisions_overdue", None), 3.0);
 }
 
+/// An event as the tests write it: observed at, sensor, type, severity, zone, country, score.
+type Event = (
+    i64,
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    i64,
+);
+
+/// Windows read the day rows of the whole days inside them and the hour
+/// rows at their edges: over ten days of events, alerts and
+/// acknowledgements, every window (named, and from/to at odd hours, short
+/// and long) gives exactly what counting the samples themselves gives, by
+/// every dimension, per hour and per day bucket, and per sensor.
+#[tokio::test]
+async fn windows_over_day_and_hour_rows_count_exactly_the_samples() {
+    use std::collections::BTreeMap;
+
+    use crate::read::{self, Dim};
+
+    let (_dir, conn) = migrated().await;
+    let db = LibsqlSql(&conn);
+    let start = now() - 10 * 24 * HOUR_MS;
+    let sensors = ["s1", "s2", "s3"];
+    let kinds = ["port_scan", "exploit_attempt", "brute_force", "c2_beacon"];
+    let severities = ["low", "medium", "high", "critical"];
+    // 680 events up to now, one every 21 minutes (so hours and days hold uneven counts).
+    let events: Vec<Event> = (0..680i64)
+        .map(|i| {
+            (
+                start + i * 21 * MIN + i % 7,
+                sensors[(i % 3) as usize],
+                kinds[(i / 3 % 4) as usize],
+                severities[(i / 5 % 4) as usize],
+                [None, Some("ot"), Some("dmz")][(i % 5 % 3) as usize],
+                [None, Some("CN"), Some("US"), Some("BR")][(i % 4) as usize],
+                (i * 37) % 101,
+            )
+        })
+        .collect();
+    for chunk in events.chunks(97) {
+        let samples: Vec<EventSample> = chunk
+            .iter()
+            .map(|&(at, s, k, v, z, c, score)| sample(at, s, k, v, z, c, score))
+            .collect();
+        rollup::add_events(&db, &samples).await.unwrap();
+    }
+    // An alert opened every 5 hours, acknowledged 17·k minutes later.
+    let alerts: Vec<(i64, &str, i64)> = (0..48i64)
+        .map(|i| {
+            (
+                start + i * 5 * HOUR_MS + 7 * MIN,
+                ["high", "critical"][(i % 2) as usize],
+                17 * MIN * (i % 9 + 1),
+            )
+        })
+        .collect();
+    for &(at, severity, after) in &alerts {
+        rollup::add_alert_changes(
+            &db,
+            &[
+                AlertChange::Opened { at, severity },
+                AlertChange::Acknowledged {
+                    at: at + after,
+                    opened_at: at,
+                    severity,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    }
+
+    let windows = [
+        Window::parse(Some("24h"), None, None, now()).unwrap(),
+        Window::parse(Some("7d"), None, None, now()).unwrap(),
+        Window::parse(Some("30d"), None, None, now()).unwrap(),
+        Window::parse(Some("all"), None, None, now()).unwrap(),
+        // Mid-day to mid-day over several days; within one day; across one midnight.
+        Window::parse(
+            None,
+            Some("2026-11-16T05:10:00Z"),
+            Some("2026-11-22T19:00:00Z"),
+            now(),
+        )
+        .unwrap(),
+        Window::parse(
+            None,
+            Some("2026-11-18T02:00:00Z"),
+            Some("2026-11-18T09:30:00Z"),
+            now(),
+        )
+        .unwrap(),
+        Window::parse(
+            None,
+            Some("2026-11-19T22:00:00Z"),
+            Some("2026-11-20T03:00:00Z"),
+            now(),
+        )
+        .unwrap(),
+        // Exactly whole days.
+        Window::parse(
+            None,
+            Some("2026-11-17T00:00:00Z"),
+            Some("2026-11-21T00:00:00Z"),
+            now(),
+        )
+        .unwrap(),
+    ];
+    let dims = [
+        Dim::Severity,
+        Dim::Type,
+        Dim::Sensor,
+        Dim::Zone,
+        Dim::Country,
+    ];
+    for w in &windows {
+        let inside = |at: i64| {
+            let h = rollup::hour_of(at);
+            h >= w.from_or_min() && h < w.to
+        };
+        let mut expected = vec![BTreeMap::<String, read::EventAgg>::new(); dims.len()];
+        let mut by_hour = BTreeMap::<i64, i64>::new();
+        let mut by_day = BTreeMap::<(i64, String), i64>::new();
+        let mut s2 = BTreeMap::<String, i64>::new();
+        for &(at, sensor, kind, severity, zone, country, score) in &events {
+            if !inside(at) {
+                continue;
+            }
+            let keys = [
+                severity,
+                kind,
+                sensor,
+                zone.unwrap_or(""),
+                country.unwrap_or(""),
+            ];
+            for (map, key) in expected.iter_mut().zip(keys) {
+                let a = map.entry(key.into()).or_default();
+                a.events += 1;
+                a.score_sum += score;
+                a.max_score = a.max_score.max(score);
+            }
+            *by_hour.entry(rollup::hour_of(at)).or_default() += 1;
+            *by_day
+                .entry((rollup::day_of(at), sensor.into()))
+                .or_default() += 1;
+            if sensor == "s2" {
+                *s2.entry(kind.into()).or_default() += 1;
+            }
+        }
+        let label = format!("{w:?}");
+        assert_eq!(
+            read::events_by(&db, w, &dims).await.unwrap(),
+            expected,
+            "{label}"
+        );
+        let hourly: BTreeMap<i64, i64> = read::events_series(&db, w, HOUR_MS, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(at, key, a)| {
+                assert_eq!(key, "total");
+                (at, a.events)
+            })
+            .collect();
+        assert_eq!(hourly, by_hour, "{label}");
+        let daily: BTreeMap<(i64, String), i64> =
+            read::events_series(&db, w, 24 * HOUR_MS, Some(Dim::Sensor))
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(at, key, a)| ((at, key), a.events))
+                .collect();
+        assert_eq!(daily, by_day, "{label}");
+        let [own] = read::events_by_of(&db, w, "s2", &[Dim::Type])
+            .await
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let own: BTreeMap<String, i64> = own.into_iter().map(|(k, a)| (k, a.events)).collect();
+        assert_eq!(own, s2, "{label}");
+
+        let mut opened = BTreeMap::<String, i64>::new();
+        let mut tta = vec![0i64; rollup::BUCKET_BOUNDS_S.len() + 1];
+        for &(at, severity, after) in &alerts {
+            if inside(at) {
+                *opened.entry(severity.into()).or_default() += 1;
+            }
+            if inside(at + after) {
+                tta[rollup::bucket_of(after) as usize] += 1;
+            }
+        }
+        let got: BTreeMap<String, i64> = read::alerts_by_severity(&db, w)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(_, a)| a.opened > 0)
+            .map(|(k, a)| (k, a.opened))
+            .collect();
+        assert_eq!(got, opened, "{label}");
+        let h = read::histograms(&db, w).await.unwrap();
+        let got = h.get("tta").cloned().unwrap_or_else(|| vec![0; tta.len()]);
+        assert_eq!(got, tta, "{label}");
+    }
+}
+
+#[test]
+fn a_window_is_cut_into_whole_days_and_the_hours_at_its_edges() {
+    use crate::read::parts;
+    let day = 24 * HOUR_MS;
+    let d = parse_date("2026-11-20").unwrap();
+    let w = |from: Option<i64>, to: i64| Window {
+        label: "custom".into(),
+        from,
+        to,
+        open_end: false,
+    };
+    assert_eq!(
+        parts(&w(Some(d - 3 * HOUR_MS), d + 2 * day + 5 * HOUR_MS), true),
+        [
+            ("hour", d - 3 * HOUR_MS, d),
+            ("day", d, d + 2 * day),
+            ("hour", d + 2 * day, d + 2 * day + 5 * HOUR_MS)
+        ]
+    );
+    assert_eq!(parts(&w(Some(d), d + day), true), [("day", d, d + day)]);
+    // Less than a whole day: hours only; and an hourly series never reads days.
+    assert_eq!(
+        parts(&w(Some(d + HOUR_MS), d + day + HOUR_MS), true),
+        [("hour", d + HOUR_MS, d + day + HOUR_MS)]
+    );
+    assert_eq!(
+        parts(&w(Some(d), d + 3 * day), false),
+        [("hour", d, d + 3 * day)]
+    );
+    assert_eq!(
+        parts(&w(None, d + 7 * HOUR_MS), true),
+        [("day", i64::MIN, d), ("hour", d, d + 7 * HOUR_MS)]
+    );
+    // A window up to now reads its last day's row: nothing later is counted yet.
+    let open = |from: Option<i64>, to: i64| Window {
+        open_end: true,
+        ..w(from, to)
+    };
+    assert_eq!(
+        parts(&open(Some(d - 29 * day), d + 7 * HOUR_MS), true),
+        [("day", d - 29 * day, d + day)]
+    );
+    assert_eq!(
+        parts(&open(Some(d - 17 * HOUR_MS), d + 7 * HOUR_MS), true),
+        [("hour", d - 17 * HOUR_MS, d), ("day", d, d + day)]
+    );
+    assert_eq!(
+        parts(&open(None, d + day), true),
+        [("day", i64::MIN, d + day)]
+    );
+    assert_eq!(
+        parts(&open(Some(d + 2 * HOUR_MS), d + 7 * HOUR_MS), true),
+        [("hour", d + 2 * HOUR_MS, d + 7 * HOUR_MS)]
+    );
+}
+
+/// A database that already held 0012's rollups (one events row per hour ×
+/// sensor × type × severity × zone × country, hour rows only) comes out of
+/// migration 0015 with exactly the rows today's writers keep for the same
+/// events, alerts and decisions: per dimension and per sensor, hours and days.
+#[tokio::test]
+async fn rollups_of_0012_migrate_to_the_rows_the_writers_keep() {
+    use std::collections::BTreeMap;
+
+    let dir = tempfile::tempdir().unwrap();
+    let old = Target::Local(dir.path().join("old.db"));
+    let before_0015: Vec<_> = vigil_db::migrations::embedded()
+        .into_iter()
+        .filter(|m| m.version < 15)
+        .collect();
+    vigil_db::migrations::migrate(&old, &before_0015)
+        .await
+        .unwrap();
+    let old_conn = old.connect().await.unwrap();
+    let (_new_dir, new_conn) = migrated().await;
+    let new_db = LibsqlSql(&new_conn);
+
+    // Events over two days and a midnight, as 0012's writer summed them and as today's does.
+    let start = parse_date("2026-11-20").unwrap() + 20 * HOUR_MS;
+    let events: Vec<Event> = (0..120i64)
+        .map(|i| {
+            (
+                start + i * 17 * MIN,
+                ["s1", "s2"][(i % 2) as usize],
+                ["port_scan", "brute_force", "exploit_attempt"][(i % 3) as usize],
+                ["low", "high"][(i / 4 % 2) as usize],
+                [None, Some("ot")][(i % 5 % 2) as usize],
+                [None, Some("CN"), Some("US")][(i % 3) as usize],
+                (i * 13) % 100,
+            )
+        })
+        .collect();
+    type WideKey<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str);
+    let mut wide: BTreeMap<WideKey, (i64, i64, i64)> = BTreeMap::new();
+    for &(at, sensor, kind, severity, zone, country, score) in &events {
+        let w = wide
+            .entry((
+                rollup::hour_of(at),
+                sensor,
+                kind,
+                severity,
+                zone.unwrap_or(""),
+                country.unwrap_or(""),
+            ))
+            .or_default();
+        w.0 += 1;
+        w.1 += score;
+        w.2 = w.2.max(score);
+    }
+    for ((hour, sensor, kind, severity, zone, country), (n, sum, max)) in wide {
+        old_conn
+            .execute(
+                "INSERT INTO rollup_events (hour, sensor_id, event_type, severity, zone, country, events, score_sum, max_score)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                libsql::params![hour, sensor, kind, severity, zone, country, n, sum, max],
+            )
+            .await
+            .unwrap();
+    }
+    let samples: Vec<EventSample> = events
+        .iter()
+        .map(|&(at, s, k, v, z, c, score)| sample(at, s, k, v, z, c, score))
+        .collect();
+    rollup::add_events(&new_db, &samples).await.unwrap();
+
+    // Alerts opened each 3 hours and acknowledged 20 minutes later (across midnight too).
+    for i in 0..10i64 {
+        let at = start + i * 3 * HOUR_MS + 50 * MIN;
+        let ack = at + 20 * MIN;
+        let severity = ["high", "critical"][(i % 2) as usize];
+        for (hour, opened, acknowledged, ms) in [
+            (rollup::hour_of(at), 1, 0, 0),
+            (rollup::hour_of(ack), 0, 1, ack - at),
+        ] {
+            old_conn
+                .execute(
+                    "INSERT INTO rollup_alerts (hour, severity, opened, acknowledged, resolved, ack_ms_sum)
+                     VALUES (?1, ?2, ?3, ?4, 0, ?5)
+                     ON CONFLICT (hour, severity) DO UPDATE SET opened = opened + excluded.opened,
+                         acknowledged = acknowledged + excluded.acknowledged, ack_ms_sum = ack_ms_sum + excluded.ack_ms_sum",
+                    libsql::params![hour, severity, opened, acknowledged, ms],
+                )
+                .await
+                .unwrap();
+        }
+        old_conn
+            .execute(
+                "INSERT INTO rollup_durations (hour, series, bucket, count) VALUES (?1, 'tta', ?2, 1)
+                 ON CONFLICT (hour, series, bucket) DO UPDATE SET count = count + 1",
+                libsql::params![rollup::hour_of(ack), rollup::bucket_of(ack - at)],
+            )
+            .await
+            .unwrap();
+        rollup::add_alert_changes(
+            &new_db,
+            &[
+                AlertChange::Opened { at, severity },
+                AlertChange::Acknowledged {
+                    at: ack,
+                    opened_at: at,
+                    severity,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+        // And a decision submitted with each.
+        old_conn
+            .execute(
+                "INSERT INTO rollup_decisions (hour, priority, outcome, reason, analyst, count, decided, ttd_ms_sum, sla_breaches)
+                 VALUES (?1, 2, 'submitted', '', '', 1, 0, 0, 0)
+                 ON CONFLICT (hour, priority, outcome, reason, analyst) DO UPDATE SET count = count + 1",
+                libsql::params![rollup::hour_of(at)],
+            )
+            .await
+            .unwrap();
+        rollup::decision_submitted(&new_db, 2, at).await.unwrap();
+    }
+
+    vigil_db::migrations::migrate(&old, &vigil_db::migrations::embedded())
+        .await
+        .unwrap();
+    let migrated_rows = snapshot(&old.connect().await.unwrap()).await;
+    assert!(migrated_rows.iter().any(|r| r.contains("\"day\"")));
+    assert_eq!(migrated_rows, snapshot(&new_conn).await);
+}
+
 /// Every rollup row, in key order, as text.
 async fn snapshot(conn: &libsql::Connection) -> Vec<String> {
     let mut out = Vec::new();
     for (table, order) in [
-        (
-            "rollup_events",
-            "hour, sensor_id, event_type, severity, zone, country",
-        ),
-        ("rollup_alerts", "hour, severity"),
+        ("rollup_events_by", "span, sensor_id, dim, start, key"),
+        ("rollup_alerts", "span, start, severity"),
         (
             "rollup_decisions",
-            "hour, priority, outcome, reason, analyst",
+            "span, start, priority, outcome, reason, analyst",
         ),
-        ("rollup_durations", "hour, series, bucket"),
+        ("rollup_durations", "span, start, series, bucket"),
     ] {
         let mut rows = conn
             .query(&format!("SELECT * FROM {table} ORDER BY {order}"), ())
@@ -765,6 +1157,7 @@ async fn rebuild_equals_incremental_after_a_mixed_workload() {
             summary: "s".into(),
             rationale: "r".into(),
             evidence: Default::default(),
+            ingested_by: vec![],
         };
         clock += 13 * MIN;
         conn.execute("BEGIN IMMEDIATE", ()).await.unwrap();
@@ -851,7 +1244,7 @@ async fn rebuild_equals_incremental_after_a_mixed_workload() {
     // Rebuilding a few hours only leaves the same rollups too; and a range
     // whose rollups were lost is restored.
     conn.execute(
-        "DELETE FROM rollup_events WHERE hour >= ?1",
+        "DELETE FROM rollup_events_by WHERE start >= ?1",
         libsql::params![base + 5 * HOUR_MS],
     )
     .await
@@ -891,4 +1284,3 @@ async fn rebuild_equals_incremental_after_a_mixed_workload() {
         count("SELECT count(*) FROM decision_transitions WHERE to_status IN ('approved', 'awaiting_second_approval', 'rejected', 'dismissed') AND from_status IN ('pending', 'claimed', 'escalated')").await
     );
 }
-            ingested_by: vec![],

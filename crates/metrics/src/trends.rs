@@ -116,11 +116,17 @@ pub async fn trend(
         label: w.label.clone(),
         from: Some(from),
         to: w.to,
+        open_end: w.open_end,
     };
     let width = bucket.width();
     let mut points: BTreeMap<String, BTreeMap<i64, f64>> = BTreeMap::new();
     let mut add = |key: String, at: i64, v: f64| {
         *points.entry(key).or_default().entry(at).or_default() += v;
+    };
+    let series = |read: fn(&mut read::Batch, &Window, Option<i64>)| {
+        let mut b = read::Batch::default();
+        read(&mut b, &window, Some(width));
+        b.run(db)
     };
     match metric {
         Metric::Events => {
@@ -136,7 +142,7 @@ pub async fn trend(
             }
         }
         Metric::Alerts => {
-            for (at, severity, agg) in read::alerts_series(db, &window, width).await? {
+            for (at, severity, agg) in series(read::Batch::alerts).await?.alerts_series() {
                 let key = if group_by.is_some() {
                     severity
                 } else {
@@ -146,7 +152,7 @@ pub async fn trend(
             }
         }
         Metric::Decisions => {
-            for (at, d) in read::decisions_series(db, &window, width).await? {
+            for (at, d) in series(read::Batch::decisions).await?.decisions_series() {
                 if d.decided == 0 {
                     continue;
                 }
@@ -206,11 +212,12 @@ pub async fn risk_at(db: &impl Sql, ends: &[i64]) -> Result<Vec<(u8, f64, i64)>,
     let from = first - kpi::RISK_HOURS as i64 * HOUR_MS;
     let rows = db
         .query(
-            "SELECT hour, sum(score_sum), sum(events), 0, 0 FROM rollup_events
-              WHERE hour >= ?1 AND hour < ?2 GROUP BY hour
+            "SELECT start, sum(score_sum), sum(events), 0, 0 FROM rollup_events_by
+              WHERE span = 'hour' AND sensor_id = '' AND dim = 'severity' AND start >= ?1 AND start < ?2
+              GROUP BY start
              UNION ALL
-             SELECT hour, 0, 0, sum(opened), sum(resolved) FROM rollup_alerts
-              WHERE hour >= ?1 AND hour < ?2 AND severity = 'critical' GROUP BY hour",
+             SELECT start, 0, 0, opened, resolved FROM rollup_alerts
+              WHERE span = 'hour' AND start >= ?1 AND start < ?2 AND severity = 'critical'",
             &[Value::Integer(from), Value::Integer(last)],
         )
         .await?;

@@ -96,14 +96,21 @@ pub async fn compute(db: &impl Sql, sunday: i64, now: i64) -> Result<WeeklyRepor
         label: "week".into(),
         from: Some(from),
         to: sunday + DAY_MS,
+        open_end: false,
     };
-    let [by_sensor, by_zone, by_severity] =
-        read::events_by(db, &w, &[Dim::Sensor, Dim::Zone, Dim::Severity])
-            .await?
-            .try_into()
-            .map_err(|_| ApiError::internal())?;
-    let alerts = read::alerts_by_severity(db, &w).await?;
-    let d = summary::decisions(db, &w).await?;
+    const DIMS: [Dim; 3] = [Dim::Sensor, Dim::Zone, Dim::Severity];
+    let mut b = read::Batch::default();
+    b.events(&w, "", &DIMS);
+    b.alerts(&w, None);
+    b.decisions(&w, None);
+    b.durations(&w);
+    let read = b.run(db).await?;
+    let [by_sensor, by_zone, by_severity] = read
+        .events_by(&DIMS)
+        .try_into()
+        .map_err(|_| ApiError::internal())?;
+    let alerts = read.alerts_by_severity();
+    let d = summary::decision_figures(&read.decisions(), &read.histograms());
     Ok(WeeklyReport {
         week_ending: rfc3339(sunday)[..10].to_string(),
         from: rfc3339(from),

@@ -1,6 +1,8 @@
 //! The time a metric covers: a named range (`24h`, `7d`, `30d`, `all`) or
 //! explicit `from`/`to` (RFC 3339), in whole rollup hours, and the buckets
-//! a time series is cut into.
+//! a time series is cut into. `7d` and `30d` are whole UTC days (today so
+//! far and the 6 or 29 before it), so a dashboard over them reads day rows
+//! only; `24h` is the last 24 hours, up to the end of the current hour.
 
 use vigil_core::rollup::{HOUR_MS, hour_of};
 use vigil_core::{ApiError, FieldError};
@@ -18,6 +20,11 @@ pub struct Window {
     pub label: String,
     pub from: Option<i64>,
     pub to: i64,
+    /// A named range: it runs up to now, so nothing after `to` has been
+    /// counted in its last day yet and that day's row stands for its hours
+    /// (events may be observed up to 5 minutes ahead, a sensor's clock skew:
+    /// those count in today's). `from`/`to` windows end exactly at `to`.
+    pub open_end: bool,
 }
 
 /// A 422 naming `field` and what it may be.
@@ -30,7 +37,8 @@ pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
 
 impl Window {
     /// From the `range`, `from` and `to` query parameters at `now`: `range`
-    /// (default `24h`: the current hour and the 23 before it) or `from`/`to`
+    /// (default `24h`: the current hour and the 23 before it; `7d`, `30d`:
+    /// the current UTC day and the 6 or 29 before it) or `from`/`to`
     /// (either may be left out: `to` defaults to now, `from` to a day
     /// before `to`), not both.
     pub fn parse(
@@ -42,17 +50,19 @@ impl Window {
         let next_hour = hour_of(now) + HOUR_MS;
         if from.is_none() && to.is_none() {
             let label = range.unwrap_or("24h");
-            let hours = match label {
-                "24h" => Some(24),
-                "7d" => Some(7 * 24),
-                "30d" => Some(30 * 24),
+            let today = now.div_euclid(DAY_MS) * DAY_MS;
+            let from = match label {
+                "24h" => Some(next_hour - 24 * HOUR_MS),
+                "7d" => Some(today - 6 * DAY_MS),
+                "30d" => Some(today - 29 * DAY_MS),
                 "all" => None,
                 _ => return Err(invalid("range", format!("must be one of {RANGES}"))),
             };
             return Ok(Window {
                 label: label.into(),
-                from: hours.map(|h| next_hour - h * HOUR_MS),
+                from,
                 to: next_hour,
+                open_end: true,
             });
         }
         if range.is_some() {
@@ -76,6 +86,7 @@ impl Window {
             from: Some(hour_of(from)),
             // The hour `to` falls in is counted whole (rollups are hourly).
             to: hour_of(to - 1) + HOUR_MS,
+            open_end: false,
         })
     }
 
@@ -176,6 +187,14 @@ mod tests {
         let all = Window::parse(Some("all"), None, None, NOW).unwrap();
         assert_eq!(all.from, None);
         assert_eq!(all.hours(Some(all.to - 5 * HOUR_MS)), 5);
+        // 30 days: today so far (18 hours: NOW is 17:00) and the 29 days before.
+        let month = Window::parse(Some("30d"), None, None, NOW).unwrap();
+        assert_eq!(
+            month.from,
+            Some(NOW.div_euclid(DAY_MS) * DAY_MS - 29 * DAY_MS)
+        );
+        assert_eq!(month.hours(None), 29 * 24 + 18);
+        assert!(month.open_end);
         let err = Window::parse(Some("1y"), None, None, NOW).unwrap_err();
         assert_eq!(err.status, 422);
         assert_eq!(err.errors[0].field, "range");

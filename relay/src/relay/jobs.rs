@@ -639,8 +639,8 @@ mod tests {
         let sunday = vigil_metrics_rules::weekly::last_ended_week(now_millis());
         // Three events counted on the Wednesday of that week.
         conn.execute(
-            "INSERT INTO rollup_events (hour, sensor_id, event_type, severity, zone, country, events, score_sum, max_score)
-             VALUES (?1, 's1', 'port_scan', 'low', '', '', 3, 90, 30)",
+            "INSERT INTO rollup_events_by (span, sensor_id, dim, start, key, events, score_sum, max_score)
+             VALUES ('day', '', 'severity', ?1, 'low', 3, 90, 30)",
             libsql::params![sunday - 4 * DAY],
         )
         .await
