@@ -36,6 +36,10 @@ pub const CASES: &[Case] = &[
         "export_of_the_audit_log_verifies_finds_a_tampered_row_and_anchors",
         export_of_the_audit_log_verifies_finds_a_tampered_row_and_anchors,
     ),
+    (
+        "export_of_the_audit_log_over_the_limit_is_a_413_naming_it",
+        export_of_the_audit_log_over_the_limit_is_a_413_naming_it,
+    ),
 ];
 
 /// An evil-twin event from `source` (no other case uses the type, so only
@@ -782,4 +786,58 @@ fn export_of_the_audit_log_verifies_finds_a_tampered_row_and_anchors(app: &TestA
 
 fn sql_text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// An audit export of more entries than `export_max_events` is refused
+/// with 413 naming the limit, and leaves no trace of an export: a second
+/// app on the leg's database with a limit of 2 (the case writes three
+/// entries first; the suite's own limit is more than a case can fill), then
+/// a filter that fits.
+fn export_of_the_audit_log_over_the_limit_is_a_413_naming_it(app: &TestApp) {
+    let Some((small, _dir)) = crate::metrics::app_with(app, &[("export_max_events", "2")]) else {
+        return;
+    };
+    // Three ingested batches: three more audit entries than a fresh log holds.
+    let sensor = unique("audit-limit");
+    for i in 0..3 {
+        post_events(
+            app,
+            vec![
+                json!({"event_id": format!("l-{i}"), "sensor_id": sensor, "observed_at": just_now(),
+                        "event_type": "port_scan", "source_ip": "198.51.100.41", "dest_ip": "10.20.9.9"}),
+            ],
+        );
+    }
+    let exported = || {
+        count(
+            app,
+            "SELECT count(*) FROM audit_log WHERE action = 'export.audit_exported'",
+        )
+    };
+    let before = exported();
+    let auth = format!("Bearer {}", app.token(Role::Admin));
+    let get = |path: &str| {
+        vigil_e2e::client::request(
+            "GET",
+            &format!("{}{path}", small.base_url),
+            &[("authorization", &auth)],
+            None,
+        )
+        .expect("an answer")
+    };
+    let doc = get("/api/export/audit").assert_problem(413, "export-too-large");
+    let detail = doc["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("export_max_events") && detail.contains("the limit is 2"),
+        "{doc}"
+    );
+    assert_eq!(
+        exported(),
+        before,
+        "a refused export is not audited as done"
+    );
+    // Narrowed to what fits (at most one entry has this action now), it is served.
+    let r = get("/api/export/audit?action=no.such.action");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body.len(), 0);
 }
