@@ -120,6 +120,9 @@ pub async fn migrate(target: &Target, migrations: &[Migration]) -> Result<Report
         already: applied.len(),
         ..Report::default()
     };
+    // Migrations may be applied out of order (a branch's lower number merged
+    // after a higher one), so the header holds the highest applied.
+    let mut newest = applied.iter().map(|(v, _, _)| *v).max().unwrap_or(0);
     for m in migrations
         .iter()
         .filter(|m| !applied.iter().any(|(v, _, _)| *v == m.version))
@@ -135,14 +138,13 @@ pub async fn migrate(target: &Target, migrations: &[Migration]) -> Result<Report
             libsql::params![m.version, m.name.as_str(), m.checksum.as_str(), vigil_core::time::now_millis()],
         )
         .await?;
-        tx.execute(&set_user_version(m.version), ()).await?;
+        newest = newest.max(m.version);
+        tx.execute(&set_user_version(newest), ()).await?;
         tx.commit().await?;
         report.applied.push(m.version);
     }
     // A database migrated before the version was kept in the header too.
-    if let Some(newest) = applied.iter().map(|(v, _, _)| *v).max()
-        && report.applied.is_empty()
-    {
+    if report.applied.is_empty() && newest > 0 {
         conn.execute(&set_user_version(newest), ()).await?;
     }
     Ok(report)
@@ -228,6 +230,20 @@ mod tests {
         assert_eq!(header().await, Some(3));
         migrate(&target, &embedded()).await.unwrap();
         assert_eq!(header().await, Some(latest_version()));
+    }
+
+    #[tokio::test]
+    async fn the_header_holds_the_highest_version_when_a_lower_one_comes_late() {
+        let (_dir, target) = local();
+        let all = embedded();
+        let without_second = [&all[..1], &all[2..3]].concat();
+        migrate(&target, &without_second).await.unwrap();
+        migrate(&target, &all[..3]).await.unwrap();
+        let conn = target.connect().await.unwrap();
+        assert_eq!(
+            query_i64(&conn, "PRAGMA user_version", ()).await.unwrap(),
+            Some(3)
+        );
     }
 
     #[tokio::test]
