@@ -327,8 +327,8 @@ const NO_CONTENT: Reply = Reply {
 
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
-async fn handle(req: spin_sdk::http::IncomingRequest) -> Response {
-    vigil_api::serve(&COMPONENT, req).await
+async fn handle(req: spin_sdk::http::IncomingRequest, out: spin_sdk::http::ResponseOutparam) {
+    vigil_api::send(vigil_api::serve(&COMPONENT, req).await, out).await
 }
 
 /// The configured public keys, re-serialized so only public fields leave.

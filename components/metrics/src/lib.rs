@@ -125,11 +125,13 @@ pub static OPEN_SCRAPE: Component = Component {
 
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
-async fn handle(req: spin_sdk::http::IncomingRequest) -> spin_sdk::http::Response {
+async fn handle(req: spin_sdk::http::IncomingRequest, out: spin_sdk::http::ResponseOutparam) {
     let path = req.path_with_query().unwrap_or_default();
     let bare = path.split('?').next().unwrap_or_default();
-    if bare == "/metrics" && settings::metrics_public() {
-        return vigil_api::serve(&OPEN_SCRAPE, req).await;
-    }
-    vigil_api::serve(&COMPONENT, req).await
+    let component = if bare == "/metrics" && settings::metrics_public() {
+        &OPEN_SCRAPE
+    } else {
+        &COMPONENT
+    };
+    vigil_api::send(vigil_api::serve(component, req).await, out).await
 }

@@ -33,8 +33,10 @@ pub mod openapi;
 pub mod request;
 pub mod response;
 pub mod router;
+pub mod send;
 pub mod settings;
 
 pub use request::Ctx;
 pub use router::{Access, Component, Route, serve};
+pub use send::send;
 pub use vigil_core::{ApiError, FieldError, Permission};
