@@ -61,7 +61,9 @@ fn options(args: &[String]) -> Result<Options> {
 pub fn run(args: &[String]) -> Result<()> {
     let o = options(args)?;
     build::build_all()?;
-    super::release_host()?;
+    if o.legs.contains(&Leg::Host) {
+        super::release_host()?;
+    }
     println!(
         "load generator: {}; {} events of the realistic mix per database; {} s per row",
         if super::has_wrk() {
@@ -415,7 +417,145 @@ fn measure(app: &TestApp, floor: &str, leg: Leg, seconds: u64) -> Result<Vec<Str
             quantile(&ms, 0.99)
         ));
     }
+    for (what, connections, f) in mixed(app, &token, duration) {
+        emit(row(leg, &what, connections, &f));
+    }
     Ok(table)
+}
+
+/// The mixed load: 32 readers (threat pages, open alerts and `/api/auth/me`
+/// in turn), 4 clients ingesting batches of the mix, and 4 analysts each
+/// submitting a decision, claiming it and approving it, all at once. One row
+/// per kind; each decision write is one request of its row.
+fn mixed(app: &TestApp, token: &str, duration: Duration) -> Vec<(String, usize, Figures)> {
+    let reads = [
+        "/api/threats?limit=50",
+        "/api/threats?severity=high&limit=50",
+        "/api/alerts?status=open&limit=50",
+        "/api/auth/me",
+    ]
+    .map(|path| app.url(path));
+    let admin = format!("Bearer {}", app.token(Role::Admin));
+    let analyst = format!("Bearer {}", app.token(Role::Analyst));
+    let (readers, (ingesting, events_per_s), deciding) = std::thread::scope(|scope| {
+        let readers = scope.spawn(|| {
+            drive(32, duration, |c| {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                let mut next = c;
+                let reads = &reads;
+                move || {
+                    next += 1;
+                    let t = Instant::now();
+                    let mut r = agent
+                        .get(&reads[next % reads.len()])
+                        .header("authorization", &format!("Bearer {token}"))
+                        .call()
+                        .ok()
+                        .filter(|r| r.status() == 200)?;
+                    r.body_mut().read_to_vec().ok()?;
+                    Some(t.elapsed())
+                }
+            })
+        });
+        let ingesting = scope.spawn(|| ingest(app, token, 4, duration));
+        let deciding = drive(4, duration, |_| {
+            let (admin, analyst) = (&admin, &analyst);
+            // The decision in hand and its ETag, between the three writes.
+            let mut current: Option<(String, String, &str)> = None;
+            move || {
+                let t = Instant::now();
+                let (path, auth, etag, body, key) = match &current {
+                    None => (
+                        "/api/decisions".to_string(),
+                        admin,
+                        None,
+                        decision_proposal(),
+                        Some(vigil_core::id::new_id()),
+                    ),
+                    Some((id, etag, command)) => (
+                        format!("/api/decisions/{id}/{command}"),
+                        analyst,
+                        Some(etag.clone()),
+                        serde_json::json!({"note": "bench"}),
+                        None,
+                    ),
+                };
+                let mut headers = vec![
+                    ("authorization", auth.as_str()),
+                    ("content-type", "application/json"),
+                ];
+                if let Some(etag) = &etag {
+                    headers.push(("if-match", etag));
+                }
+                if let Some(key) = &key {
+                    headers.push(("idempotency-key", key));
+                }
+                let r = vigil_e2e::client::request(
+                    "POST",
+                    &app.url(&path),
+                    &headers,
+                    Some(body.to_string().as_bytes()),
+                )
+                .ok()?;
+                let latency = t.elapsed();
+                let etag = r.header("etag").map(str::to_string);
+                current = match (&current, r.status, etag) {
+                    (None, 201, Some(etag)) => {
+                        Some((r.json()["id"].as_str()?.to_string(), etag, "claim"))
+                    }
+                    (Some((id, _, "claim")), 200, Some(etag)) => {
+                        Some((id.clone(), etag, "approve"))
+                    }
+                    (Some((_, _, "approve")), 200, _) => None,
+                    _ => {
+                        current = None;
+                        return None;
+                    }
+                };
+                Some(latency)
+            }
+        });
+        (
+            readers.join().expect("readers"),
+            ingesting.join().expect("ingest clients"),
+            deciding,
+        )
+    });
+    vec![
+        (
+            "mixed: reads (threats, alerts, me)".to_string(),
+            32,
+            readers,
+        ),
+        (
+            format!("mixed: ingest ×{BATCH} ({events_per_s:.0} ev/s)"),
+            4,
+            ingesting,
+        ),
+        (
+            "mixed: submit, claim, approve (each)".to_string(),
+            4,
+            deciding,
+        ),
+    ]
+}
+
+/// A decision any analyst may approve, about an alert of its own.
+fn decision_proposal() -> serde_json::Value {
+    serde_json::json!({
+        "source": "bench-engine",
+        "subject": {"kind": "alert", "id": vigil_core::id::new_id()},
+        "proposed_action": "block_ip",
+        "parameters": {"target": "203.0.113.7"},
+        "threat_level": "high",
+        "confidence": 0.9,
+        "summary": "Brute force from 203.0.113.7 against the SSH honeypot",
+        "rationale": "412 failed logins in 3 minutes",
+        "evidence": {"refs": ["event:1"]}
+    })
 }
 
 /// Logins at `connections` concurrent clients, each request on a new
