@@ -198,10 +198,10 @@ mod tests {
         assert_eq!(boolean("false"), Ok(false));
         assert!(boolean("yes").is_err());
         let err = misconfigured(vec![FieldError {
-            field: "decision_sla_minutes".into(),
+            field: "a_setting".into(),
             message: "why".into(),
         }]);
         assert_eq!((err.status, err.kind), (503, "misconfigured"));
-        assert!(err.detail.unwrap().contains("decision_sla_minutes"));
+        assert!(err.detail.unwrap().contains("a_setting"));
     }
 }
