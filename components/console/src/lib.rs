@@ -5,7 +5,7 @@
 //! `.`, no empty or encoded-slash segments), so nothing outside `static/` can
 //! be named; responses carry an ETag and honour `If-None-Match`.
 
-use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http::{IncomingRequest, Response, ResponseOutparam};
 use spin_sdk::http_component;
 use vigil_api::{ApiError, response};
 
@@ -90,7 +90,11 @@ fn serve_file(req: &IncomingRequest, method: &str, path: &str) -> Result<Respons
 }
 
 #[http_component]
-fn handle(req: IncomingRequest) -> Response {
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    vigil_api::send(answer(req), out).await
+}
+
+fn answer(req: IncomingRequest) -> Response {
     let method = req.method().to_string();
     let path_with_query = req.path_with_query().unwrap_or_default();
     let path = path_with_query.split('?').next().unwrap_or("/").to_string();
