@@ -90,6 +90,6 @@ pub static COMPONENT: Component = Component {
 
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_component]
-async fn handle(req: spin_sdk::http::IncomingRequest) -> spin_sdk::http::Response {
-    vigil_api::serve(&COMPONENT, req).await
+async fn handle(req: spin_sdk::http::IncomingRequest, out: spin_sdk::http::ResponseOutparam) {
+    vigil_api::send(vigil_api::serve(&COMPONENT, req).await, out).await
 }
