@@ -120,8 +120,17 @@ mod tests {
     fn the_common_list_is_real_and_large() {
         assert!(COMMON.lines().count() >= 10_000);
         assert_eq!(COMMON.lines().next(), Some("123456"), "most common first");
-        for breached in ["qwertyuiop123", "1q2w3e4r5t6y", "qazwsxedcrfv", "leavemealone"] {
-            assert_eq!(check_policy(breached), Err(PolicyError::Common), "{breached}");
+        for breached in [
+            "qwertyuiop123",
+            "1q2w3e4r5t6y",
+            "qazwsxedcrfv",
+            "leavemealone",
+        ] {
+            assert_eq!(
+                check_policy(breached),
+                Err(PolicyError::Common),
+                "{breached}"
+            );
         }
         assert_eq!(check_policy("LeaveMeAlone"), Err(PolicyError::Common));
     }
