@@ -794,7 +794,7 @@ fn sql_text(s: &str) -> String {
 /// entries first; the suite's own limit is more than a case can fill), then
 /// a filter that fits.
 fn export_of_the_audit_log_over_the_limit_is_a_413_naming_it(app: &TestApp) {
-    let Some((small, _dir)) = crate::metrics::app_with(app, &[("export_max_events", "2")]) else {
+    let Some((small, _dir)) = app.with_variables(&[("export_max_events", "2")]) else {
         return;
     };
     // Three ingested batches: three more audit entries than a fresh log holds.

@@ -15,9 +15,8 @@
 
 use serde_json::{Value, json};
 use vigil_core::Role;
-use vigil_db::Target;
 use vigil_e2e::{Resp, TestApp, count, unique};
-use vigil_host::launch::{LaunchOptions, Running, Runtime, launch};
+use vigil_host::launch::Running;
 
 use crate::Case;
 
@@ -63,43 +62,6 @@ pub const CASES: &[Case] = &[
         every_response_says_nosniff_and_other_origins_are_refused,
     ),
 ];
-
-/// A second app on `app`'s runtime and database, with `variables`
-/// (`name=value`, as `SPIN_VARIABLE_*`) over the suite's own.
-fn start_with(app: &TestApp, variables: &[(&str, &str)]) -> Option<(Running, tempfile::TempDir)> {
-    let db = app.db.as_ref()?;
-    let dir = tempfile::tempdir().unwrap();
-    let config = match db {
-        Target::Local(path) => format!(
-            "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
-            path.display().to_string()
-        ),
-        Target::Remote { url, token } => format!(
-            "[sqlite_database.default]\ntype = \"libsql\"\nurl = {url:?}\ntoken = {token:?}\n"
-        ),
-    };
-    let config_path = dir.path().join("runtime-config.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let mut env = vigil_e2e::app_variables(&app.signer);
-    for (name, value) in variables {
-        let key = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
-        env.retain(|(k, _)| *k != key);
-        env.push((key, value.to_string()));
-    }
-    let running = launch(LaunchOptions {
-        runtime: if app.runtime == "host" {
-            Runtime::Host
-        } else {
-            Runtime::Spin
-        },
-        manifest: vigil_e2e::workspace_root().join("spin.toml"),
-        runtime_config: Some(config_path),
-        env,
-        workdir: dir.path().to_path_buf(),
-    })
-    .expect("the app starts with these settings");
-    Some((running, dir))
-}
 
 fn call(
     running: &Running,
@@ -186,15 +148,12 @@ fn submission(action: &str, target: &str) -> Value {
 /// an unknown action name was dropped). Now every decision is refused until
 /// an operator fixes them, and the log says which and why.
 fn bad_decision_settings_are_503s_naming_them(app: &TestApp) {
-    let Some((bad, dir)) = start_with(
-        app,
-        &[
-            ("decision_sla_minutes", "15,60"),
-            ("decision_confidence_floor", "high"),
-            ("decision_protected_targets", "10.0.0.0/abc"),
-            ("decision_dispatch_actions", "dispatch,nuke"),
-        ],
-    ) else {
+    let Some((bad, dir)) = app.with_variables(&[
+        ("decision_sla_minutes", "15,60"),
+        ("decision_confidence_floor", "high"),
+        ("decision_protected_targets", "10.0.0.0/abc"),
+        ("decision_dispatch_actions", "dispatch,nuke"),
+    ]) else {
         return;
     };
     let names = [
@@ -235,15 +194,12 @@ fn bad_decision_settings_are_503s_naming_them(app: &TestApp) {
 /// offline age silently became both defaults, and a zone without a name
 /// made every event a 500. Now ingestion is a 503 naming each.
 fn bad_threat_settings_are_503s_naming_them(app: &TestApp) {
-    let Some((bad, _dir)) = start_with(
-        app,
-        &[
-            ("event_retention_days", "ninety"),
-            ("sensor_online_seconds", "600"),
-            ("sensor_offline_seconds", "120"),
-            ("threat_zones", "10.0.0.0/8"),
-        ],
-    ) else {
+    let Some((bad, _dir)) = app.with_variables(&[
+        ("event_retention_days", "ninety"),
+        ("sensor_online_seconds", "600"),
+        ("sensor_offline_seconds", "120"),
+        ("threat_zones", "10.0.0.0/8"),
+    ]) else {
         return;
     };
     let event = json!({
@@ -260,13 +216,10 @@ fn bad_threat_settings_are_503s_naming_them(app: &TestApp) {
     );
     names_bad_settings(&r, &["event_retention_days", "threat_zones"]);
     // The order of the two ages is checked once each parses.
-    let Some((bad, _dir)) = start_with(
-        app,
-        &[
-            ("sensor_online_seconds", "600"),
-            ("sensor_offline_seconds", "120"),
-        ],
-    ) else {
+    let Some((bad, _dir)) = app.with_variables(&[
+        ("sensor_online_seconds", "600"),
+        ("sensor_offline_seconds", "120"),
+    ]) else {
         return;
     };
     let r = as_role(app, &bad, Role::Viewer, "GET", "/api/sensors", None);
@@ -280,14 +233,11 @@ fn bad_threat_settings_are_503s_naming_them(app: &TestApp) {
 /// Now each is refused naming its variable (an unset `public_base_url`
 /// included: no onboarding token names a URL the operator did not give).
 fn bad_export_and_metrics_settings_are_503s_naming_them(app: &TestApp) {
-    let Some((bad, _dir)) = start_with(
-        app,
-        &[
-            ("export_max_events", "lots"),
-            ("metrics_ack_sla_minutes", "0"),
-            ("public_base_url", ""),
-        ],
-    ) else {
+    let Some((bad, _dir)) = app.with_variables(&[
+        ("export_max_events", "lots"),
+        ("metrics_ack_sla_minutes", "0"),
+        ("public_base_url", ""),
+    ]) else {
         return;
     };
     let r = as_role(app, &bad, Role::Admin, "GET", "/api/export/audit", None);
@@ -322,14 +272,11 @@ fn bad_export_and_metrics_settings_are_503s_naming_them(app: &TestApp) {
 /// HSTS/CORS settings did not exist). Now every component refuses every
 /// request, health included, naming each bad shared variable.
 fn bad_shared_settings_refuse_every_component(app: &TestApp) {
-    let Some((bad, _dir)) = start_with(
-        app,
-        &[
-            ("trusted_proxies", "10.0.0.0/abc"),
-            ("https_only", "yes"),
-            ("cors_allowed_origins", "*"),
-        ],
-    ) else {
+    let Some((bad, _dir)) = app.with_variables(&[
+        ("trusted_proxies", "10.0.0.0/abc"),
+        ("https_only", "yes"),
+        ("cors_allowed_origins", "*"),
+    ]) else {
         return;
     };
     for area in ["auth", "decisions", "threats", "metrics", "export"] {
@@ -349,18 +296,15 @@ fn bad_shared_settings_refuse_every_component(app: &TestApp) {
 /// address nor a host name is refused. The same app adds `block_ip` to the
 /// dispatch-type actions: it then needs a second approver.
 fn protected_targets_hold_against_every_spelling(app: &TestApp) {
-    let Some((strict, dir)) = start_with(
-        app,
-        &[
-            ("decision_protected_targets", "10.0.0.0/8, db.internal"),
-            (
-                "decision_dispatch_actions",
-                "dispatch,isolate_host,disable_account,block_ip",
-            ),
-            ("https_only", "true"),
-            ("cors_allowed_origins", "https://console.example.test"),
-        ],
-    ) else {
+    let Some((strict, dir)) = app.with_variables(&[
+        ("decision_protected_targets", "10.0.0.0/8, db.internal"),
+        (
+            "decision_dispatch_actions",
+            "dispatch,isolate_host,disable_account,block_ip",
+        ),
+        ("https_only", "true"),
+        ("cors_allowed_origins", "https://console.example.test"),
+    ]) else {
         return;
     };
     let decide = |action: &str, target: &str| -> (Resp, Value) {

@@ -527,54 +527,11 @@ fn metrics_rebuild_from_the_cli_leaves_the_figures_as_they_were(app: &TestApp) {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--from"));
 }
 
-/// A second app on `app`'s runtime and database with `variables`
-/// (`name=value`, as `SPIN_VARIABLE_*`) over the suite's own; `None` when
-/// the suite did not start the app. The suite's tokens work on both.
-pub fn app_with(
-    app: &TestApp,
-    variables: &[(&str, &str)],
-) -> Option<(vigil_host::launch::Running, tempfile::TempDir)> {
-    use vigil_db::Target;
-    use vigil_host::launch::{LaunchOptions, Runtime, launch};
-    let db = app.db.as_ref()?;
-    let dir = tempfile::tempdir().unwrap();
-    let config = match db {
-        Target::Local(path) => format!(
-            "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
-            path.display().to_string()
-        ),
-        Target::Remote { url, token } => format!(
-            "[sqlite_database.default]\ntype = \"libsql\"\nurl = {url:?}\ntoken = {token:?}\n"
-        ),
-    };
-    let config_path = dir.path().join("runtime-config.toml");
-    std::fs::write(&config_path, config).unwrap();
-    let mut env = vigil_e2e::app_variables(&app.signer);
-    for (name, value) in variables {
-        let key = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
-        env.retain(|(k, _)| *k != key);
-        env.push((key, value.to_string()));
-    }
-    let running = launch(LaunchOptions {
-        runtime: if app.runtime == "host" {
-            Runtime::Host
-        } else {
-            Runtime::Spin
-        },
-        manifest: workspace_root().join("spin.toml"),
-        runtime_config: Some(config_path),
-        env,
-        workdir: dir.path().to_path_buf(),
-    })
-    .expect("the app starts with these settings");
-    Some((running, dir))
-}
-
 /// `metrics_public = true` (a second app on the leg's runtime and
 /// database): `/metrics` answers without a key, with the same text a
 /// scrape key gets; the KPIs under `/api/metrics/` still need a token.
 fn metrics_public_serves_the_prometheus_text_to_anyone_and_nothing_else(app: &TestApp) {
-    let Some((open, _dir)) = app_with(app, &[("metrics_public", "true")]) else {
+    let Some((open, _dir)) = app.with_variables(&[("metrics_public", "true")]) else {
         return;
     };
     let get = |path: &str, auth: Option<&str>| {

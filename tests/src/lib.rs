@@ -257,6 +257,48 @@ impl TestApp {
         r.json()["id"].as_str().unwrap().to_string()
     }
 
+    /// A second app on this one's runtime and database, with `variables`
+    /// (`name=value`, as `SPIN_VARIABLE_*`) over the suite's own; `None` when
+    /// the suite did not start the app. The suite's tokens work on both; the
+    /// second app's logs are in the returned directory.
+    pub fn with_variables(
+        &self,
+        variables: &[(&str, &str)],
+    ) -> Option<(Running, tempfile::TempDir)> {
+        let db = self.db.as_ref()?;
+        let dir = tempfile::tempdir().unwrap();
+        let config = match db {
+            Target::Local(path) => format!(
+                "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
+                path.display().to_string()
+            ),
+            Target::Remote { url, token } => format!(
+                "[sqlite_database.default]\ntype = \"libsql\"\nurl = {url:?}\ntoken = {token:?}\n"
+            ),
+        };
+        let config_path = dir.path().join("runtime-config.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut env = app_variables(&self.signer);
+        for (name, value) in variables {
+            let key = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
+            env.retain(|(k, _)| *k != key);
+            env.push((key, value.to_string()));
+        }
+        let running = launch(LaunchOptions {
+            runtime: if self.runtime == "host" {
+                Runtime::Host
+            } else {
+                Runtime::Spin
+            },
+            manifest: workspace_root().join("spin.toml"),
+            runtime_config: Some(config_path),
+            env,
+            workdir: dir.path().to_path_buf(),
+        })
+        .expect("the app starts with these settings");
+        Some((running, dir))
+    }
+
     /// A JSON request with `bearer` and extra `headers` (If-Match …).
     pub fn send(
         &self,
