@@ -94,13 +94,9 @@ pub fn ready<T>(work: impl Future<Output = T>) -> T {
 /// a health check costs the runtime no parse of the schema. A database last
 /// migrated by an older `vigil` has 0 there; then the ledger is asked.
 pub fn schema_version(conn: &Connection) -> Result<i64, ApiError> {
-    let header = conn
-        .execute("PRAGMA user_version", &[])
-        .map_err(|e| unavailable("user_version", &e))?;
-    if let Some(spin::Value::Integer(v)) = header.rows.first().and_then(|r| r.values.first())
-        && *v > 0
-    {
-        return Ok(*v);
+    let header = query(conn, "PRAGMA user_version", &[])?;
+    if let Some(v) = header.first().and_then(|r| int(r, 0)).filter(|v| *v > 0) {
+        return Ok(v);
     }
     match conn.execute("SELECT max(version) FROM schema_migrations", &[]) {
         Ok(result) => match result.rows.first().and_then(|r| r.values.first()) {
