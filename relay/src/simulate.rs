@@ -23,7 +23,7 @@ use serde_json::json;
 use vigil_core::api_key::{self, NewApiKey};
 use vigil_core::audit::{Actor, append};
 use vigil_core::id::new_id;
-use vigil_core::sql::{Sql, Value};
+use vigil_core::sql::{Sql, Value, int};
 use vigil_core::time::now_millis;
 use vigil_db::Target;
 use vigil_db::sql::{LibsqlSql, begin_immediate, finish};
@@ -122,6 +122,8 @@ struct Traffic {
     ticks: u64,
     heartbeat_due: Vec<Instant>,
     started: Instant,
+    /// Prefix of every event id sent (see [`drain`]).
+    prefix: String,
 }
 
 impl Traffic {
@@ -130,6 +132,7 @@ impl Traffic {
         let now = Instant::now();
         Traffic {
             mix: Mix::new(seed, &prefix).tagged("simulated"),
+            prefix,
             heartbeat_due: vec![now; sensors.len()],
             sensors,
             next_sensor: 0,
@@ -197,6 +200,15 @@ pub async fn run(args: SimulateArgs, target: Target) -> Result<()> {
                 keys.len()
             );
             let sending = mqtt(url, &keys, &mut traffic, args.rate, until, &sent, started).await;
+            // The keys must outlive the relay's backlog, or its tail would
+            // be refused as sent with a revoked key.
+            drain(
+                &target,
+                &sensors,
+                &traffic.prefix,
+                sent.events.load(Relaxed),
+            )
+            .await?;
             revoke(&target, &keys).await?;
             eprintln!("revoked the simulated sensors' keys");
             sending
@@ -275,6 +287,63 @@ async fn provision(target: &Target, sensors: &[String]) -> Result<Vec<SensorKey>
     }
     .await;
     Ok(finish(&conn, written).await?)
+}
+
+/// How long [`drain`] waits without seeing a new event stored.
+const DRAIN_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Wait until the `sent` events (ids starting with `prefix`) are stored, so
+/// a relay with a backlog has the keys it needs; give up, with a warning,
+/// when nothing new is stored for [`DRAIN_PATIENCE`] (no relay running) or
+/// at Ctrl-C.
+async fn drain(target: &Target, sensors: &[String], prefix: &str, sent: u64) -> Result<()> {
+    let conn = target.connect().await?;
+    let db = LibsqlSql(&conn);
+    let placeholders = (0..sensors.len())
+        .map(|i| format!("?{}", i + 3))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // `event_id` in [prefix-, prefix.): the de-duplication index answers it.
+    let sql = format!(
+        "SELECT count(*) FROM threat_events
+         WHERE sensor_id IN ({placeholders}) AND event_id >= ?1 AND event_id < ?2"
+    );
+    let mut params = vec![
+        Value::Text(format!("{prefix}-")),
+        Value::Text(format!("{prefix}.")),
+    ];
+    params.extend(sensors.iter().map(|s| Value::Text(s.clone())));
+    let (mut stored, mut progress_at) = (0, Instant::now());
+    loop {
+        let now_stored = db
+            .query(&sql, &params)
+            .await?
+            .first()
+            .and_then(|row| int(row, 0))
+            .unwrap_or(0) as u64;
+        if now_stored >= sent {
+            return Ok(());
+        }
+        if now_stored > stored {
+            (stored, progress_at) = (now_stored, Instant::now());
+        }
+        if progress_at.elapsed() > DRAIN_PATIENCE {
+            eprintln!(
+                "\n{} of {sent} events stored and none for {} s (is the relay running?); revoking the keys anyway",
+                now_stored,
+                DRAIN_PATIENCE.as_secs()
+            );
+            return Ok(());
+        }
+        eprint!(
+            "\rwaiting for the relay to store the last {} events",
+            sent - now_stored
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
 }
 
 /// Revoke the keys [`provision`] minted (the sensors and their events stay).
