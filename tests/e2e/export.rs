@@ -33,6 +33,10 @@ pub const CASES: &[Case] = &[
         export_of_threats_is_formula_safe_csv_jsonl_and_a_valid_stix_bundle,
     ),
     (
+        "export_streams_a_large_export_whole_and_the_audit_log_as_it_stood",
+        export_streams_a_large_export_whole_and_the_audit_log_as_it_stood,
+    ),
+    (
         "export_of_the_audit_log_verifies_finds_a_tampered_row_and_anchors",
         export_of_the_audit_log_verifies_finds_a_tampered_row_and_anchors,
     ),
@@ -518,6 +522,67 @@ fn export_refuses_bad_input_and_changes_nothing(app: &TestApp) {
         "{doc}"
     );
     assert_eq!(packs(), before, "a refused export stored nothing");
+}
+
+/// More than a page of events (1,000) and more than the runtime buffers
+/// (1 MiB): the export is streamed, without a length, and arrives whole.
+fn export_streams_a_large_export_whole_and_the_audit_log_as_it_stood(app: &TestApp) {
+    // The suite's own limit (500) is below a page.
+    let Some((large, _dir)) = app.with_variables(&[("export_max_events", "5000")]) else {
+        return;
+    };
+    let sensor = unique("stream");
+    let padding = "x".repeat(400);
+    for batch in 0..3 {
+        let events = (0..1000)
+            .map(|i| json!({"event_id": format!("s-{batch}-{i:04}"), "sensor_id": sensor,
+                            "observed_at": just_now(), "event_type": "other",
+                            "source_ip": format!("198.51.100.{}", i % 200), "payload": {"pad": padding}}))
+            .collect();
+        post_events(app, events);
+    }
+    let auth = format!("Bearer {}", app.token(Role::Analyst));
+    let r = vigil_e2e::client::request(
+        "GET",
+        &format!(
+            "{}/api/export/threats?format=jsonl&sensor_id={sensor}",
+            large.base_url
+        ),
+        &[("authorization", &auth)],
+        None,
+    )
+    .expect("an answer");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.body.len() > 1 << 20, "{} bytes", r.body.len());
+    assert_eq!(r.header("content-length"), None, "streamed, so no length");
+    let ids: Vec<String> = r
+        .text()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["event_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 3000);
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), 3000, "no page is sent twice");
+
+    // The audit export holds the entries before it, not its own.
+    let sql = "SELECT count(*) FROM audit_log WHERE action = 'export.audit_exported'";
+    let before = count(app, sql).unwrap();
+    let r = app.get_as(
+        Role::Admin,
+        "/api/export/audit?action=export.audit_exported",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text().lines().count() as i64, before);
+    assert_eq!(
+        count(app, sql),
+        Some(before + 1),
+        "the export itself is audited"
+    );
 }
 
 fn export_of_threats_is_formula_safe_csv_jsonl_and_a_valid_stix_bundle(app: &TestApp) {

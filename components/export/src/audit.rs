@@ -9,29 +9,29 @@ use vigil_evidence::audit_log::{self, AuditFilter};
 use crate::settings;
 
 /// `GET /api/export/audit?from&to&actor&action`: matching entries as JSONL,
-/// oldest first, each with `prev_hash` and `hash`. The export is audited.
+/// oldest first, each with `prev_hash` and `hash`, streamed a page at a
+/// time: the log as it stood when asked (the export's own entry, written
+/// before any of it leaves, is not in it).
 pub fn export(ctx: &mut Ctx) -> Result<Response, ApiError> {
-    let filter = AuditFilter::parse(|name| ctx.query_param(name))?;
+    let mut filter = AuditFilter::parse(|name| ctx.query_param(name))?;
     let limit = settings::max_events()?;
     let conn = db::open()?;
-    let sql = SpinSql(conn);
-    let count = ready(filter.count(&sql))?;
-    if count > limit {
-        return Err(settings::too_large("audit entries", count, limit));
-    }
-    let mut body = Vec::new();
-    let lines = ready(audit_log::export_jsonl(&sql, &filter, &mut body))?;
     let now = now_millis();
     db::transaction(conn, |conn| {
+        filter.up_to = Some(ready(audit_log::head(&SpinSql(conn)))?.map_or(0, |head| head.id));
+        let count = ready(filter.count(&SpinSql(conn)))?;
+        if count > limit {
+            return Err(settings::too_large("audit entries", count, limit));
+        }
         let mut entry = ctx.audit_entry("export.audit_exported", "audit_log", "", now);
         entry.after = Some(
-            serde_json::json!({"entries": lines, "from": ctx.query_param("from"), "to": ctx.query_param("to"),
+            serde_json::json!({"entries": count, "from": ctx.query_param("from"), "to": ctx.query_param("to"),
                                "actor": filter.actor, "action": filter.action})
             .to_string(),
         );
         vigil_api::audit::append(conn, &entry)
     })?;
-    Ok(Response::builder()
+    let response = Response::builder()
         .status(200)
         .header("content-type", "application/x-ndjson")
         .header(
@@ -39,8 +39,17 @@ pub fn export(ctx: &mut Ctx) -> Result<Response, ApiError> {
             "attachment; filename=\"vigil-audit.jsonl\"",
         )
         .header("cache-control", "no-store")
-        .body(body)
-        .build())
+        .build();
+    Ok(ctx.stream(response, move |chunks| {
+        let mut page = Vec::new();
+        ready(audit_log::export_jsonl(
+            &SpinSql(conn),
+            &filter,
+            &mut page,
+            |page| chunks.drain(page),
+        ))
+        .map(drop)
+    }))
 }
 
 /// `GET /api/export/audit/verify`: walk the whole chain; ok, or the first

@@ -1,5 +1,6 @@
 //! `GET /api/export/threats?format=csv|jsonl|stix&<filters>`: threats for
-//! other tools, with the threat explorer's filters. The export is audited.
+//! other tools, with the threat explorer's filters, streamed a page at a
+//! time. The export is audited before any of it leaves.
 
 use spin_sdk::http::Response;
 use vigil_api::db::{self, SpinSql, ready};
@@ -14,16 +15,10 @@ pub fn export(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let filter = ThreatFilter::parse(|name| ctx.query_param(name))?;
     let limit = settings::max_events()?;
     let conn = db::open()?;
-    let sql = SpinSql(conn);
-    let count = ready(filter.count(&sql))?;
+    let count = ready(filter.count(&SpinSql(conn)))?;
     if count > limit {
         return Err(settings::too_large("events", count, limit));
     }
-    let bundle_id = format!("bundle--{}", vigil_core::id::new_id());
-    let mut body = Vec::new();
-    let events = ready(threat_export::export(
-        &sql, &filter, format, &bundle_id, &mut body,
-    ))?;
     let now = now_millis();
     db::transaction(conn, |conn| {
         let mut entry = ctx.audit_entry(
@@ -32,10 +27,12 @@ pub fn export(ctx: &mut Ctx) -> Result<Response, ApiError> {
             threat_export_name(format),
             now,
         );
-        entry.after = Some(serde_json::json!({"events": events, "query": ctx.query}).to_string());
+        // How many matched when the export was allowed.
+        entry.after = Some(serde_json::json!({"events": count, "query": ctx.query}).to_string());
         vigil_api::audit::append(conn, &entry)
     })?;
-    Ok(Response::builder()
+    let bundle_id = format!("bundle--{}", vigil_core::id::new_id());
+    let response = Response::builder()
         .status(200)
         .header("content-type", format.content_type())
         .header(
@@ -46,8 +43,19 @@ pub fn export(ctx: &mut Ctx) -> Result<Response, ApiError> {
             ),
         )
         .header("cache-control", "no-store")
-        .body(body)
-        .build())
+        .build();
+    Ok(ctx.stream(response, move |chunks| {
+        let mut page = Vec::new();
+        ready(threat_export::export(
+            &SpinSql(conn),
+            &filter,
+            format,
+            &bundle_id,
+            &mut page,
+            |page| chunks.drain(page),
+        ))
+        .map(drop)
+    }))
 }
 
 fn threat_export_name(format: Format) -> &'static str {

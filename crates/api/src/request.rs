@@ -20,9 +20,26 @@ pub struct Ctx {
     pub request_id: String,
     /// Time spent authenticating and authorizing, in microseconds (logged).
     pub auth_us: Option<u64>,
+    /// The body of a streamed answer, written after the response's headers
+    /// (see [`Ctx::stream`]).
+    pub stream: Option<crate::send::Producer>,
 }
 
 impl Ctx {
+    /// Answer with `response`'s status and headers now and a body that
+    /// `produce` writes afterwards, a piece at a time (each piece goes to
+    /// the client as it is written), so an export of any size is never held
+    /// whole. An error once the headers are out can only cut the body short:
+    /// the transfer is aborted, and the client sees an incomplete response.
+    pub fn stream(
+        &mut self,
+        response: spin_sdk::http::Response,
+        produce: impl FnOnce(&mut crate::send::Chunks<'_>) -> Result<(), ApiError> + 'static,
+    ) -> spin_sdk::http::Response {
+        self.stream = Some(Box::new(produce));
+        response
+    }
+
     /// The first value of a header (names compare case-insensitively).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

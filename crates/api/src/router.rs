@@ -11,6 +11,7 @@ use futures::StreamExt;
 use spin_sdk::http::{IncomingRequest, Response};
 use vigil_core::{ApiError, Pending, Permission};
 
+use crate::send::Served;
 use crate::{Ctx, authz, response};
 
 pub type Handler = fn(&mut Ctx) -> Result<Response, ApiError>;
@@ -266,7 +267,7 @@ async fn read_body(req: IncomingRequest, limit: usize) -> Result<Option<Vec<u8>>
 }
 
 /// Handle one request for `component`.
-pub async fn serve(component: &'static Component, req: IncomingRequest) -> Response {
+pub async fn serve(component: &'static Component, req: IncomingRequest) -> Served {
     let started = Instant::now();
     let method = req.method().to_string();
     let path_with_query = req.path_with_query().unwrap_or_default();
@@ -287,6 +288,7 @@ pub async fn serve(component: &'static Component, req: IncomingRequest) -> Respo
         principal: None,
         request_id,
         auth_us: None,
+        stream: None,
     };
     // Bad shared settings and refused CORS preflights, before anything else.
     let refused = response::refusal(&ctx).map(Err);
@@ -294,17 +296,22 @@ pub async fn serve(component: &'static Component, req: IncomingRequest) -> Respo
         Some(refused) => refused,
         None => dispatch(component, req, &mut ctx).await,
     };
+    let mut stream = ctx.stream.take();
     let mut response = match outcome {
         Ok(response) => response,
-        Err(err) => response::problem(&err, &ctx.path, &ctx.request_id),
+        Err(err) => {
+            stream = None;
+            response::problem(&err, &ctx.path, &ctx.request_id)
+        }
     };
     if ctx.method == "HEAD" {
         response.body_mut().clear();
+        stream = None;
     }
     response.set_header("x-request-id", ctx.request_id.clone());
     response::harden(&mut response, &ctx);
     log(&ctx, response.status().to_owned(), started);
-    response
+    Served { response, stream }
 }
 
 async fn dispatch(

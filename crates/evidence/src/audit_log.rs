@@ -27,6 +27,9 @@ pub struct AuditFilter {
     pub to: Option<i64>,
     pub actor: Option<String>,
     pub action: Option<String>,
+    /// The last entry to include (not a query parameter: an export covers
+    /// the log as it stood when it was asked for, not its own entry).
+    pub up_to: Option<i64>,
 }
 
 impl AuditFilter {
@@ -45,6 +48,7 @@ impl AuditFilter {
             to: time("to")?,
             actor: get("actor"),
             action: get("action"),
+            up_to: None,
         })
     }
 
@@ -68,6 +72,9 @@ impl AuditFilter {
         if let Some(action) = &self.action {
             add("action =", Value::Text(action.clone()));
         }
+        if let Some(last) = self.up_to {
+            add("id <=", Value::Integer(last));
+        }
         (sql, params)
     }
 
@@ -86,12 +93,14 @@ impl AuditFilter {
     }
 }
 
-/// Append the matching entries to `out` as JSONL, oldest first, a page at a
-/// time; returns how many.
+/// Write the matching entries into `out` as JSONL, oldest first, a page at
+/// a time, handing each page to `flush` (as [`crate::threat_export::export`]
+/// does); returns how many.
 pub async fn export_jsonl(
     db: &impl Sql,
     filter: &AuditFilter,
     out: &mut Vec<u8>,
+    mut flush: impl FnMut(&mut Vec<u8>) -> Result<(), ApiError>,
 ) -> Result<u64, ApiError> {
     let (conditions, params) = filter.conditions();
     let sql = format!(
@@ -110,6 +119,7 @@ pub async fn export_jsonl(
             after = entry.id;
             n += 1;
         }
+        flush(out)?;
         if (page.len() as i64) < PAGE {
             return Ok(n);
         }

@@ -328,7 +328,7 @@ async fn the_audit_chain_is_exported_walked_and_anchored() {
     scenario(&conn, 1).await;
     let db = LibsqlSql(&conn);
     let mut out = Vec::new();
-    let n = audit_log::export_jsonl(&db, &AuditFilter::default(), &mut out)
+    let n = audit_log::export_jsonl(&db, &AuditFilter::default(), &mut out, keep)
         .await
         .unwrap();
     assert_eq!(n, 4);
@@ -426,6 +426,11 @@ async fn the_audit_chain_is_exported_walked_and_anchored() {
     assert!(audit_log::read_anchor(&stranger.sign_jws(&head), Some(&keys(&signer))).is_err());
 }
 
+/// An export's flush that keeps every page in the buffer (the whole export in memory).
+fn keep(_: &mut Vec<u8>) -> Result<(), vigil_core::ApiError> {
+    Ok(())
+}
+
 #[tokio::test]
 async fn threats_export_as_csv_jsonl_and_stix() {
     let (_dir, conn) = migrated().await;
@@ -435,7 +440,7 @@ async fn threats_export_as_csv_jsonl_and_stix() {
     assert_eq!(all.count(&db).await.unwrap(), 4);
     let mut csv = Vec::new();
     assert_eq!(
-        threat_export::export(&db, &all, Format::Csv, "bundle--x", &mut csv)
+        threat_export::export(&db, &all, Format::Csv, "bundle--x", &mut csv, keep)
             .await
             .unwrap(),
         4
@@ -460,7 +465,7 @@ async fn threats_export_as_csv_jsonl_and_stix() {
         ThreatFilter::parse(|n| (n == "event_type").then(|| "port_scan".to_string())).unwrap();
     let mut jsonl = Vec::new();
     assert_eq!(
-        threat_export::export(&db, &only, Format::Jsonl, "", &mut jsonl)
+        threat_export::export(&db, &only, Format::Jsonl, "", &mut jsonl, keep)
             .await
             .unwrap(),
         1
@@ -481,6 +486,7 @@ async fn threats_export_as_csv_jsonl_and_stix() {
         Format::Stix,
         "bundle--6ba7b810-9dad-41d1-80b4-00c04fd430c8",
         &mut stix,
+        keep,
     )
     .await
     .unwrap();
@@ -519,4 +525,37 @@ async fn threats_export_as_csv_jsonl_and_stix() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn a_streamed_export_sends_the_same_bytes_as_one_in_memory() {
+    let (_dir, conn) = migrated().await;
+    scenario(&conn, 3).await;
+    let db = LibsqlSql(&conn);
+    let all = ThreatFilter::default();
+    for format in [Format::Csv, Format::Jsonl, Format::Stix] {
+        let mut whole = Vec::new();
+        threat_export::export(&db, &all, format, "bundle--x", &mut whole, keep)
+            .await
+            .unwrap();
+        let (mut buffer, mut sent) = (Vec::new(), Vec::new());
+        threat_export::export(&db, &all, format, "bundle--x", &mut buffer, |page| {
+            sent.append(page);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert!(buffer.is_empty(), "every page was handed on");
+        assert_eq!(sent, whole);
+    }
+    let mut sent = 0;
+    let refused = audit_log::export_jsonl(&db, &AuditFilter::default(), &mut Vec::new(), |page| {
+        sent += page.len();
+        Err(vigil_core::ApiError::new(499, "client-closed", "gone"))
+    })
+    .await;
+    assert!(
+        refused.is_err() && sent > 0,
+        "a failed send stops the export"
+    );
 }

@@ -138,7 +138,9 @@ impl ThreatFilter {
     }
 }
 
-/// Write the matching events to `out` in `format`; returns how many.
+/// Write the matching events in `format` into `out`, a page at a time,
+/// handing each page to `flush` (which sends it and empties `out`; one that
+/// keeps it gives the whole export in memory); returns how many.
 /// `bundle_id` names a STIX bundle (`bundle--<uuid>`).
 pub async fn export(
     db: &impl Sql,
@@ -146,19 +148,23 @@ pub async fn export(
     format: Format,
     bundle_id: &str,
     out: &mut Vec<u8>,
+    mut flush: impl FnMut(&mut Vec<u8>) -> Result<(), ApiError>,
 ) -> Result<u64, ApiError> {
     let (conditions, params) = filter.conditions();
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM threat_events WHERE {conditions} ORDER BY observed_at, id LIMIT ?3"
     );
     let mut sink = match format {
-        Format::Csv => Sink::Csv(Box::new(csv_writer(out))),
-        Format::Jsonl => Sink::Jsonl(out),
+        Format::Csv => {
+            csv_writer(out, true).flush().expect("writing to memory");
+            Sink::Csv
+        }
+        Format::Jsonl => Sink::Jsonl,
         Format::Stix => {
             out.extend_from_slice(
                 format!(r#"{{"type":"bundle","id":"{bundle_id}","objects":["#).as_bytes(),
             );
-            Sink::Stix(out, Box::default())
+            Sink::Stix(Box::default())
         }
     };
     let (mut after_ms, mut after_id) = (i64::MIN, String::new());
@@ -171,46 +177,57 @@ pub async fn export(
         ];
         all.extend(params.iter().cloned());
         let page = db.query(&sql, &all).await?;
-        for row in &page {
-            // The schema's constraints make every row readable; one that is
-            // not fails the export rather than leave a silent gap in it.
-            let event = records::event(row).ok_or_else(records::unreadable)?;
-            sink.write(&event);
-            n += 1;
-            (after_ms, after_id) = (event.observed_ms, event.id);
+        // The schema's constraints make every row readable; one that is
+        // not fails the export rather than leave a silent gap in it.
+        let events = page
+            .iter()
+            .map(|row| records::event(row).ok_or_else(records::unreadable))
+            .collect::<Result<Vec<_>, _>>()?;
+        sink.write_page(&events, out);
+        n += events.len() as u64;
+        if let Some(last) = events.into_iter().last() {
+            (after_ms, after_id) = (last.observed_ms, last.id);
         }
         if (page.len() as i64) < PAGE {
             break;
         }
+        flush(out)?;
     }
-    sink.finish();
+    if let Sink::Stix(_) = sink {
+        out.extend_from_slice(b"]}");
+    }
+    flush(out)?;
     Ok(n)
 }
 
-/// Where events go, in their format; each writes straight into the output.
-enum Sink<'a> {
-    Csv(Box<csv::Writer<&'a mut Vec<u8>>>),
-    Jsonl(&'a mut Vec<u8>),
-    Stix(&'a mut Vec<u8>, Box<Stix>),
+/// How events are written, in their format.
+enum Sink {
+    Csv,
+    Jsonl,
+    Stix(Box<Stix>),
 }
 
-impl Sink<'_> {
-    fn write(&mut self, e: &Event) {
+impl Sink {
+    fn write_page(&mut self, events: &[Event], out: &mut Vec<u8>) {
         match self {
-            Sink::Csv(w) => w.write_record(csv_row(e)).expect("writing to memory"),
-            Sink::Jsonl(out) => {
-                serde_json::to_writer(&mut **out, e).expect("events serialize");
-                out.push(b'\n');
+            Sink::Csv => {
+                let mut w = csv_writer(out, false);
+                for e in events {
+                    w.write_record(csv_row(e)).expect("writing to memory");
+                }
+                w.flush().expect("writing to memory");
             }
-            Sink::Stix(out, stix) => stix.event(e, out),
-        }
-    }
-
-    fn finish(self) {
-        match self {
-            Sink::Csv(mut w) => w.flush().expect("writing to memory"),
-            Sink::Jsonl(_) => {}
-            Sink::Stix(out, _) => out.extend_from_slice(b"]}"),
+            Sink::Jsonl => {
+                for e in events {
+                    serde_json::to_writer(&mut *out, e).expect("events serialize");
+                    out.push(b'\n');
+                }
+            }
+            Sink::Stix(stix) => {
+                for e in events {
+                    stix.event(e, out);
+                }
+            }
         }
     }
 }
@@ -240,11 +257,15 @@ pub const CSV_HEADER: [&str; 21] = [
     "payload",
 ];
 
-fn csv_writer(out: &mut Vec<u8>) -> csv::Writer<&mut Vec<u8>> {
+/// A CSV writer into `out`, starting with the header row when asked (one is
+/// made per page, so each page's bytes can leave before the next is read).
+fn csv_writer(out: &mut Vec<u8>, header: bool) -> csv::Writer<&mut Vec<u8>> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(out);
-    w.write_record(CSV_HEADER).expect("writing to memory");
+    if header {
+        w.write_record(CSV_HEADER).expect("writing to memory");
+    }
     w
 }
 
