@@ -579,8 +579,10 @@ fn bench_ingest() -> Result<()> {
         let server_ms = logged(&app, "/api/threats/events", "ms");
         if !server_ms.is_empty() {
             let mean = server_ms.iter().sum::<f64>() / server_ms.len() as f64;
+            let held = logged(&app, "/api/threats/events", "lock_held_us");
+            let held_ms = held.iter().sum::<f64>() / held.len().max(1) as f64 / 1000.0;
             println!(
-                "{}: a batch of {BATCH} inside the component: mean {mean:.1} ms, p50 {:.1} ms ({:.0} events/s of component time)",
+                "{}: a batch of {BATCH} inside the component: mean {mean:.1} ms, p50 {:.1} ms ({:.0} events/s of component time), the write lock held {held_ms:.1} ms of it",
                 leg.name(),
                 server_ms[server_ms.len() / 2],
                 BATCH as f64 * 1000.0 / mean

@@ -19,11 +19,19 @@ thread_local! {
     static CONNECTION: OnceCell<&'static Connection> = const { OnceCell::new() };
     /// Time this request spent waiting for the write lock (`BEGIN IMMEDIATE`).
     static LOCK_WAIT_US: Cell<u64> = const { Cell::new(0) };
+    /// Time this request held the write lock (from `BEGIN IMMEDIATE` to the end).
+    static LOCK_HELD_US: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Microseconds this request waited for the write lock, for its request log.
 pub fn lock_wait_us() -> u64 {
     LOCK_WAIT_US.with(Cell::get)
+}
+
+/// Microseconds this request held the write lock, for its request log: what
+/// every other writer waits for.
+pub fn lock_held_us() -> u64 {
+    LOCK_HELD_US.with(Cell::get)
 }
 
 /// The request's connection to the `default` database, opened on first use;
@@ -126,18 +134,19 @@ pub fn transaction<T>(
     begin_immediate(conn)?;
     let waited = waiting.elapsed().as_micros() as u64;
     LOCK_WAIT_US.with(|total| total.set(total.get() + waited));
-    match body(conn) {
-        Ok(value) => {
-            query(conn, "COMMIT", &[])?;
-            Ok(value)
-        }
+    let holding = Instant::now();
+    let result = match body(conn) {
+        Ok(value) => query(conn, "COMMIT", &[]).map(|_| value),
         Err(err) => {
             // Best effort: a failed ROLLBACK leaves the connection to be dropped
             // with the instance, which rolls back too.
             let _ = conn.execute("ROLLBACK", &[]);
             Err(err)
         }
-    }
+    };
+    let held = holding.elapsed().as_micros() as u64;
+    LOCK_HELD_US.with(|total| total.set(total.get() + held));
+    result
 }
 
 /// How long a write waits for the write lock before its request fails (503).

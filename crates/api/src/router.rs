@@ -387,6 +387,7 @@ fn log(ctx: &Ctx, status: u16, started: Instant) {
         "ms": started.elapsed().as_secs_f64() * 1000.0,
         "auth_us": ctx.auth_us,
         "lock_wait_us": crate::db::lock_wait_us(),
+        "lock_held_us": crate::db::lock_held_us(),
     }));
 }
 

@@ -1,7 +1,9 @@
 //! Decisions (human in the loop): the state machine that decides every
-//! transition, priority and SLA from the threat level, and the safety
-//! validator. The `decisions` component and the threats playbooks call this;
-//! nothing else decides whether a transition is legal.
+//! transition (here), priority and SLA from the threat level ([`sla`]), the
+//! safety validator ([`safety`]), duration summaries ([`stats`]), and the
+//! rows a transition writes ([`record`]). The `decisions` component and the
+//! threats playbooks call this; nothing else decides whether a transition is
+//! legal.
 //!
 //! ```text
 //! pending ─claim→ claimed ─approve→ approved ─outcome→ executed | failed
@@ -15,12 +17,19 @@
 //! ```
 
 pub mod record;
+mod safety;
+mod sla;
+mod stats;
 
 use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
-use crate::net::{ProtectedTargets, Target};
 pub use crate::wire::{parse_wire, wire};
+pub use safety::{
+    Proposal, SafetyPolicy, Violation, check_approval, check_submission, proposal_target,
+};
+pub use sla::{Priority, SlaPolicy, ThreatLevel};
+pub use stats::{DurationSummary, summarize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -102,110 +111,6 @@ impl Action {
                 })
             })
             .collect()
-    }
-}
-
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum ThreatLevel {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-/// P1 is the most urgent.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
-)]
-pub enum Priority {
-    P1,
-    P2,
-    P3,
-    P4,
-}
-
-impl Priority {
-    /// 1 for P1 … 4 for P4 (as stored).
-    pub fn rank(self) -> i64 {
-        self as i64 + 1
-    }
-
-    pub fn from_rank(rank: i64) -> Option<Priority> {
-        [Priority::P1, Priority::P2, Priority::P3, Priority::P4]
-            .get(usize::try_from(rank - 1).ok()?)
-            .copied()
-    }
-
-    pub fn from_threat_level(level: ThreatLevel) -> Priority {
-        match level {
-            ThreatLevel::Critical => Priority::P1,
-            ThreatLevel::High => Priority::P2,
-            ThreatLevel::Medium => Priority::P3,
-            ThreatLevel::Low => Priority::P4,
-        }
-    }
-}
-
-/// Time allowed for a decision, by priority (configurable; defaults 15 min,
-/// 1 h, 4 h, 24 h).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SlaPolicy {
-    pub p1_ms: i64,
-    pub p2_ms: i64,
-    pub p3_ms: i64,
-    pub p4_ms: i64,
-}
-
-impl Default for SlaPolicy {
-    fn default() -> Self {
-        const MIN: i64 = 60_000;
-        SlaPolicy {
-            p1_ms: 15 * MIN,
-            p2_ms: 60 * MIN,
-            p3_ms: 4 * 60 * MIN,
-            p4_ms: 24 * 60 * MIN,
-        }
-    }
-}
-
-impl SlaPolicy {
-    /// From the minutes allowed for P1,P2,P3,P4 (`"15,60,240,1440"`), as
-    /// the `decision_sla_minutes` setting holds them.
-    pub fn from_minutes(list: &str) -> Result<SlaPolicy, String> {
-        const WHAT: &str =
-            "must be four whole numbers of minutes from 1 to 525600 (a year), P1 to P4";
-        let minutes: Vec<i64> = list
-            .split(',')
-            .map(|m| {
-                m.trim()
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|m| (1..=525_600).contains(m))
-            })
-            .collect::<Option<_>>()
-            .ok_or_else(|| format!("{:?} {WHAT}", list.trim()))?;
-        match minutes[..] {
-            [p1, p2, p3, p4] => Ok(SlaPolicy {
-                p1_ms: p1 * 60_000,
-                p2_ms: p2 * 60_000,
-                p3_ms: p3 * 60_000,
-                p4_ms: p4 * 60_000,
-            }),
-            _ => Err(format!("{:?} {WHAT}", list.trim())),
-        }
-    }
-
-    pub fn deadline(&self, priority: Priority, submitted_at: i64) -> i64 {
-        submitted_at
-            + match priority {
-                Priority::P1 => self.p1_ms,
-                Priority::P2 => self.p2_ms,
-                Priority::P3 => self.p3_ms,
-                Priority::P4 => self.p4_ms,
-            }
     }
 }
 
@@ -454,194 +359,6 @@ pub fn transition(
 /// Whether a decision is past its deadline while still open.
 pub fn is_overdue(d: &DecisionState, now: i64) -> bool {
     d.status.is_open() && now > d.deadline
-}
-
-/// Mean, median and 90th percentile of durations, in seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, schemars::JsonSchema)]
-pub struct DurationSummary {
-    pub count: usize,
-    pub mean_seconds: f64,
-    pub median_seconds: f64,
-    pub p90_seconds: f64,
-}
-
-/// Summarize durations in milliseconds (nearest-rank percentiles); `None` when empty.
-pub fn summarize(mut millis: Vec<i64>) -> Option<DurationSummary> {
-    if millis.is_empty() {
-        return None;
-    }
-    millis.sort_unstable();
-    let n = millis.len();
-    let rank = |p: f64| millis[((p * n as f64).ceil() as usize).clamp(1, n) - 1] as f64 / 1000.0;
-    Some(DurationSummary {
-        count: n,
-        mean_seconds: millis.iter().sum::<i64>() as f64 / n as f64 / 1000.0,
-        median_seconds: rank(0.5),
-        p90_seconds: rank(0.9),
-    })
-}
-
-/// What the safety validator checks (configurable).
-#[derive(Clone, Debug, PartialEq)]
-pub struct SafetyPolicy {
-    /// Below this confidence only `monitor` may be proposed or approved.
-    pub confidence_floor: f64,
-    /// Phrases in a summary that assert who someone is.
-    pub identity_patterns: Vec<String>,
-    /// Targets (networks or host names) that only a supervisor may act on.
-    pub protected_targets: ProtectedTargets,
-}
-
-impl Default for SafetyPolicy {
-    fn default() -> Self {
-        SafetyPolicy {
-            confidence_floor: 0.5,
-            identity_patterns: vec![
-                "identified as".into(),
-                "is the suspect".into(),
-                "matches the identity".into(),
-            ],
-            protected_targets: ProtectedTargets::default(),
-        }
-    }
-}
-
-impl SafetyPolicy {
-    /// `decision_confidence_floor`: a number from 0 to 1.
-    pub fn parse_floor(text: &str) -> Result<f64, String> {
-        text.trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|f| (0.0..=1.0).contains(f))
-            .ok_or_else(|| format!("{:?} is not a number from 0 to 1", text.trim()))
-    }
-
-    /// `decision_identity_patterns`: comma-separated phrases.
-    pub fn parse_patterns(text: &str) -> Vec<String> {
-        text.split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect()
-    }
-
-    /// From the settings as written (`decision_confidence_floor`, and the
-    /// comma-separated `decision_protected_targets` and
-    /// `decision_identity_patterns`); unset ones keep their defaults, a bad
-    /// one is an error naming the setting.
-    pub fn from_settings(
-        floor: Option<&str>,
-        protected_targets: Option<&str>,
-        identity_patterns: Option<&str>,
-    ) -> Result<SafetyPolicy, String> {
-        let mut policy = SafetyPolicy::default();
-        if let Some(floor) = floor {
-            policy.confidence_floor =
-                Self::parse_floor(floor).map_err(|why| format!("confidence floor: {why}"))?;
-        }
-        if let Some(targets) = protected_targets {
-            policy.protected_targets = ProtectedTargets::parse(targets)
-                .map_err(|why| format!("protected targets: {why}"))?;
-        }
-        if let Some(patterns) = identity_patterns {
-            policy.identity_patterns = Self::parse_patterns(patterns);
-        }
-        Ok(policy)
-    }
-}
-
-/// The parts of a proposal the safety rules look at.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Proposal<'a> {
-    pub action: Action,
-    pub confidence: f64,
-    pub summary: &'a str,
-    /// `watchlist_match: true` in the evidence.
-    pub watchlist_match: bool,
-    /// The action's target, canonical ([`Target::parse`]), if it has one.
-    pub target: Option<Target>,
-}
-
-/// The target of a proposed `action` from its `parameters.target`, canonical
-/// ([`Target::parse`]) so that the safety check compares one spelling. An
-/// action on a machine (`block_ip`, `isolate_host`) must name an address or
-/// a host name; another action's target (an account, a file hash) is
-/// checked against the protected list only when it reads as one. The error
-/// says what is wrong with `parameters.target`.
-pub fn proposal_target(
-    action: Action,
-    target: Option<&serde_json::Value>,
-) -> Result<Option<Target>, String> {
-    let text = match target {
-        None | Some(serde_json::Value::Null) => return Ok(None),
-        Some(serde_json::Value::String(text)) => text,
-        Some(_) => return Err("must be a string".into()),
-    };
-    match Target::parse(text) {
-        Ok(target) => Ok(Some(target)),
-        Err(why) if action.targets_network() => Err(why),
-        Err(_) => Ok(None),
-    }
-}
-
-/// One broken safety rule.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Violation {
-    pub rule: &'static str,
-    pub message: String,
-}
-
-fn asserts_identity(policy: &SafetyPolicy, summary: &str) -> bool {
-    let lower = summary.to_lowercase();
-    policy
-        .identity_patterns
-        .iter()
-        .any(|p| lower.contains(&p.to_lowercase()))
-}
-
-/// Rules for submitting a proposal.
-pub fn check_submission(p: &Proposal, policy: &SafetyPolicy) -> Vec<Violation> {
-    let mut v = Vec::new();
-    if p.confidence < policy.confidence_floor && p.action != Action::Monitor {
-        v.push(Violation {
-            rule: "confidence_floor",
-            message: format!(
-                "below confidence {} only `monitor` may be proposed",
-                policy.confidence_floor
-            ),
-        });
-    }
-    if asserts_identity(policy, p.summary) && !p.watchlist_match {
-        v.push(Violation {
-            rule: "identity_claim",
-            message:
-                "a summary that asserts an identity needs `watchlist_match: true` in the evidence"
-                    .into(),
-        });
-    }
-    v
-}
-
-/// Rules for approving it (the submission rules, and who may approve what).
-pub fn check_approval(p: &Proposal, approver: &Actor, policy: &SafetyPolicy) -> Vec<Violation> {
-    let mut v = check_submission(p, policy);
-    let supervisor = is_supervisor(approver);
-    if asserts_identity(policy, p.summary) && !supervisor {
-        v.push(Violation {
-            rule: "identity_claim_approver",
-            message: "an identity claim is approved by a supervisor".into(),
-        });
-    }
-    if p.target
-        .as_ref()
-        .is_some_and(|t| policy.protected_targets.protects(t))
-        && !supervisor
-    {
-        v.push(Violation {
-            rule: "protected_target",
-            message: "actions against protected assets are approved by a supervisor".into(),
-        });
-    }
-    v
 }
 
 #[cfg(test)]
@@ -931,34 +648,6 @@ mod tests {
     }
 
     #[test]
-    fn targets_of_proposals() {
-        use serde_json::json;
-        let t = |a, v: serde_json::Value| proposal_target(a, Some(&v));
-        assert_eq!(
-            t(Action::BlockIp, json!("::ffff:10.0.0.5")).unwrap(),
-            Some(Target::parse("10.0.0.5").unwrap())
-        );
-        assert_eq!(
-            t(Action::IsolateHost, json!("DB.internal.")).unwrap(),
-            Some(Target::Host("db.internal".into()))
-        );
-        assert!(t(Action::BlockIp, json!("10.0.0.0/8")).is_err());
-        assert!(t(Action::IsolateHost, json!("db internal")).is_err());
-        assert!(t(Action::BlockIp, json!(["10.0.0.5"])).is_err());
-        assert!(t(Action::Notify, json!(7)).is_err());
-        // An account or a file is not a machine: kept as written, unchecked.
-        assert_eq!(
-            t(Action::DisableAccount, json!("CORP\\j.doe")).unwrap(),
-            None
-        );
-        assert_eq!(
-            t(Action::DisableAccount, json!("DC01.")).unwrap(),
-            Some(Target::Host("dc01".into()))
-        );
-        assert_eq!(proposal_target(Action::BlockIp, None).unwrap(), None);
-    }
-
-    #[test]
     fn settings_parse_or_say_why() {
         assert_eq!(
             Action::parse_list("dispatch, block_ip").unwrap(),
@@ -1018,106 +707,5 @@ mod tests {
             assert_eq!(Priority::from_rank(p.rank()), Some(p));
         }
         assert_eq!(Priority::from_rank(0), None);
-    }
-
-    #[test]
-    fn priority_and_deadline_follow_the_threat_level() {
-        let sla = SlaPolicy::default();
-        assert_eq!(
-            Priority::from_threat_level(ThreatLevel::Critical),
-            Priority::P1
-        );
-        assert_eq!(sla.deadline(Priority::P1, 0), 15 * 60_000);
-        assert_eq!(sla.deadline(Priority::P4, 0), 24 * 60 * 60_000);
-        assert!(Priority::P1 < Priority::P2, "P1 sorts first");
-    }
-
-    #[test]
-    fn duration_summaries() {
-        assert_eq!(summarize(vec![]), None);
-        let s = summarize((1..=10).map(|i| i * 1000).collect()).unwrap();
-        assert_eq!(
-            (s.count, s.mean_seconds, s.median_seconds, s.p90_seconds),
-            (10, 5.5, 5.0, 9.0)
-        );
-        let one = summarize(vec![2500]).unwrap();
-        assert_eq!((one.median_seconds, one.p90_seconds), (2.5, 2.5));
-    }
-
-    #[test]
-    fn the_safety_validator() {
-        let policy = SafetyPolicy {
-            protected_targets: ProtectedTargets::parse("10.0.0.0/24, dc01").unwrap(),
-            ..SafetyPolicy::default()
-        };
-        let low = Proposal {
-            action: Action::BlockIp,
-            confidence: 0.3,
-            summary: "scan",
-            watchlist_match: false,
-            target: None,
-        };
-        assert_eq!(check_submission(&low, &policy)[0].rule, "confidence_floor");
-        let monitor = Proposal {
-            action: Action::Monitor,
-            ..low.clone()
-        };
-        assert!(check_submission(&monitor, &policy).is_empty());
-
-        let claim = Proposal {
-            action: Action::Notify,
-            confidence: 0.9,
-            summary: "Person Identified As J. Doe",
-            watchlist_match: false,
-            target: None,
-        };
-        assert_eq!(check_submission(&claim, &policy)[0].rule, "identity_claim");
-        let backed = Proposal {
-            watchlist_match: true,
-            ..claim.clone()
-        };
-        assert!(check_submission(&backed, &policy).is_empty());
-        let analyst = actor("ana", Role::Analyst);
-        assert_eq!(
-            check_approval(&backed, &analyst, &policy)[0].rule,
-            "identity_claim_approver"
-        );
-        assert!(check_approval(&backed, &actor("s", Role::Supervisor), &policy).is_empty());
-
-        let protected = Proposal {
-            action: Action::BlockIp,
-            confidence: 0.9,
-            summary: "brute force",
-            watchlist_match: false,
-            target: Some(Target::parse("10.0.0.7").unwrap()),
-        };
-        assert_eq!(
-            check_approval(&protected, &analyst, &policy)[0].rule,
-            "protected_target"
-        );
-        let elsewhere = Proposal {
-            target: Some(Target::parse("10.0.1.7").unwrap()),
-            ..protected.clone()
-        };
-        assert!(check_approval(&elsewhere, &analyst, &policy).is_empty());
-        let host = Proposal {
-            target: Some(Target::parse("DC01").unwrap()),
-            ..protected.clone()
-        };
-        assert_eq!(
-            check_approval(&host, &analyst, &policy)[0].rule,
-            "protected_target"
-        );
-        for spelling in ["::ffff:10.0.0.7", "10.0.0.7/32", "dc01.", "0x0a.0.0.7"] {
-            let p = Proposal {
-                target: Some(Target::parse(spelling).unwrap()),
-                ..protected.clone()
-            };
-            assert_eq!(
-                check_approval(&p, &analyst, &policy)[0].rule,
-                "protected_target",
-                "{spelling}"
-            );
-        }
     }
 }
