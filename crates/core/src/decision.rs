@@ -1,6 +1,6 @@
 //! Decisions (human in the loop): the state machine that decides every
-//! transition (here), priority and SLA from the threat level ([`sla`]), the
-//! safety validator ([`safety`]), duration summaries ([`stats`]), and the
+//! transition (here), priority and SLA from the threat level (`sla`), the
+//! safety validator (`safety`), duration summaries (`stats`), and the
 //! rows a transition writes ([`record`]). The `decisions` component and the
 //! threats playbooks call this; nothing else decides whether a transition is
 //! legal.
