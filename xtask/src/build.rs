@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use wac_graph::types::Package;
 use wac_graph::{CompositionGraph, EncodeOptions, PlugError};
 
+use crate::files::write_if_changed;
 use crate::{cargo, root, run};
 
 /// The HTTP components `spin.toml` names, by directory under `components/`.
@@ -108,12 +109,4 @@ fn compose(socket: &Path, plug: &Path, out: &Path) -> Result<()> {
         Err(PlugError::NoPlugHappened) => write_if_changed(out, &fs::read(socket)?),
         Err(e) => Err(e.into()),
     }
-}
-
-/// Keep the artifact's mtime when nothing changed, so runtimes' caches stay warm.
-pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
-    if fs::read(path).is_ok_and(|old| old == bytes) {
-        return Ok(());
-    }
-    fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }

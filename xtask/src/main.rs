@@ -13,6 +13,7 @@
 mod bench;
 mod build;
 mod devkey;
+mod files;
 mod fuzz;
 mod openapi;
 mod stix;

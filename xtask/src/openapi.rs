@@ -51,7 +51,7 @@ pub fn write() -> Result<PathBuf> {
     let path = path();
     std::fs::create_dir_all(path.parent().unwrap())?;
     let text = serde_json::to_string_pretty(&generate())? + "\n";
-    crate::build::write_if_changed(&path, text.as_bytes())?;
+    crate::files::write_if_changed(&path, text.as_bytes())?;
     Ok(path)
 }
 

@@ -18,16 +18,16 @@ use wasmtime_wasi_http::p2::{WasiHttpCtxView, WasiHttpView};
 use crate::bindings;
 use crate::manifest::{App, FilesMount};
 use crate::outbound::{OutboundHttp, OutboundPolicy};
-use crate::sqlite::{Databases, SqliteState};
+use crate::sqlite::{Databases, HasSqlite, SqliteState, SqliteView};
 use crate::variables::Resolver;
 
 /// Everything one component instance can reach; lives exactly as long as its request.
 pub struct State {
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    pub(crate) table: ResourceTable,
+    table: ResourceTable,
     hooks: OutboundHttp,
-    pub(crate) sqlite: SqliteState,
+    sqlite: SqliteState,
     component_id: Arc<str>,
     variables: Arc<Resolver>,
 }
@@ -138,7 +138,12 @@ fn linker(engine: &Engine) -> Result<Linker<State>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    bindings::fermyon::spin::sqlite::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
+    bindings::fermyon::spin::sqlite::add_to_linker::<State, HasSqlite>(&mut linker, |s| {
+        SqliteView {
+            state: &s.sqlite,
+            table: &mut s.table,
+        }
+    })?;
     bindings::fermyon::spin::variables::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
     Ok(linker)
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
-use wasmtime::component::Resource;
+use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::bindings::fermyon::spin::sqlite::{self as wit, Error, QueryResult, RowResult, Value};
 
@@ -229,6 +229,21 @@ pub struct SqliteState {
     pub databases: Arc<Databases>,
 }
 
+/// What the SQLite interface of one instance works on: its databases and
+/// the instance's resource table (where its connections live).
+pub struct SqliteView<'a> {
+    pub state: &'a SqliteState,
+    pub table: &'a mut ResourceTable,
+}
+
+/// Marks [`SqliteView`] as the data the SQLite bindings are given (wasmtime's
+/// pattern for a host interface that sees part of the store's state).
+pub struct HasSqlite;
+
+impl HasData for HasSqlite {
+    type Data<'a> = SqliteView<'a>;
+}
+
 /// The host side of a `connection` resource.
 pub struct Connection {
     conn: libsql::Connection,
@@ -326,11 +341,11 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::Io(format!("internal runtime error: {e}")))?
 }
 
-impl wit::Host for crate::engine::State {}
+impl wit::Host for SqliteView<'_> {}
 
-impl wit::HostConnection for crate::engine::State {
+impl wit::HostConnection for SqliteView<'_> {
     async fn open(&mut self, database: String) -> Result<Resource<Connection>, Error> {
-        let (state, table) = (&self.sqlite, &mut self.table);
+        let (state, table) = (self.state, &mut *self.table);
         if !state.allowed.contains(&database) {
             return Err(Error::AccessDenied);
         }
@@ -347,8 +362,8 @@ impl wit::HostConnection for crate::engine::State {
         statement: String,
         parameters: Vec<Value>,
     ) -> Result<QueryResult, Error> {
-        let table = &mut self.table;
-        let conn = table
+        let conn = self
+            .table
             .get(&this)
             .map_err(|_| Error::InvalidConnection)?
             .conn
@@ -357,8 +372,7 @@ impl wit::HostConnection for crate::engine::State {
     }
 
     async fn drop(&mut self, this: Resource<Connection>) -> wasmtime::Result<()> {
-        let table = &mut self.table;
-        let _ = table.delete(this);
+        let _ = self.table.delete(this);
         Ok(())
     }
 }
