@@ -6,12 +6,12 @@
 use std::time::{Duration, Instant};
 
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::mqttbytes::v5::PublishProperties;
-use rumqttc::v5::{Client, MqttOptions};
+use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
+use rumqttc::v5::{Client, Event, MqttOptions};
 use serde_json::{Value, json};
 use vigil_core::Role;
 use vigil_db::Target;
-use vigil_e2e::mosquitto::Mosquitto;
+use vigil_e2e::mosquitto::{Mosquitto, Security, TestCa};
 use vigil_e2e::{
     RelayProcess, TEST_THREAT_ZONES, TestApp, block_on, count, execute, just_now, unique,
 };
@@ -42,6 +42,18 @@ pub const CASES: &[Case] = &[
     (
         "mqtt_two_relays_share_the_stream_and_both_push_every_event",
         mqtt_two_relays_share_the_stream_and_both_push_every_event,
+    ),
+    (
+        "mqtt_a_sensor_config_changed_over_http_is_retained_on_its_control_topic",
+        mqtt_a_sensor_config_changed_over_http_is_retained_on_its_control_topic,
+    ),
+    (
+        "mqtt_a_broker_with_logins_and_an_acl",
+        mqtt_a_broker_with_logins_and_an_acl,
+    ),
+    (
+        "mqtt_over_tls_with_a_private_ca",
+        mqtt_over_tls_with_a_private_ca,
     ),
     // Last: on a libSQL server the killed relay's open transaction holds the
     // write lock until the server times it out, and the cases run after it
@@ -88,8 +100,22 @@ fn ingest(app: &TestApp, db: Option<&Target>) -> Option<Ingest> {
 
 /// An MQTT 5 publisher (the sensor side), its connection driven in a thread.
 fn publisher(broker: &Mosquitto) -> Client {
+    publisher_with(broker, None, None)
+}
+
+/// [`publisher`] with a broker login and, for `mqtts://`, the CA to trust.
+fn publisher_with(broker: &Mosquitto, login: Option<(&str, &str)>, ca: Option<&TestCa>) -> Client {
     let mut options = MqttOptions::new(unique("sensor"), "127.0.0.1", broker.addr.port());
     options.set_keep_alive(Duration::from_secs(10));
+    if let Some((user, password)) = login {
+        options.set_credentials(user, password);
+    }
+    if let Some(ca) = ca {
+        // As in the relay: rustls cannot choose between the linked back ends.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let pem = std::fs::read(&ca.ca).unwrap();
+        options.set_transport(rumqttc::Transport::tls(pem, None, None));
+    }
     let (client, mut connection) = Client::new(options, 100);
     std::thread::spawn(move || for _ in connection.iter() {});
     client
@@ -662,4 +688,294 @@ fn mqtt_two_relays_share_the_stream_and_both_push_every_event(app: &TestApp) {
             );
         }
     }
+}
+
+/// What a client that subscribes now to `sensor`'s control topic gets
+/// within 2 s: whether it came retained, and the message.
+fn control_message(broker: &Mosquitto, sensor: &str) -> Option<(bool, Value)> {
+    control_message_as(broker, sensor, None)
+}
+
+fn control_message_as(
+    broker: &Mosquitto,
+    sensor: &str,
+    login: Option<(&str, &str)>,
+) -> Option<(bool, Value)> {
+    let mut options = MqttOptions::new(unique("control"), "127.0.0.1", broker.addr.port());
+    if let Some((user, password)) = login {
+        options.set_credentials(user, password);
+    }
+    let (client, mut connection) = Client::new(options, 10);
+    client
+        .subscribe(format!("vigil/sensors/{sensor}/control"), QoS::AtLeastOnce)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match connection.recv_timeout(left) {
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) => {
+                return Some((p.retain, serde_json::from_slice(&p.payload).unwrap()));
+            }
+            Ok(Ok(_)) => {}
+            _ => break,
+        }
+    }
+    None
+}
+
+/// Wait (up to 20 s) until a fresh subscriber gets `sensor`'s retained
+/// control message at `version`.
+fn wait_for_control(broker: &Mosquitto, sensor: &str, version: i64, relay: &RelayProcess) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = None;
+    while Instant::now() < deadline {
+        seen = control_message(broker, sensor);
+        // A message published while the client subscribes arrives live
+        // (retain flag off); only the broker's stored copy has it on.
+        if let Some((true, m)) = &seen
+            && m["version"] == version
+        {
+            return m.clone();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "no retained control message at version {version} for {sensor} (last seen {seen:?}); relay log:\n{}",
+        relay.logs()
+    );
+}
+
+/// Sensor control: a configuration changed over HTTP (If-Match, audited,
+/// published to the outbox) is retained on the sensor's control topic, so a
+/// sensor that subscribes afterwards gets it; bad changes change nothing;
+/// a relay started later against another broker publishes it again.
+fn mqtt_a_sensor_config_changed_over_http_is_retained_on_its_control_topic(app: &TestApp) {
+    let Some(ingest) = ingest(app, None) else {
+        return;
+    };
+    let sensor = unique("ctl");
+    let made = app.post_json_as(
+        Role::Supervisor,
+        "/api/sensors",
+        &json!({"id": sensor, "name": sensor, "kind": "wireless"}),
+    );
+    assert_eq!(made.status, 201, "{}", made.text());
+    assert_eq!(made.json()["config"], json!({}));
+    // A new sensor's (empty) configuration is published too.
+    let first = wait_for_control(&ingest.broker, &sensor, 1, &ingest.relay);
+    assert_eq!(first["config"], json!({}));
+
+    let path = format!("/api/sensors/{sensor}");
+    let config = json!({"mode": "passive", "channels": [1, 6, 11], "report_seconds": 30});
+    let good = json!({"config": config});
+    let fresh = [("if-match", "\"1\"")];
+    // Bad changes: no If-Match, a stale one, not an object, too big, a viewer.
+    app.send_as(Role::Supervisor, "PATCH", &path, &[], Some(&good))
+        .assert_problem(428, "precondition-required");
+    app.send_as(
+        Role::Supervisor,
+        "PATCH",
+        &path,
+        &[("if-match", "\"7\"")],
+        Some(&good),
+    )
+    .assert_problem(412, "precondition-failed");
+    for bad in [
+        json!({"config": [1, 2]}),
+        json!({"config": "passive"}),
+        json!({"config": {"blob": "x".repeat(17 * 1024)}}),
+    ] {
+        let problem = app
+            .send_as(Role::Supervisor, "PATCH", &path, &fresh, Some(&bad))
+            .assert_problem(422, "validation");
+        assert_eq!(problem["errors"][0]["field"], "config", "{problem}");
+    }
+    let viewer = app.send_as(Role::Viewer, "PATCH", &path, &fresh, Some(&good));
+    assert_eq!(viewer.status, 403, "{}", viewer.text());
+    let unchanged = app.get_as(Role::Viewer, &path).json();
+    assert_eq!(
+        (unchanged["version"].clone(), unchanged["config"].clone()),
+        (json!(1), json!({}))
+    );
+    let updates = format!(
+        "SELECT count(*) FROM audit_log WHERE action = 'sensor.updated' AND subject_id = '{sensor}'"
+    );
+    assert_eq!(count(app, &updates), Some(0));
+
+    // The change: If-Match with the current ETag.
+    let r = app.send_as(Role::Supervisor, "PATCH", &path, &fresh, Some(&good));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("etag"), Some("\"2\""));
+    assert_eq!(r.json()["config"], config);
+    // Audited with before and after, and in the outbox with id and config.
+    let audited = format!(
+        "SELECT count(*) FROM audit_log WHERE action = 'sensor.updated' AND subject_id = '{sensor}'
+            AND json_extract(before, '$.config') = '{{}}'
+            AND json_extract(after, '$.config.mode') = 'passive'"
+    );
+    assert_eq!(count(app, &audited), Some(1));
+    let published = format!(
+        "SELECT count(*) FROM events WHERE type = 'sensor.updated'
+            AND json_extract(payload, '$.id') = '{sensor}'
+            AND json_extract(payload, '$.config.report_seconds') = 30"
+    );
+    assert_eq!(count(app, &published), Some(1));
+    // A sensor subscribing afterwards gets its configuration, retained.
+    let message = wait_for_control(&ingest.broker, &sensor, 2, &ingest.relay);
+    assert_eq!(
+        message,
+        json!({"sensor_id": sensor, "version": 2, "config": config})
+    );
+
+    // A relay starting against a broker that has never seen it publishes
+    // every sensor's configuration once.
+    let db = app.db.as_ref().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let other = Mosquitto::start(dir.path()).expect("mosquitto starts");
+    let env = pipeline_env(&other);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let relay = RelayProcess::start(db, &app.signer, dir.path(), &env).expect("the relay starts");
+    let again = wait_for_control(&other, &sensor, 2, &relay);
+    assert_eq!(again, message, "the same bytes from either relay");
+}
+
+/// The broker ACL the README documents: the relay reads what sensors send
+/// and writes their control topics; each sensor, logged in with its id as
+/// user name, writes only its own events and heartbeats and reads only its
+/// own control topic.
+const ACL: &str = "\
+user vigil-relay
+topic read vigil/sensors/+/events
+topic read vigil/sensors/+/heartbeat
+topic write vigil/sensors/+/control
+
+pattern write vigil/sensors/%u/events
+pattern write vigil/sensors/%u/heartbeat
+pattern read vigil/sensors/%u/control
+";
+
+/// A broker that wants logins and enforces the README's ACL: the relay
+/// logs in and ingests; a sensor cannot forge its own control message; a
+/// relay with a wrong password stays unready and says why in its log.
+fn mqtt_a_broker_with_logins_and_an_acl(app: &TestApp) {
+    let Some(db) = app.db.as_ref() else { return };
+    let sensor = unique("acl");
+    let made = app.post_json_as(
+        Role::Supervisor,
+        "/api/sensors",
+        &json!({"id": sensor, "name": sensor, "kind": "network"}),
+    );
+    assert_eq!(made.status, 201, "{}", made.text());
+    let key = sensor_key(app, &sensor);
+    let dir = tempfile::tempdir().unwrap();
+    let users = [
+        ("vigil-relay", "relay-secret"),
+        (sensor.as_str(), "sensor-secret"),
+    ];
+    let broker = Mosquitto::start_with(
+        dir.path(),
+        &Security {
+            users: &users,
+            acl: Some(ACL),
+            tls: None,
+        },
+    )
+    .expect("mosquitto starts");
+    let mut env = pipeline_env(&broker);
+    env.push(("VIGIL_MQTT_USERNAME", "vigil-relay".into()));
+    env.push(("VIGIL_MQTT_PASSWORD", "relay-secret".into()));
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    // Ready means logged in and subscribed.
+    let relay = RelayProcess::start(db, &app.signer, dir.path(), &vars).expect("the relay starts");
+    let login = Some((sensor.as_str(), "sensor-secret"));
+    let client = publisher_with(&broker, login, None);
+    publish(
+        &client,
+        &format!("vigil/sensors/{sensor}/events"),
+        Some(&key),
+        event(&sensor, "acl-1", "port_scan", "198.51.100.9")
+            .to_string()
+            .as_bytes(),
+    );
+    let mine = format!("SELECT count(*) FROM threat_events WHERE sensor_id = '{sensor}'");
+    wait_for_count(app, &mine, 1, &relay);
+    // The relay's retained control message reaches the sensor; the sensor's
+    // own attempt to write one is refused by the broker.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while control_message_as(&broker, &sensor, login).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no control message: {}",
+            relay.logs()
+        );
+    }
+    client
+        .publish(
+            format!("vigil/sensors/{sensor}/control"),
+            QoS::AtLeastOnce,
+            true,
+            json!({"sensor_id": sensor, "version": 999, "config": {"forged": true}}).to_string(),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, message) = control_message_as(&broker, &sensor, login).expect("the relay's message");
+    assert_eq!(message["version"], 1, "{message}");
+    assert_eq!(message["config"], json!({}), "{message}");
+
+    // A wrong password: never ready, and the log says what to check.
+    let mut env = pipeline_env(&broker);
+    env.push(("VIGIL_MQTT_USERNAME", "vigil-relay".into()));
+    env.push(("VIGIL_MQTT_PASSWORD", "wrong".into()));
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = RelayProcess::start_unready(db, &app.signer, dir.path(), &vars).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !refused.logs().contains("VIGIL_MQTT_PASSWORD") {
+        assert!(
+            Instant::now() < deadline,
+            "no clear log line: {}",
+            refused.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !refused.logs().contains("wrong"),
+        "the password is never logged"
+    );
+    let ready =
+        vigil_e2e::client::request("GET", &format!("{}/readyz", refused.url), &[], None).unwrap();
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert_eq!(refused.metric("vigil_relay_mqtt_broker_connected"), 0.0);
+}
+
+/// `mqtts://` with `VIGIL_MQTT_CA_FILE`: the relay trusts a private CA
+/// (here a throwaway one for 127.0.0.1) and ingests over TLS.
+fn mqtt_over_tls_with_a_private_ca(app: &TestApp) {
+    let Some(db) = app.db.as_ref() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::create(dir.path()).expect("a test CA (openssl)");
+    let broker = Mosquitto::start_with(
+        dir.path(),
+        &Security {
+            tls: Some(&ca),
+            ..Default::default()
+        },
+    )
+    .expect("mosquitto starts");
+    assert!(broker.url.starts_with("mqtts://"), "{}", broker.url);
+    let mut env = pipeline_env(&broker);
+    env.push(("VIGIL_MQTT_CA_FILE", ca.ca.display().to_string()));
+    let vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let relay = RelayProcess::start(db, &app.signer, dir.path(), &vars).expect("the relay starts");
+    let sensor = unique("tls");
+    let key = sensor_key(app, &sensor);
+    let client = publisher_with(&broker, None, Some(&ca));
+    publish(
+        &client,
+        &format!("vigil/sensors/{sensor}/events"),
+        Some(&key),
+        event(&sensor, "tls-1", "port_scan", "198.51.100.10")
+            .to_string()
+            .as_bytes(),
+    );
+    let mine = format!("SELECT count(*) FROM threat_events WHERE sensor_id = '{sensor}'");
+    wait_for_count(app, &mine, 1, &relay);
 }

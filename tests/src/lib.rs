@@ -372,6 +372,28 @@ impl RelayProcess {
         dir: &std::path::Path,
         env: &[(&str, &str)],
     ) -> Result<RelayProcess> {
+        RelayProcess::spawn(bin, db, signer, dir, env, true)
+    }
+
+    /// [`RelayProcess::start`] without waiting for `/readyz` (for a relay
+    /// that is not meant to become ready).
+    pub fn start_unready(
+        db: &Target,
+        signer: &TokenSigner,
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Result<RelayProcess> {
+        RelayProcess::spawn(&vigil_bin(), db, signer, dir, env, false)
+    }
+
+    fn spawn(
+        bin: &std::path::Path,
+        db: &Target,
+        signer: &TokenSigner,
+        dir: &std::path::Path,
+        env: &[(&str, &str)],
+        wait_ready: bool,
+    ) -> Result<RelayProcess> {
         anyhow::ensure!(
             bin.exists(),
             "{} is missing: run `cargo xtask test` (it builds the binaries)",
@@ -400,6 +422,9 @@ impl RelayProcess {
             child,
             log,
         };
+        if !wait_ready {
+            return Ok(relay);
+        }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while std::time::Instant::now() < deadline {
             if let Ok(r) = client::request("GET", &format!("{}/readyz", relay.url), &[], None)

@@ -111,7 +111,7 @@ pub static COMPONENT: Component = Component {
             .replies(&[Reply::json(200, "The sensor; `ETag` is its version", schema_of::<sensors::Sensor>)])
             .errors(&[404, 503]),
         Route::new("PATCH", "/api/sensors/{id}", Access::Needs(Permission::SensorsManage), sensors::update)
-            .summary("Change a sensor's name, kind, location or description (If-Match)")
+            .summary("Change a sensor's name, kind, location, description or configuration (If-Match); the relay publishes the configuration retained to `vigil/sensors/{id}/control`")
             .request(schema_of::<sensors::SensorChange>)
             .replies(&[Reply::json(200, "The sensor; `ETag` is its version", schema_of::<sensors::Sensor>)])
             .errors(&[404, 412, 428, 503]),

@@ -1,6 +1,7 @@
-//! The sensor registry: list, create, read, change (If-Match), delete (which
-//! revokes the sensor's keys), per-sensor stats, and heartbeats from the
-//! sensor's own key. Status (online/stale/offline) follows from the last
+//! The sensor registry: list, create, read, change (If-Match; also the
+//! sensor's `config`, which the relay delivers on its control topic), delete
+//! (which revokes the sensor's keys), per-sensor stats, and heartbeats from
+//! the sensor's own key. Status (online/stale/offline) follows from the last
 //! heartbeat's age when read; a heartbeat that brings a sensor back
 //! publishes `sensor.status`.
 
@@ -33,6 +34,9 @@ pub struct Sensor {
     pub last_heartbeat: Option<String>,
     /// The body of the last heartbeat (version, uptime, metrics …).
     pub heartbeat: Option<serde_json::Value>,
+    /// The sensor's configuration (an object, `{}` when none), published
+    /// retained to `vigil/sensors/{id}/control` by the relay.
+    pub config: serde_json::Map<String, serde_json::Value>,
     /// Changes with every edit; the ETag is `"<version>"`.
     pub version: i64,
     #[schemars(extend("format" = "date-time"))]
@@ -40,7 +44,7 @@ pub struct Sensor {
 }
 
 const COLUMNS: &str =
-    "id, name, kind, location, description, last_heartbeat, heartbeat, version, created_at";
+    "id, name, kind, location, description, last_heartbeat, heartbeat, version, created_at, config";
 
 fn sensor(r: &[Value], now: i64, liveness: &Liveness) -> Option<Sensor> {
     let last = db::int(r, 5);
@@ -55,6 +59,9 @@ fn sensor(r: &[Value], now: i64, liveness: &Liveness) -> Option<Sensor> {
         heartbeat: db::text(r, 6).and_then(|h| serde_json::from_str(&h).ok()),
         version: db::int(r, 7)?,
         created_at: rfc3339(db::int(r, 8)?),
+        config: db::text(r, 9)
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or_default(),
     })
 }
 
@@ -272,7 +279,7 @@ pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
 }
 
 /// `PATCH /api/sensors/{id}`: the fields given change; `null` clears
-/// `location` and `description`.
+/// `location` and `description`; `config` replaces the whole configuration.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SensorChange {
@@ -285,6 +292,10 @@ pub struct SensorChange {
     #[serde(default, deserialize_with = "present")]
     #[schemars(length(max = 2000))]
     description: Option<Option<String>>,
+    /// The sensor's whole new configuration: a JSON object (16 KiB of JSON
+    /// at most, nested 8 deep, keys of 1-64 characters); `{}` clears it.
+    #[schemars(with = "Option<serde_json::Map<String, serde_json::Value>>")]
+    config: Option<serde_json::Value>,
 }
 
 /// Tell a field sent as `null` (`Some(None)`) from one not sent (`None`).
@@ -294,11 +305,19 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 
 pub fn update(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let change: SensorChange = ctx.json()?;
-    let errors = check_texts(
+    let mut errors = check_texts(
         change.name.as_deref(),
         change.location.clone().flatten().as_deref(),
         change.description.clone().flatten().as_deref(),
     );
+    let config = match change.config.as_ref().map(sensor::checked_config) {
+        Some(Err(e)) => {
+            errors.extend(e.errors);
+            None
+        }
+        Some(Ok(config)) => Some(config),
+        None => None,
+    };
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -316,7 +335,8 @@ pub fn update(ctx: &mut Ctx) -> Result<Response, ApiError> {
         db::query(
             conn,
             "UPDATE sensors SET name = ?2, kind = ?3, location = ?4, description = ?5,
-                    version = version + 1, updated_at = ?6 WHERE id = ?1",
+                    config = coalesce(?7, config), version = version + 1, updated_at = ?6
+              WHERE id = ?1",
             &[
                 Value::Text(id.clone()),
                 Value::Text(
@@ -329,6 +349,7 @@ pub fn update(ctx: &mut Ctx) -> Result<Response, ApiError> {
                 db::opt_text(pick(&change.location, &before.location).as_deref()),
                 db::opt_text(pick(&change.description, &before.description).as_deref()),
                 Value::Integer(now),
+                db::opt_text(config.as_deref()),
             ],
         )?;
         let after = load(conn, &id, now)?;

@@ -1,6 +1,8 @@
 //! Sensors: what kinds there are, what a valid sensor id is, and the
 //! online / stale / offline status that follows from the age of the last
-//! heartbeat (computed when read, so it is never out of date).
+//! heartbeat (computed when read, so it is never out of date); and sensor
+//! control: what a valid configuration is and what the relay publishes,
+//! retained, on a sensor's control topic.
 
 use serde::{Deserialize, Serialize};
 use vigil_core::audit::{self, Actor};
@@ -229,6 +231,81 @@ impl Liveness {
     }
 }
 
+/// Largest configuration kept, serialized: it travels in one retained MQTT
+/// message to a device that may be small.
+pub const MAX_CONFIG_BYTES: usize = 16 * 1024;
+/// Deepest nesting in a configuration (objects and arrays).
+pub const MAX_CONFIG_DEPTH: usize = 8;
+
+/// A sensor's configuration as stored: a JSON object of at most
+/// [`MAX_CONFIG_BYTES`], nested at most [`MAX_CONFIG_DEPTH`] deep, with keys
+/// of 1–64 characters. What the keys mean is the sensor software's business;
+/// Vigil keeps, audits and delivers them. A 422 names `config` otherwise.
+pub fn checked_config(value: &serde_json::Value) -> Result<String, ApiError> {
+    let Some(object) = value.as_object() else {
+        return Err(ApiError::invalid_field("config", "must be a JSON object"));
+    };
+    if let Some(key) = object
+        .keys()
+        .find(|k| !(1..=64).contains(&k.chars().count()))
+    {
+        return Err(ApiError::invalid_field(
+            "config",
+            format!("key {key:?} must be 1-64 characters"),
+        ));
+    }
+    if depth(value) > MAX_CONFIG_DEPTH {
+        return Err(ApiError::invalid_field(
+            "config",
+            format!("must be nested at most {MAX_CONFIG_DEPTH} deep"),
+        ));
+    }
+    let kept = serde_json::to_string(value).expect("serializes");
+    if kept.len() > MAX_CONFIG_BYTES {
+        return Err(ApiError::invalid_field(
+            "config",
+            format!("must be at most {} KiB of JSON", MAX_CONFIG_BYTES / 1024),
+        ));
+    }
+    Ok(kept)
+}
+
+fn depth(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+        serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Where a sensor's configuration is published (retained, QoS 1). Only the
+/// relay may publish there (the broker's ACL; see the README).
+pub fn control_topic(id: &str) -> String {
+    format!("vigil/sensors/{id}/control")
+}
+
+/// Outbox events after which a sensor's control message is published again
+/// (read from its row; a sensor no longer there has its message cleared).
+pub const CONTROL_EVENTS: [&str; 3] = ["sensor.registered", "sensor.updated", "sensor.deleted"];
+
+/// The retained control message of sensor `id` at `version` with its stored
+/// `config`: `{"sensor_id", "version", "config"}`. It is read from the
+/// sensor's row, never from an event, so every relay publishes the same
+/// bytes for the same row; `version` (the sensor's, which every change
+/// bumps) lets a sensor ignore an older message arriving late.
+pub fn control_message(id: &str, version: i64, config: &str) -> Vec<u8> {
+    let config: serde_json::Value = serde_json::from_str(config)
+        .ok()
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}));
+    serde_json::to_vec(&serde_json::json!({
+        "sensor_id": id,
+        "version": version,
+        "config": config,
+    }))
+    .expect("serializes")
+}
+
 /// A sensor id: 1–64 of `A-Z a-z 0-9 . _ -`, so it is safe in MQTT topics
 /// (`vigil/sensors/{id}/events`) and URLs without escaping.
 pub fn valid_sensor_id(id: &str) -> bool {
@@ -309,5 +386,56 @@ mod tests {
         for bad in ["", "a/b", "a b", "+", "#", "é", &"x".repeat(65)] {
             assert!(!valid_sensor_id(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_config_is_a_bounded_object() {
+        use serde_json::json;
+        assert_eq!(checked_config(&json!({})).unwrap(), "{}");
+        assert_eq!(
+            checked_config(&json!({"interval_seconds": 30, "bands": ["2.4", "5"]})).unwrap(),
+            r#"{"bands":["2.4","5"],"interval_seconds":30}"#
+        );
+        for bad in [json!([1]), json!("x"), json!(1), json!(null)] {
+            let e = checked_config(&bad).unwrap_err();
+            assert_eq!(
+                (e.status, e.errors[0].field.as_str()),
+                (422, "config"),
+                "{bad}"
+            );
+        }
+        let big = json!({"blob": "x".repeat(MAX_CONFIG_BYTES)});
+        assert!(
+            checked_config(&big).unwrap_err().errors[0]
+                .message
+                .contains("KiB")
+        );
+        let mut deep = json!(1);
+        for _ in 0..MAX_CONFIG_DEPTH {
+            deep = json!({"a": deep});
+        }
+        assert!(checked_config(&deep).is_ok());
+        let deeper = json!({"a": deep});
+        assert!(
+            checked_config(&deeper).unwrap_err().errors[0]
+                .message
+                .contains("nested")
+        );
+        assert!(checked_config(&json!({"": 1})).is_err());
+        assert!(checked_config(&json!({"k".repeat(65): 1})).is_err());
+    }
+
+    #[test]
+    fn the_control_message_is_the_row_and_only_the_row() {
+        let m = control_message("hp-1", 4, r#"{"mode":"passive"}"#);
+        assert_eq!(
+            String::from_utf8(m.clone()).unwrap(),
+            r#"{"config":{"mode":"passive"},"sensor_id":"hp-1","version":4}"#
+        );
+        assert_eq!(m, control_message("hp-1", 4, r#"{"mode":"passive"}"#));
+        // A row that somehow is not an object is published as an empty one.
+        let empty = control_message("hp-1", 1, "[]");
+        assert!(String::from_utf8(empty).unwrap().contains(r#""config":{}"#));
+        assert_eq!(control_topic("hp-1"), "vigil/sensors/hp-1/control");
     }
 }

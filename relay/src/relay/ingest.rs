@@ -22,7 +22,7 @@ use anyhow::{Context, Result, bail};
 use rumqttc::Transport;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Filter, Packet, Publish, SubscribeReasonCode};
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, MqttOptions};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use vigil_core::audit::Actor;
@@ -64,6 +64,9 @@ pub struct MqttConfig {
     pub share_group: Option<String>,
     /// `VIGIL_MQTT_USERNAME`, `VIGIL_MQTT_PASSWORD`: the relay's broker login.
     pub credentials: Option<(String, String)>,
+    /// `VIGIL_MQTT_CA_FILE`: PEM certificates that `mqtts://` trusts instead
+    /// of the system's roots (a private CA).
+    pub ca: Option<Vec<u8>>,
     /// `VIGIL_MQTT_BATCH_EVENTS` (default 500) and `VIGIL_MQTT_BATCH_MS`
     /// (default 50): a transaction commits when either is reached.
     pub batch_events: usize,
@@ -98,7 +101,18 @@ impl MqttConfig {
             (None, Some(_)) => bail!("VIGIL_MQTT_PASSWORD is set without VIGIL_MQTT_USERNAME"),
             (None, None) => None,
         };
+        let ca = match var("VIGIL_MQTT_CA_FILE") {
+            Some(_) if !url.starts_with("mqtts://") => {
+                bail!("VIGIL_MQTT_CA_FILE is set but VIGIL_MQTT_URL is not mqtts://… (TLS)")
+            }
+            Some(path) => Some(
+                std::fs::read(&path)
+                    .with_context(|| format!("VIGIL_MQTT_CA_FILE: cannot read {path:?}"))?,
+            ),
+            None => None,
+        };
         let config = MqttConfig {
+            ca,
             url,
             client_id: var("VIGIL_MQTT_CLIENT_ID").unwrap_or_else(|| "vigil-relay".into()),
             share_group: var("VIGIL_MQTT_SHARE_GROUP"),
@@ -142,7 +156,13 @@ impl MqttConfig {
         }
         let mut options = MqttOptions::new(&self.client_id, host, port);
         if tls {
-            options.set_transport(Transport::tls_with_default_config());
+            // Two rustls back ends are linked in (through other crates), so
+            // rustls cannot pick one itself: without this, TLS panics.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            options.set_transport(match &self.ca {
+                Some(ca) => Transport::tls(ca.clone(), None, None),
+                None => Transport::tls_with_default_config(),
+            });
         }
         options
             .set_clean_start(false)
@@ -510,16 +530,26 @@ async fn store_batch(
 
 /// Ingest from the broker until `shutdown`. A batch being stored then is
 /// still committed; acknowledgements that do not reach the broker before the
-/// connection closes only mean a redelivery, which is de-duplicated.
+/// connection closes only mean a redelivery, which is de-duplicated. The
+/// same connection publishes sensor control messages (`control`: the
+/// sensors the outbox poller saw change).
 pub async fn run(
     config: MqttConfig,
     target: Target,
     metrics: Arc<super::metrics::Metrics>,
+    control: mpsc::UnboundedReceiver<String>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let shared_metrics = metrics;
     let metrics = &shared_metrics.mqtt;
     let (client, mut eventloop) = AsyncClient::new(config.options()?, 1024);
+    let publisher = tokio::spawn(super::control::run(
+        client.clone(),
+        target.clone(),
+        control,
+        shared_metrics.clone(),
+        shutdown.clone(),
+    ));
     // Unbounded, so the connection task never waits on the batcher (which
     // acknowledges through that same task): what arrives is bounded by the
     // receive maximum, the unacknowledged messages the broker may send us.
@@ -582,9 +612,25 @@ pub async fn run(
                 Ok(_) => {}
                 Err(e) => {
                     conn_metrics.mqtt.broker_connected.store(0, Relaxed);
-                    log::line(
-                        json!({"level": "warn", "msg": "mqtt connection lost; reconnecting", "error": e.to_string(), "retry_ms": backoff.as_millis() as u64}),
-                    );
+                    let line = match &e {
+                        // Retrying will not help until someone changes a setting: say which.
+                        ConnectionError::ConnectionRefused(code) => json!({
+                            "level": "error",
+                            "msg": "the MQTT broker refused the relay's connection: check VIGIL_MQTT_USERNAME and VIGIL_MQTT_PASSWORD (and the broker's password file and ACL)",
+                            "reason": format!("{code:?}"),
+                            "retry_ms": backoff.as_millis() as u64,
+                        }),
+                        ConnectionError::Tls(_) => json!({
+                            "level": "error",
+                            "msg": "TLS with the MQTT broker failed: check VIGIL_MQTT_URL's host name and VIGIL_MQTT_CA_FILE",
+                            "error": e.to_string(),
+                            "retry_ms": backoff.as_millis() as u64,
+                        }),
+                        _ => {
+                            json!({"level": "warn", "msg": "mqtt connection lost; reconnecting", "error": e.to_string(), "retry_ms": backoff.as_millis() as u64})
+                        }
+                    };
+                    log::line(line);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
@@ -675,6 +721,7 @@ pub async fn run(
             }
         }
     }
+    let _ = tokio::time::timeout(Duration::from_secs(1), publisher).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), broker).await;
     Ok(())
@@ -773,5 +820,13 @@ mod tests {
         ]);
         let err = MqttConfig::from_lookup(|n| bad.get(n).map(|v| v.to_string())).unwrap_err();
         assert!(err.to_string().contains("VIGIL_MQTT_BATCH_MS"));
+        for (url, ca) in [
+            ("mqtt://x:1", "/dev/null"),
+            ("mqtts://x:1", "/nonexistent/ca.pem"),
+        ] {
+            let vars = HashMap::from([("VIGIL_MQTT_URL", url), ("VIGIL_MQTT_CA_FILE", ca)]);
+            let err = MqttConfig::from_lookup(|n| vars.get(n).map(|v| v.to_string())).unwrap_err();
+            assert!(format!("{err:#}").contains("VIGIL_MQTT_CA_FILE"), "{err:#}");
+        }
     }
 }

@@ -154,6 +154,7 @@ pub struct IngestMetrics {
     pub batches_total: AtomicU64,
     pub batch_failures_total: AtomicU64,
     pub broker_connected: AtomicU64,
+    pub control_published_total: AtomicU64,
 }
 
 impl IngestMetrics {
@@ -194,6 +195,11 @@ impl IngestMetrics {
                 "vigil_relay_mqtt_broker_connected",
                 "1 while connected to the broker",
                 &self.broker_connected,
+            ),
+            (
+                "vigil_relay_mqtt_control_published_total",
+                "sensor control messages published (retained)",
+                &self.control_published_total,
             ),
         ] {
             out.push_str(&format!(

@@ -14,6 +14,7 @@
 //! - [`session`]: one connection (its reader and its writer).
 //! - [`snapshot`]: what a subscription starts from.
 //! - [`ingest`]: MQTT ingestion through the shared pipeline, with dead letters.
+//! - [`control`]: each sensor's configuration, retained on its control topic.
 //! - [`jobs`]: the scheduled jobs (SLA escalation, sensor staleness, retention,
 //!   automatic playbooks), one runner each; [`webhook`]: the playbooks' webhooks.
 //! - [`db`], [`metrics`], [`log`]: connections, counters, log lines.
@@ -23,6 +24,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod db;
 pub mod hub;
 pub mod ingest;
@@ -113,21 +115,36 @@ pub async fn run(
         connections: Arc::new(Semaphore::new(config.max_connections)),
         config,
     });
+    // With MQTT on, the poller tells sensor control which sensors changed.
+    let (control_tx, control_rx) = match shared.config.mqtt {
+        Some(_) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        }
+        None => (None, None),
+    };
     let poller = tokio::spawn(outbox::poll(
         hub,
         poll_pool,
         metrics.clone(),
         shared.config.poll,
+        control_tx,
         stopped.clone(),
     ));
-    let ingester = shared.config.mqtt.clone().map(|mqtt| {
-        tokio::spawn(ingest::run(
-            mqtt,
-            target.clone(),
-            metrics.clone(),
-            stopped.clone(),
-        ))
-    });
+    let ingester = shared
+        .config
+        .mqtt
+        .clone()
+        .zip(control_rx)
+        .map(|(mqtt, control)| {
+            tokio::spawn(ingest::run(
+                mqtt,
+                target.clone(),
+                metrics.clone(),
+                control,
+                stopped.clone(),
+            ))
+        });
 
     let jobs = tokio::spawn(jobs::run(
         shared.config.jobs.clone(),

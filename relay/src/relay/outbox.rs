@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::db::Pool;
 use super::hub::{Event, Hub};
@@ -34,6 +34,8 @@ pub struct Batch {
     pub last: i64,
     /// Rows read: [`BATCH`] means more may be waiting.
     pub rows: usize,
+    /// Sensors whose control message may have changed (see [`super::control`]).
+    pub sensors: Vec<String>,
 }
 
 /// Outbox rows after `after` and through `through`, oldest first, at most [`BATCH`].
@@ -46,6 +48,7 @@ pub async fn outbox_after(conn: &libsql::Connection, after: i64, through: i64) -
         )
         .await?;
     let mut events = Vec::new();
+    let mut sensors = Vec::new();
     let mut last = after;
     let mut read = 0;
     while let Some(row) = rows.next().await? {
@@ -60,6 +63,11 @@ pub async fn outbox_after(conn: &libsql::Connection, after: i64, through: i64) -
         };
         // The table's CHECK keeps payloads valid JSON; a row that is not is shown as null.
         let data: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+        if vigil_ingest::sensor::CONTROL_EVENTS.contains(&event_type.as_str())
+            && let Some(sensor) = data["id"].as_str()
+        {
+            sensors.push(sensor.to_string());
+        }
         events.push(Arc::new(Event {
             id,
             channel,
@@ -72,6 +80,7 @@ pub async fn outbox_after(conn: &libsql::Connection, after: i64, through: i64) -
         events,
         last,
         rows: read,
+        sensors,
     })
 }
 
@@ -118,6 +127,7 @@ pub async fn audit_after(conn: &libsql::Connection, after: i64) -> Result<Batch>
         events,
         last,
         rows: read,
+        sensors: Vec::new(),
     })
 }
 
@@ -167,18 +177,20 @@ pub fn resume_verdict(last_event_id: i64, oldest: Option<i64>, newest: Option<i6
 }
 
 /// The poller: every `interval` (at once again after a full batch), read
-/// what follows the hub's positions and fan it out. A database error is
-/// logged, counted and retried at the next tick.
+/// what follows the hub's positions and fan it out, and hand the sensors
+/// whose control message may have changed to `control` (when MQTT is on).
+/// A database error is logged, counted and retried at the next tick.
 pub async fn poll(
     hub: Arc<Hub>,
     pool: Arc<Pool>,
     metrics: Arc<Metrics>,
     interval: Duration,
+    control: Option<mpsc::UnboundedSender<String>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut failing = false;
     loop {
-        let full = match poll_once(&hub, &pool, &metrics).await {
+        let full = match poll_once(&hub, &pool, &metrics, control.as_ref()).await {
             Ok(full) => {
                 if failing {
                     log::line(json!({"level": "info", "msg": "outbox poll recovered"}));
@@ -208,7 +220,12 @@ pub async fn poll(
 }
 
 /// One poll; whether either batch was full (more is waiting).
-async fn poll_once(hub: &Hub, pool: &Pool, metrics: &Metrics) -> Result<bool> {
+async fn poll_once(
+    hub: &Hub,
+    pool: &Pool,
+    metrics: &Metrics,
+    control: Option<&mpsc::UnboundedSender<String>>,
+) -> Result<bool> {
     Metrics::add(&metrics.polls_total);
     let (position, audit_position) = hub.positions();
     let conn = pool.get().await?;
@@ -226,6 +243,12 @@ async fn poll_once(hub: &Hub, pool: &Pool, metrics: &Metrics) -> Result<bool> {
         }
     };
     drop(conn);
+    if let Some(control) = control {
+        for sensor in &outbox.sensors {
+            // Gone only when MQTT ingestion stopped: nothing to publish to then.
+            let _ = control.send(sensor.clone());
+        }
+    }
     let full = outbox.rows as i64 >= BATCH || audit.rows as i64 >= BATCH;
     if outbox.last > position || audit.last > audit_position {
         hub.wait_for_room(
