@@ -33,6 +33,10 @@ pub const CASES: &[Case] = &[
         relay_refuses_missing_invalid_and_expired_tokens,
     ),
     (
+        "relay_refuses_a_token_that_names_no_session",
+        relay_refuses_a_token_that_names_no_session,
+    ),
+    (
         "relay_viewer_never_gets_the_audit_channel",
         relay_viewer_never_gets_the_audit_channel,
     ),
@@ -128,9 +132,16 @@ impl Socket {
 
     /// The close code the server sends (messages before it are skipped).
     fn close_code(&mut self) -> u16 {
+        self.close_frame().0
+    }
+
+    /// The close code and reason the server sends (messages before it are skipped).
+    fn close_frame(&mut self) -> (u16, String) {
         loop {
             match self.ws.read() {
-                Ok(Message::Close(Some(frame))) => return frame.code.into(),
+                Ok(Message::Close(Some(frame))) => {
+                    return (frame.code.into(), frame.reason.to_string());
+                }
                 Ok(Message::Close(None)) => panic!("closed without a code"),
                 Ok(_) => {}
                 Err(e) => panic!("no close frame: {e}"),
@@ -268,6 +279,27 @@ fn relay_authenticates_by_subprotocol(app: &TestApp) {
     assert_eq!(channels.len(), 5, "{ack}");
     assert!(!channels.contains(&&json!("audit")));
     assert!(ws.until_pong().is_empty());
+}
+
+/// A user's access token without `sid` could never be ended by logout: the
+/// relay refuses it as the components do (4401), by message and by
+/// subprotocol, even for an admin and with a good signature.
+fn relay_refuses_a_token_that_names_no_session(app: &TestApp) {
+    let Some(url) = relay(app) else { return };
+    let mut claims = app.claims(Role::Admin);
+    claims.sid = None;
+    let token = app.signer.sign(&claims);
+    let mut by_message = Socket::connect(url, None);
+    by_message.send(json!({"type": "auth", "token": token}));
+    let (code, reason) = by_message.close_frame();
+    assert_eq!(code, 4401, "{reason}");
+    assert!(reason.contains("session"), "{reason}");
+    let mut by_protocol = Socket::connect(url, Some(&format!("vigil.v1, bearer.{token}")));
+    assert_eq!(by_protocol.close_code(), 4401);
+    // The same token with its session is let in.
+    let mut with_session = Socket::connect(url, None);
+    with_session.send(json!({"type": "auth", "token": app.signer.sign(&app.claims(Role::Admin))}));
+    assert_eq!(with_session.next()["for"], "auth");
 }
 
 fn relay_refuses_missing_invalid_and_expired_tokens(app: &TestApp) {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use vigil_core::decision::{SafetyPolicy, SlaPolicy};
+use vigil_core::net::ProtectedTargets;
 use vigil_core::retention::Retention;
 use vigil_ingest::execution::DecisionRules;
 
@@ -180,15 +181,13 @@ impl Config {
             },
             liveness,
             decision_rules: Arc::new(DecisionRules {
-                safety: SafetyPolicy::from_settings(
-                    var("VIGIL_DECISION_CONFIDENCE_FLOOR").as_deref(),
-                    var("VIGIL_DECISION_PROTECTED_TARGETS").as_deref(),
-                    var("VIGIL_DECISION_IDENTITY_PATTERNS").as_deref(),
-                )
-                .map_err(|why| anyhow::anyhow!("VIGIL_DECISION_CONFIDENCE_FLOOR: {why}"))?,
+                safety: safety_policy(&var)?,
                 sla: match var("VIGIL_DECISION_SLA_MINUTES") {
-                    Some(v) => SlaPolicy::from_minutes(&v)
-                        .map_err(|why| anyhow::anyhow!("VIGIL_DECISION_SLA_MINUTES {why}"))?,
+                    Some(v) => SlaPolicy::from_minutes(&v).map_err(|why| {
+                        anyhow::anyhow!(
+                            "VIGIL_DECISION_SLA_MINUTES (the app's decision_sla_minutes): {why}"
+                        )
+                    })?,
                     None => SlaPolicy::default(),
                 },
             }),
@@ -249,6 +248,32 @@ impl Config {
     }
 }
 
+/// The safety rules of decisions opened by playbooks, from
+/// `VIGIL_DECISION_CONFIDENCE_FLOOR`, `VIGIL_DECISION_PROTECTED_TARGETS` and
+/// `VIGIL_DECISION_IDENTITY_PATTERNS` (the app's `decision_*` of the same
+/// names); unset ones keep the app's defaults, a bad one is named.
+fn safety_policy(var: &impl Fn(&str) -> Option<String>) -> Result<SafetyPolicy> {
+    let mut policy = SafetyPolicy::default();
+    if let Some(v) = var("VIGIL_DECISION_CONFIDENCE_FLOOR") {
+        policy.confidence_floor = SafetyPolicy::parse_floor(&v).map_err(|why| {
+            anyhow::anyhow!(
+                "VIGIL_DECISION_CONFIDENCE_FLOOR (the app's decision_confidence_floor): {why}"
+            )
+        })?;
+    }
+    if let Some(v) = var("VIGIL_DECISION_PROTECTED_TARGETS") {
+        policy.protected_targets = ProtectedTargets::parse(&v).map_err(|why| {
+            anyhow::anyhow!(
+                "VIGIL_DECISION_PROTECTED_TARGETS (the app's decision_protected_targets): {why}"
+            )
+        })?;
+    }
+    if let Some(v) = var("VIGIL_DECISION_IDENTITY_PATTERNS") {
+        policy.identity_patterns = SafetyPolicy::parse_patterns(&v);
+    }
+    Ok(policy)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,10 +312,30 @@ mod tests {
             ("VIGIL_RELAY_LISTEN", "localhost"),
             ("VIGIL_RELAY_ALLOWED_ORIGINS", "console.example.com"),
             ("VIGIL_JWT_PUBLIC_KEYS", "{}"),
+            ("VIGIL_DECISION_CONFIDENCE_FLOOR", "1.5"),
+            ("VIGIL_DECISION_PROTECTED_TARGETS", "10.0.0.0/abc"),
+            ("VIGIL_DECISION_SLA_MINUTES", "15,60"),
         ] {
             let e = config(&[(name, value)]).unwrap_err().to_string();
             assert!(e.contains(name), "{e}");
+            // Each names its own variable only.
+            let others = e.matches("VIGIL_").count();
+            assert_eq!(others, 1, "{e}");
         }
+        let c = config(&[
+            (
+                "VIGIL_DECISION_PROTECTED_TARGETS",
+                "10.0.0.0/8, DC1.corp.example.",
+            ),
+            ("VIGIL_DECISION_CONFIDENCE_FLOOR", "0.7"),
+        ])
+        .unwrap();
+        let safety = &c.jobs.decision_rules.safety;
+        assert_eq!(safety.confidence_floor, 0.7);
+        assert_eq!(
+            safety.protected_targets,
+            ProtectedTargets::parse("10.0.0.0/8,dc1.corp.example").unwrap()
+        );
         let e = Config::from_lookup(|_| None).unwrap_err().to_string();
         assert!(e.contains("VIGIL_JWT_PUBLIC_KEYS"), "{e}");
     }
