@@ -20,6 +20,7 @@ mod export;
 mod load;
 mod metrics;
 mod mqtt;
+mod relay;
 
 struct Figures {
     requests: usize,
@@ -207,11 +208,12 @@ pub fn bench(args: &[String]) -> Result<()> {
         Some("ingest-http") => return bench_ingest(),
         Some("load") => return load::run(&args[1..]),
         Some("mqtt") => return mqtt::bench(&args[1..]),
+        Some("relay") => return relay::run_bench(&args[1..]),
         Some("export") => return export::run(&args[1..]),
         Some("metrics") => return metrics::run(&args[1..]),
         _ => {
             bail!(
-                "usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld] | mqtt [--seconds N] [--per-message N] [--sqld] | export [--packs-only] | metrics [--events N] [--requests N]>"
+                "usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld] | mqtt [--seconds N] [--per-message N] [--sqld] | relay [--clients N] [--events N] [--rate N] [--seconds N] [--skip-mqtt] | export [--packs-only] | metrics [--events N] [--requests N]>"
             )
         }
     }

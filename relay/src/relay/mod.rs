@@ -67,6 +67,9 @@ use metrics::Metrics;
 /// The subprotocol the relay speaks (and answers with).
 pub const PROTOCOL: &str = "vigil.v1";
 
+/// Each socket's initial read buffer.
+const READ_BUFFER: usize = 4096;
+
 /// Hard cap on one WebSocket message at the framing layer; anything above
 /// [`config::MAX_MESSAGE_BYTES`] is refused with 1009 by the session.
 const FRAME_LIMIT: usize = 1024 * 1024;
@@ -297,6 +300,10 @@ async fn upgrade(
     };
     let token = auth::subprotocol_token(ws.requested_protocols().filter_map(|v| v.to_str().ok()));
     ws.protocols([PROTOCOL])
+        // Clients send small messages: tungstenite's default 128 KiB read
+        // buffer per socket was most of the relay's memory with 10,000 of
+        // them (`cargo xtask bench relay`); it still grows for a big one.
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(FRAME_LIMIT)
         .max_frame_size(FRAME_LIMIT)
         .on_upgrade(move |socket| session::serve(socket, shared, token, peer, permit))
