@@ -92,7 +92,7 @@ impl MqttConfig {
             bail!("VIGIL_MQTT_URL must be mqtt://host:port or mqtts://host:port, not {url:?}");
         }
         let number = |name: &str, default: u64, max: u64| -> Result<i64> {
-            Ok(super::config::number(&var, name, default, 1, max)? as i64)
+            Ok(super::vars::number(&var, name, default, 1, max)? as i64)
         };
         let zones = ZoneMap::parse(&var("VIGIL_THREAT_ZONES").unwrap_or_default())
             .map_err(|why| anyhow::anyhow!("VIGIL_THREAT_ZONES: {why}"))?;
@@ -121,7 +121,7 @@ impl MqttConfig {
             batch_wait: Duration::from_millis(number("VIGIL_MQTT_BATCH_MS", 50, 10_000)? as u64),
             zones,
             alert_window_ms: number("VIGIL_ALERT_WINDOW_MINUTES", 15, 7 * 24 * 60)? * 60 * 1000,
-            retention_ms: super::config::event_retention_ms(&var)?,
+            retention_ms: super::vars::event_retention_ms(&var)?,
             geoip_databases: var("VIGIL_GEOIP_DATABASES")
                 .unwrap_or_default()
                 .split(',')

@@ -37,6 +37,7 @@ pub mod session;
 pub mod snapshot;
 #[cfg(test)]
 mod tests;
+pub mod vars;
 pub mod webhook;
 
 use std::future::Future;
