@@ -44,6 +44,22 @@ pub const CASES: &[Case] = &[
         logout_ends_the_session_at_once,
     ),
     (
+        "cookie_session_login_sets_the_refresh_cookie",
+        cookie_session_login_sets_the_refresh_cookie,
+    ),
+    (
+        "cookie_session_refresh_rotates_the_cookie_and_reuse_ends_it",
+        cookie_session_refresh_rotates_the_cookie_and_reuse_ends_it,
+    ),
+    (
+        "cookie_session_refresh_without_the_csrf_header_is_refused",
+        cookie_session_refresh_without_the_csrf_header_is_refused,
+    ),
+    (
+        "cookie_session_logout_clears_the_cookie",
+        cookie_session_logout_clears_the_cookie,
+    ),
+    (
         "password_change_ends_the_other_sessions",
         password_change_ends_the_other_sessions,
     ),
@@ -288,6 +304,127 @@ fn logout_ends_the_session_at_once(app: &TestApp) {
     app.with_bearer("GET", "/api/auth/me", &access)
         .assert_problem(401, "unauthenticated");
     refresh(app, &refresh_token).assert_problem(401, "invalid-refresh-token");
+}
+
+/// A browser login (`"session": "cookie"`): the access token and the
+/// refresh cookie's value.
+fn cookie_login(app: &TestApp, username: &str) -> (String, String) {
+    let r = app.post_json(
+        "/api/auth/login",
+        &json!({"username": username, "password": PASSWORD, "session": "cookie"}),
+        None,
+    );
+    cookie_tokens(&r)
+}
+
+/// The access token of a cookie-mode answer and its refresh cookie's value,
+/// after checking the cookie's attributes and that the body lacks the token.
+fn cookie_tokens(r: &Resp) -> (String, String) {
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let cookie = r.header("set-cookie").expect("a Set-Cookie");
+    let mut parts = cookie.split(';').map(str::trim);
+    let value = parts
+        .next()
+        .and_then(|p| p.strip_prefix("vigil_refresh="))
+        .unwrap_or_else(|| panic!("{cookie}"));
+    assert!(value.len() >= 40, "{cookie}");
+    let attrs: Vec<&str> = parts.collect();
+    for want in [
+        "Path=/api/auth/refresh",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+    ] {
+        assert!(attrs.contains(&want), "{want} in {cookie}");
+    }
+    let max_age: i64 = attrs
+        .iter()
+        .find_map(|a| a.strip_prefix("Max-Age="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("Max-Age in {cookie}"));
+    assert!(max_age > 3600, "{cookie}");
+    (
+        body["access_token"].as_str().unwrap().to_string(),
+        value.to_string(),
+    )
+}
+
+/// `POST /api/auth/refresh` as a browser does: no token in the body, the
+/// cookie, and (when `csrf`) the CSRF header.
+fn cookie_refresh(app: &TestApp, cookie: &str, csrf: bool) -> Resp {
+    let cookie = format!("vigil_refresh={cookie}");
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("cookie", cookie.as_str()),
+    ];
+    if csrf {
+        headers.push(("x-vigil-csrf", "1"));
+    }
+    app.request("POST", "/api/auth/refresh", &headers, Some(b"{}"))
+}
+
+fn cookie_session_login_sets_the_refresh_cookie(app: &TestApp) {
+    let user = app.create_user(Role::Viewer, PASSWORD);
+    let (access, _) = cookie_login(app, &user.username);
+    assert_eq!(app.with_bearer("GET", "/api/auth/me", &access).status, 200);
+    // Without the switch, nothing changes for API clients.
+    let plain = app.login(&user.username, PASSWORD);
+    assert!(plain.header("set-cookie").is_none());
+    tokens(&plain);
+    // An unknown mode is refused like any bad field.
+    app.post_json(
+        "/api/auth/login",
+        &json!({"username": user.username, "password": PASSWORD, "session": "jar"}),
+        None,
+    )
+    .assert_problem(422, "validation");
+}
+
+fn cookie_session_refresh_rotates_the_cookie_and_reuse_ends_it(app: &TestApp) {
+    let user = app.create_user(Role::Viewer, PASSWORD);
+    let (_, first) = cookie_login(app, &user.username);
+    let (access, second) = cookie_tokens(&cookie_refresh(app, &first, true));
+    assert_ne!(first, second);
+    assert_eq!(app.with_bearer("GET", "/api/auth/me", &access).status, 200);
+    // The first cookie again: it leaked, and the whole session ends.
+    cookie_refresh(app, &first, true).assert_problem(401, "invalid-refresh-token");
+    app.with_bearer("GET", "/api/auth/me", &access)
+        .assert_problem(401, "unauthenticated");
+    cookie_refresh(app, &second, true).assert_problem(401, "invalid-refresh-token");
+    // No body token and no cookie: nothing to refresh.
+    app.request(
+        "POST",
+        "/api/auth/refresh",
+        &[("content-type", "application/json"), ("x-vigil-csrf", "1")],
+        Some(b"{}"),
+    )
+    .assert_problem(401, "invalid-refresh-token");
+}
+
+fn cookie_session_refresh_without_the_csrf_header_is_refused(app: &TestApp) {
+    let user = app.create_user(Role::Viewer, PASSWORD);
+    let (_, cookie) = cookie_login(app, &user.username);
+    let r = cookie_refresh(app, &cookie, false);
+    r.assert_problem(403, "csrf-header-missing");
+    assert!(r.header("set-cookie").is_none());
+    // It changed nothing: the same cookie still refreshes once.
+    let (access, _) = cookie_tokens(&cookie_refresh(app, &cookie, true));
+    assert_eq!(app.with_bearer("GET", "/api/auth/me", &access).status, 200);
+}
+
+fn cookie_session_logout_clears_the_cookie(app: &TestApp) {
+    let user = app.create_user(Role::Viewer, PASSWORD);
+    let (access, cookie) = cookie_login(app, &user.username);
+    let r = app.with_bearer("POST", "/api/auth/logout", &access);
+    assert_eq!(r.status, 204, "{}", r.text());
+    let cleared = r.header("set-cookie").expect("a Set-Cookie clearing it");
+    assert!(cleared.starts_with("vigil_refresh=;"), "{cleared}");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(cleared.contains("Path=/api/auth/refresh"), "{cleared}");
+    cookie_refresh(app, &cookie, true).assert_problem(401, "invalid-refresh-token");
 }
 
 fn password_change_ends_the_other_sessions(app: &TestApp) {

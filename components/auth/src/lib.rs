@@ -1,5 +1,6 @@
 //! The `auth` component (`/api/auth/...`): identities and tokens.
 //!
+//! - [`cookie`]: browser sessions, the refresh token in an `HttpOnly` cookie.
 //! - [`login`]: login (throttle, identical failures), refresh with
 //!   rotation and reuse detection, logout, password change.
 //! - [`lockout`]: failures per (account, address), the account-wide
@@ -14,6 +15,7 @@
 //!
 //! - [`invitations`]: invitations to a role, and registering with one.
 
+mod cookie;
 mod input;
 mod invitations;
 mod keys;
@@ -106,14 +108,14 @@ pub static COMPONENT: Component = Component {
         .replies(&[NO_CONTENT])
         .errors(&[400, 404, 409, 429, 503]),
         Route::new("POST", "/api/auth/refresh", Access::Public, login::refresh)
-            .summary("Exchange a refresh token for new tokens; reuse ends the session")
+            .summary("Exchange a refresh token (or, without one, the `vigil_refresh` cookie with the `X-Vigil-CSRF` header) for new tokens; reuse ends the session")
             .request(schema_of::<login::RefreshRequest>)
             .replies(&[Reply::json(
                 200,
                 "New tokens; the old refresh token is dead",
                 schema_of::<Tokens>,
             )])
-            .errors(&[401, 503]),
+            .errors(&[401, 403, 503]),
         Route::new(
             "POST",
             "/api/auth/logout",

@@ -15,6 +15,7 @@ use vigil_core::password;
 use vigil_core::time::now_millis;
 use vigil_core::{Pending, Role};
 
+use crate::cookie::{self, SessionMode};
 use crate::input;
 use crate::lockout::{self, GUARD_COLUMNS, Guard, guard_from};
 use crate::sessions::{self, Grant, Tokens};
@@ -32,6 +33,10 @@ pub struct LoginRequest {
     username: String,
     #[schemars(length(max = 4096), extend("format" = "password"))]
     password: String,
+    /// `cookie`: the refresh token goes into an `HttpOnly` cookie, not the
+    /// body (browser logins; carried over to the 2FA step's answer there).
+    #[serde(default)]
+    session: SessionMode,
 }
 
 pub(crate) struct Account {
@@ -211,7 +216,7 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
         Ok(None)
     })?;
     match tokens {
-        Some(LoginOutcome::Tokens(tokens)) => Ok(response::json(200, &tokens)),
+        Some(LoginOutcome::Tokens(tokens)) => Ok(cookie::reply(tokens, req.session)),
         Some(LoginOutcome::Mfa(challenge)) => Ok(response::json(200, &challenge)),
         None => Err(invalid_credentials()),
     }
@@ -220,8 +225,10 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    /// Absent: the `vigil_refresh` cookie's token (with the `X-Vigil-CSRF`
+    /// header), and the new one goes into the cookie too.
     #[schemars(length(max = 128))]
-    refresh_token: String,
+    refresh_token: Option<String>,
 }
 
 fn invalid_refresh() -> ApiError {
@@ -234,6 +241,13 @@ fn invalid_refresh() -> ApiError {
 /// that it leaked: its whole session ends, audited as reuse.
 pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let req: RefreshRequest = input::json(ctx)?;
+    let (presented, mode) = match req.refresh_token {
+        Some(token) => (token, SessionMode::Body),
+        None => (
+            cookie::refresh_token(ctx)?.ok_or_else(invalid_refresh)?,
+            SessionMode::Cookie,
+        ),
+    };
     let now = now_millis();
     let signing = signing()?;
     let conn = db::open()?;
@@ -246,7 +260,7 @@ pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
              FROM refresh_tokens t JOIN sessions s ON s.id = t.family_id JOIN users u ON u.id = t.user_id
                   JOIN credentials c ON c.user_id = t.user_id
              WHERE t.token_hash = ?1",
-            &[Value::Text(secret_hash(&req.refresh_token))],
+            &[Value::Text(secret_hash(&presented))],
         )?;
         let Some(r) = rows.first() else {
             return Ok(None);
@@ -300,7 +314,9 @@ pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
             "UPDATE refresh_tokens SET replaced_by = (SELECT id FROM refresh_tokens WHERE token_hash = ?2) WHERE id = ?1",
             &[
                 Value::Text(token_id),
-                Value::Text(secret_hash(&tokens.refresh_token)),
+                Value::Text(secret_hash(
+                    tokens.refresh_token.as_deref().unwrap_or_default(),
+                )),
             ],
         )?;
         let mut entry = ctx.audit_entry("auth.token.refreshed", "session", &sid, now);
@@ -309,7 +325,7 @@ pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
         Ok(Some(tokens))
     })?;
     tokens
-        .map(|t| response::json(200, &t))
+        .map(|t| cookie::reply(t, mode))
         .ok_or_else(invalid_refresh)
 }
 
@@ -327,7 +343,11 @@ pub fn logout(ctx: &mut Ctx) -> Result<Response, ApiError> {
         sessions::end(conn, &sid, "logout", now)?;
         vigil_api::audit::append(conn, &ctx.audit_entry("auth.logout", "session", &sid, now))
     })?;
-    Ok(Response::builder().status(204).build())
+    // A browser's refresh cookie goes with the session (harmless otherwise).
+    Ok(Response::builder()
+        .status(204)
+        .header("set-cookie", cookie::cleared())
+        .build())
 }
 
 #[derive(Deserialize, JsonSchema)]

@@ -69,6 +69,9 @@ pub struct MfaLogin {
     /// …or one of the recovery codes (each works once).
     #[schemars(length(max = 64))]
     recovery_code: Option<String>,
+    /// `cookie`: the refresh token goes into an `HttpOnly` cookie (as at login).
+    #[serde(default)]
+    session: crate::cookie::SessionMode,
 }
 
 /// `POST /api/auth/login/mfa`: the second step. The challenge is spent by
@@ -152,7 +155,7 @@ pub fn login(ctx: &mut Ctx) -> Result<Response, ApiError> {
         Ok(Some(tokens))
     })?;
     tokens
-        .map(|t| response::json(200, &t))
+        .map(|t| crate::cookie::reply(t, req.session))
         .ok_or_else(invalid_credentials)
 }
 

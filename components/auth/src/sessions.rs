@@ -23,9 +23,15 @@ pub struct Tokens {
     pub token_type: &'static str,
     pub expires_in: i64,
     /// Opaque, single use: `POST /api/auth/refresh` exchanges it for new tokens.
-    pub refresh_token: String,
+    /// Absent when the session keeps it in the `vigil_refresh` cookie
+    /// (`"session": "cookie"` at login).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     #[schemars(extend("format" = "date-time"))]
     pub refresh_token_expires_at: String,
+    /// Seconds until the refresh token expires (the cookie's `Max-Age`).
+    #[serde(skip)]
+    pub refresh_token_max_age_secs: i64,
     #[schemars(extend("format" = "uuid"))]
     pub session_id: String,
 }
@@ -77,8 +83,9 @@ pub fn issue(
         access_token: signing.signer.sign(&claims),
         token_type: "Bearer",
         expires_in: ACCESS_TOKEN_TTL_SECS,
-        refresh_token: refresh,
+        refresh_token: Some(refresh),
         refresh_token_expires_at: rfc3339(refresh_expires),
+        refresh_token_max_age_secs: (refresh_expires - now).max(0) / 1000,
         session_id: sid.into(),
     })
 }
