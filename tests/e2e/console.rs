@@ -19,6 +19,14 @@ pub const CASES: &[Case] = &[
         console_missing_files_and_traversal_are_404,
     ),
     ("console_is_read_only", console_is_read_only),
+    (
+        "console_pages_carry_a_strict_content_security_policy",
+        console_pages_carry_a_strict_content_security_policy,
+    ),
+    (
+        "console_config_names_the_relay_and_the_policy_allows_it",
+        console_config_names_the_relay_and_the_policy_allows_it,
+    ),
     ("openapi_document_is_served", openapi_document_is_served),
     (
         "every_documented_operation_is_served",
@@ -86,6 +94,82 @@ fn console_is_read_only(app: &TestApp) {
     let head = app.request("HEAD", "/", &[], None);
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
+}
+
+fn console_pages_carry_a_strict_content_security_policy(app: &TestApp) {
+    let page = app.get("/");
+    let csp = page
+        .header("content-security-policy")
+        .expect("a CSP")
+        .to_string();
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    // The suite's app names no relay: connections to this origin only.
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    // No inline script or style in the page itself.
+    let html = page.text();
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "{html}"
+    );
+    assert!(!html.contains("<style"), "{html}");
+    // Modules and vendored files have their content types.
+    for (path, kind) in [
+        ("/js/api.js", "text/javascript; charset=utf-8"),
+        (
+            "/vendor/uplot/uPlot.iife.min.js",
+            "text/javascript; charset=utf-8",
+        ),
+        ("/vendor/uplot/uPlot.min.css", "text/css; charset=utf-8"),
+        ("/favicon.svg", "image/svg+xml"),
+    ] {
+        let r = app.get(path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), Some(kind), "{path}");
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
+    }
+}
+
+fn console_config_names_the_relay_and_the_policy_allows_it(app: &TestApp) {
+    let r = app.get("/config.json");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.json(), serde_json::json!({"relay_url": null}));
+    let Some((other, _dir)) =
+        app.with_variables(&[("relay_url", "wss://relay.example.test:8443/ws")])
+    else {
+        return;
+    };
+    let get = |path: &str| {
+        vigil_e2e::client::request("GET", &format!("{}{path}", other.base_url), &[], None).unwrap()
+    };
+    assert_eq!(
+        get("/config.json").json()["relay_url"],
+        "wss://relay.example.test:8443/ws"
+    );
+    let csp = get("/")
+        .header("content-security-policy")
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("connect-src 'self' wss://relay.example.test:8443;"),
+        "{csp}"
+    );
+    // A value that is not a ws:// or wss:// URL is refused (503 naming
+    // relay_url): the component's unit tests.
 }
 
 fn openapi_document_is_served(app: &TestApp) {

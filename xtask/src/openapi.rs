@@ -27,6 +27,11 @@ pub const CONSOLE: &[StaticOperation] = &[
         content_type: "application/json",
     },
     StaticOperation {
+        path: "/config.json",
+        summary: "The console's settings: `relay_url`, the relay's WebSocket URL (null when unset)",
+        content_type: "application/json",
+    },
+    StaticOperation {
         path: "/",
         summary: "The web console",
         content_type: "text/html",

@@ -135,6 +135,13 @@ pub fn up(args: &[String]) -> Result<()> {
             format!("http://{}", args.listen),
         );
     }
+    // The console connects to the relay started below.
+    if std::env::var_os("SPIN_VARIABLE_RELAY_URL").is_none() {
+        cmd.env(
+            "SPIN_VARIABLE_RELAY_URL",
+            format!("ws://{}/ws", args.relay_listen),
+        );
+    }
 
     // The relay: same database, the development key's public half, and the
     // console's origin allowed (unless the environment says otherwise).

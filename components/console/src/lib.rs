@@ -1,12 +1,15 @@
 //! The `console` component: serves the web console from `static/` (embedded
-//! at build time) at `/...`, and the OpenAPI document at `/api/openapi.json`.
+//! at build time) at `/...`, the OpenAPI document at `/api/openapi.json`, and
+//! the console's settings at `/config.json` (the relay's WebSocket URL, the
+//! `relay_url` variable).
 //!
 //! Only `GET` and `HEAD`; paths are checked segment by segment (no `..`, no
 //! `.`, no empty or encoded-slash segments), so nothing outside `static/` can
-//! be named; responses carry an ETag and honour `If-None-Match`.
+//! be named; responses carry an ETag and honour `If-None-Match`. Pages carry a
+//! strict Content-Security-Policy (no inline script or style; connections to
+//! this origin and the relay's only).
 
-use spin_sdk::http::{IncomingRequest, Response, ResponseOutparam};
-use spin_sdk::http_component;
+use spin_sdk::http::{IncomingRequest, Response};
 use vigil_api::{ApiError, response};
 
 pub struct StaticFile {
@@ -36,6 +39,74 @@ fn resolve(path: &str) -> Option<&'static StaticFile> {
         return None;
     }
     embedded::FILES.iter().find(|f| f.path == rel)
+}
+
+/// The relay's WebSocket URL (`relay_url`: `ws://` or `wss://`, a host, an
+/// optional port and path), or `None` when unset (the console then has no
+/// live updates). A bad value is refused, never guessed around: it would go
+/// into the CSP header.
+fn relay_url() -> Result<Option<String>, ApiError> {
+    let raw = spin_sdk::variables::get("relay_url").unwrap_or_default();
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    relay_origin(raw).ok_or_else(|| {
+        vigil_api::settings::refuse(
+            "relay_url",
+            "must be a ws:// or wss:// URL such as ws://127.0.0.1:3001/ws",
+        )
+    })?;
+    Ok(Some(raw.to_string()))
+}
+
+/// `scheme://host[:port]` of a `ws://`/`wss://` URL, if it is one.
+fn relay_origin(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))?;
+    let authority = rest.split('/').next()?;
+    let ok = !authority.is_empty()
+        && authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        && rest[authority.len()..]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-._~".contains(c));
+    ok.then(|| &url[..url.len() - rest.len() + authority.len()])
+}
+
+/// The pages' policy: everything from this origin, WebSockets to the relay,
+/// no inline script or style, no framing, no `<base>`, forms only here.
+fn content_security_policy(relay: Option<&str>) -> String {
+    let relay = relay
+        .and_then(relay_origin)
+        .map(|o| format!(" {o}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'{relay}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; \
+         object-src 'none'"
+    )
+}
+
+/// `GET /config.json`: what the console needs to know that is not in the API.
+fn config(method: &str) -> Result<Response, ApiError> {
+    if method != "GET" && method != "HEAD" {
+        return Err(ApiError::method_not_allowed(vec!["GET", "HEAD"]));
+    }
+    let body = serde_json::json!({ "relay_url": relay_url()? }).to_string();
+    Ok(Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-cache")
+        .header("x-content-type-options", "nosniff")
+        .body(if method == "HEAD" {
+            Vec::new()
+        } else {
+            body.into_bytes()
+        })
+        .build())
 }
 
 fn cache_control(file: &StaticFile) -> &'static str {
@@ -72,14 +143,14 @@ fn serve_file(req: &IncomingRequest, method: &str, path: &str) -> Result<Respons
     builder
         .status(200)
         .header("content-type", file.content_type);
+    builder.header("referrer-policy", "no-referrer");
     if file.content_type.starts_with("text/html") {
         builder
             .header(
                 "content-security-policy",
-                "default-src 'self'; frame-ancestors 'none'",
+                content_security_policy(relay_url()?.as_deref()),
             )
-            .header("x-frame-options", "DENY")
-            .header("referrer-policy", "no-referrer");
+            .header("x-frame-options", "DENY");
     }
     let body = if method == "HEAD" {
         Vec::new()
@@ -89,21 +160,65 @@ fn serve_file(req: &IncomingRequest, method: &str, path: &str) -> Result<Respons
     Ok(builder.body(body).build())
 }
 
-#[http_component]
-async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::http_component]
+async fn handle(req: IncomingRequest, out: spin_sdk::http::ResponseOutparam) {
     vigil_api::send(answer(req), out).await
 }
 
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 fn answer(req: IncomingRequest) -> Response {
     let method = req.method().to_string();
     let path_with_query = req.path_with_query().unwrap_or_default();
     let path = path_with_query.split('?').next().unwrap_or("/").to_string();
     let request_id = vigil_core::id::new_id();
-    let response = serve_file(&req, &method, &path)
-        .unwrap_or_else(|err| response::problem(&err, &path, &request_id));
+    let served = if path == "/config.json" {
+        config(&method)
+    } else {
+        serve_file(&req, &method, &path)
+    };
+    let response = served.unwrap_or_else(|err| response::problem(&err, &path, &request_id));
     vigil_api::log::line(
         serde_json::json!({"level": "info", "component": "console", "request_id": request_id,
                            "method": method, "path": path, "status": response.status()}),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_relay_origin_is_the_scheme_host_and_port() {
+        assert_eq!(
+            relay_origin("ws://127.0.0.1:3001/ws"),
+            Some("ws://127.0.0.1:3001")
+        );
+        assert_eq!(
+            relay_origin("wss://relay.example.com/ws"),
+            Some("wss://relay.example.com")
+        );
+        assert_eq!(relay_origin("wss://[::1]:9/"), Some("wss://[::1]:9"));
+        for bad in [
+            "http://x/ws",
+            "ws://",
+            "ws://x; script-src *",
+            "ws://x/ws'",
+            "ws://a b",
+        ] {
+            assert_eq!(relay_origin(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_policy_allows_the_relay_and_nothing_inline() {
+        let csp = content_security_policy(Some("ws://127.0.0.1:3001/ws"));
+        assert!(
+            csp.contains("connect-src 'self' ws://127.0.0.1:3001;"),
+            "{csp}"
+        );
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+        assert!(content_security_policy(None).contains("connect-src 'self';"));
+    }
 }
