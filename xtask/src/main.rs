@@ -71,6 +71,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// `npm ci` in `tests/browser/` (playwright-core, pinned by its lock file;
+/// no browser is downloaded) when it has not run since the lock changed. The
+/// browser tests report what is missing themselves, so a failure here is
+/// only reported.
+fn browser_deps() {
+    let dir = root().join("tests/browser");
+    let installed = dir.join("node_modules/.package-lock.json");
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&installed).is_some_and(|at| Some(at) >= modified(&dir.join("package-lock.json"))) {
+        return;
+    }
+    match std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .status()
+    {
+        Ok(status) if status.success() => {}
+        Ok(status) => println!(
+            "npm ci in tests/browser failed ({status}): the browser tests will say what is missing"
+        ),
+        Err(e) => println!("npm not found ({e}): the browser tests will say what is missing"),
+    }
+}
+
 /// Build the components and the native binaries the tests start, then run
 /// every test of the native workspace members, and close with one summary
 /// line over all of them.
@@ -84,6 +108,7 @@ fn test(extra: &[String]) -> Result<()> {
         }
         None => println!("the STIX validator needs python3: the STIX export cases will fail"),
     }
+    browser_deps();
     cmd.args(["test", "--no-fail-fast", "--lib", "--bins", "--tests"])
         .args(extra.iter().skip_while(|a| *a == "--"))
         .current_dir(root())
