@@ -4,9 +4,11 @@
 //   VIGIL_BROWSER_ADMIN_TOKEN  an admin access token, to set the scene over the API
 //   VIGIL_BROWSER_CHROMIUM  the browser binary
 //   VIGIL_BROWSER_SCREENSHOTS  where to write a screenshot of each page visited
+//   VIGIL_BROWSER_VIGIL  the `vigil` binary, to verify a downloaded evidence pack
 // Prints one line per case, `ok - name` or `not ok - name :: why`, and exits 1 if any failed.
 
 import { createHmac, randomUUID } from "node:crypto";
+import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -147,9 +149,12 @@ async function logIn(page, user, shotPrefix) {
 }
 
 const analyst = await mfaUser("analyst", "browser-analyst");
+const supervisor = await mfaUser("supervisor", "browser-supervisor");
 const viewer = await createUser("viewer", "browser-viewer");
 const admin = await createUser("admin", "browser-admin");
 const page = await newPage("analyst");
+let dismissed = null;
+let awaitingSecond = null;
 
 await step("log in with a password and a TOTP code; the refresh token is an HttpOnly cookie", async () => {
   await logIn(page, analyst, "01");
@@ -184,6 +189,7 @@ await step("claim, then dismiss with a reason from the picker", async () => {
   await dialog.getByRole("button", { name: "Dismiss" }).click();
   await row.waitFor({ state: "detached", timeout: WAIT });
   const after = await api("GET", `/api/decisions/${d.id}`);
+  dismissed = d.id;
   if (after.status !== "dismissed") throw new Error(`status ${after.status}`);
   const last = after.history[after.history.length - 1];
   if (last.reason !== "duplicate") throw new Error(`history ${JSON.stringify(last)}`);
@@ -202,6 +208,33 @@ await step("the keyboard claims the selected decision (shortcuts listed on the p
   const after = await api("GET", `/api/decisions/${d.id}`);
   if (after.status !== "approved") throw new Error(`status ${after.status}`);
   await page.getByText("Keyboard shortcuts").click();
+});
+
+await step("a dispatch approved by the analyst waits for a supervisor's second approval", async () => {
+  const summary = `Dispatch a patrol ${randomUUID().slice(0, 6)}`;
+  const d = await submitDecision(summary, "dispatch");
+  const row = page.locator(`tr[data-id="${d.id}"]`);
+  await row.waitFor({ timeout: WAIT });
+  await row.locator('button[data-command="claim"]').click();
+  await row.locator('button[data-command="approve"]').click();
+  await row.locator("text=awaiting second approval").waitFor({ timeout: WAIT });
+  // The analyst is not offered the second approval.
+  if (await row.locator('button[data-command="second-approval"]').count()) throw new Error("an analyst is offered the second approval");
+  awaitingSecond = d.id;
+});
+
+await step("evidence: a pack is built, downloads, and vigil verify accepts it", async () => {
+  await page.goto(BASE + "/#/evidence");
+  await page.waitForSelector("h1:has-text('Evidence')", { timeout: WAIT });
+  await page.locator('select[name="subject"]').selectOption("decision");
+  await page.locator('input[name="id"]').fill(dismissed);
+  const [download] = await Promise.all([page.waitForEvent("download", { timeout: WAIT }), page.getByRole("button", { name: "Build pack" }).click()]);
+  const zip = join(SHOTS, "evidence-pack.zip");
+  await download.saveAs(zip);
+  await page.waitForSelector("text=Pack built", { timeout: WAIT });
+  await shot(page, "09-evidence");
+  const out = spawnSync(process.env.VIGIL_BROWSER_VIGIL, ["verify", zip, "--jwks", BASE + "/api/export/keys"], { encoding: "utf8" });
+  if (out.status !== 0 || !out.stdout.includes("VERIFIED")) throw new Error(`vigil verify: ${out.status} ${out.stdout} ${out.stderr}`);
 });
 
 await step("an alert pushed through the relay appears live, and is acknowledged", async () => {
@@ -245,8 +278,8 @@ await step("metrics: KPI cards and charts render with data", async () => {
   await shot(page, "07-metrics");
 });
 
-await step("sensors, evidence and API reference pages render", async () => {
-  for (const [route, heading, name] of [["sensors", "Sensors", "08-sensors"], ["evidence", "Evidence", "09-evidence"], ["api", "API reference", "10-api"]]) {
+await step("sensors and API reference pages render", async () => {
+  for (const [route, heading, name] of [["sensors", "Sensors", "08-sensors"], ["api", "API reference", "10-api"]]) {
     await page.goto(BASE + `/#/${route}`);
     await page.waitForSelector(`h1:has-text('${heading}')`, { timeout: WAIT });
     await shot(page, name);
@@ -262,6 +295,21 @@ await step("a reload keeps the session (refresh cookie with the CSRF header); lo
   await page.waitForSelector("#login-form", { timeout: WAIT });
   const cookies = await page.context().cookies();
   if (cookies.some((c) => c.name === "vigil_refresh")) throw new Error("the cookie outlived the logout");
+});
+
+await step("a supervisor gives the second approval (2FA login)", async () => {
+  const sp = await newPage("supervisor");
+  await logIn(sp, supervisor);
+  const row = sp.locator(`tr[data-id="${awaitingSecond}"]`);
+  await row.locator('button[data-command="second-approval"]').click();
+  const dialog = sp.locator("dialog[open]");
+  await dialog.locator('input[name="approve"][value="yes"]').check();
+  await shot(sp, "15-second-approval");
+  await dialog.getByRole("button", { name: "Record" }).click();
+  await row.waitFor({ state: "detached", timeout: WAIT });
+  const after = await api("GET", `/api/decisions/${awaitingSecond}`);
+  if (after.status !== "authorized") throw new Error(`status ${after.status}`);
+  await sp.context().close();
 });
 
 await step("a viewer sees the queue and alerts without any action buttons", async () => {

@@ -118,6 +118,7 @@ fn run() -> Result<(usize, Vec<String>)> {
         .env("VIGIL_BROWSER_ADMIN_TOKEN", app.token(Role::Admin))
         .env("VIGIL_BROWSER_CHROMIUM", chromium().expect("checked"))
         .env("VIGIL_BROWSER_SCREENSHOTS", &shots)
+        .env("VIGIL_BROWSER_VIGIL", vigil_bin())
         .stderr(Stdio::inherit())
         .output()
         .context("running node")?;
