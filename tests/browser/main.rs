@@ -111,17 +111,37 @@ fn run() -> Result<(usize, Vec<String>)> {
     let mut relay = start_relay(&app, port, dir.path())?;
     let shots = workspace_root().join("target/console-screenshots");
     let _ = std::fs::remove_dir_all(&shots);
+    // `cargo xtask bench console` runs the benchmark instead of the tests.
+    let bench = std::env::var_os("VIGIL_BROWSER_BENCH").is_some();
     let output = Command::new("node")
-        .arg("console.test.mjs")
+        .arg(if bench {
+            "console.bench.mjs"
+        } else {
+            "console.test.mjs"
+        })
         .current_dir(workspace_root().join("tests/browser"))
         .env("VIGIL_BROWSER_BASE_URL", &app.base_url)
         .env("VIGIL_BROWSER_ADMIN_TOKEN", app.token(Role::Admin))
         .env("VIGIL_BROWSER_CHROMIUM", chromium().expect("checked"))
         .env("VIGIL_BROWSER_SCREENSHOTS", &shots)
         .env("VIGIL_BROWSER_VIGIL", vigil_bin())
+        .stdout(if bench {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        })
         .stderr(Stdio::inherit())
         .output()
         .context("running node")?;
+    if bench {
+        let _ = relay.kill();
+        anyhow::ensure!(
+            output.status.success(),
+            "the benchmark failed: {}",
+            output.status
+        );
+        return Ok((1, Vec::new()));
+    }
     let _ = relay.kill();
     let _ = relay.wait();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -211,9 +211,10 @@ pub fn bench(args: &[String]) -> Result<()> {
         Some("relay") => return relay::run_bench(&args[1..]),
         Some("export") => return export::run(&args[1..]),
         Some("metrics") => return metrics::run(&args[1..]),
+        Some("console") => return bench_console(),
         _ => {
             bail!(
-                "usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld] | mqtt [--seconds N] [--per-message N] [--sqld] | relay [--clients N] [--events N] [--rate N] [--seconds N] [--skip-mqtt] | export [--packs-only] | metrics [--events N] [--requests N]>"
+                "usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld] | mqtt [--seconds N] [--per-message N] [--sqld] | relay [--clients N] [--events N] [--rate N] [--seconds N] [--skip-mqtt] | export [--packs-only] | metrics [--events N] [--requests N] | console>"
             )
         }
     }
@@ -350,6 +351,22 @@ fn release_host() -> Result<()> {
 /// component spends authenticating and authorizing a request (the
 /// `auth_us` of its request log: token verification in `platform` and the
 /// session lookup), through the host and `spin up`.
+/// The console in headless Chromium (tests/browser/console.bench.mjs, run
+/// by the browser test binary): time to a usable queue with 1,000 pending
+/// decisions and 100 live alerts a minute, and the bytes a cold load moves.
+fn bench_console() -> Result<()> {
+    crate::build::build_all()?;
+    crate::browser_deps();
+    let status = crate::cargo()
+        .args(["test", "-p", "vigil-e2e", "--test", "browser"])
+        .env("VIGIL_BROWSER_BENCH", "1")
+        .env("VIGIL_REQUIRE_BROWSER", "1")
+        .current_dir(crate::root())
+        .status()?;
+    anyhow::ensure!(status.success(), "the console benchmark failed");
+    Ok(())
+}
+
 fn bench_auth() -> Result<()> {
     build::build_all()?;
     release_host()?;

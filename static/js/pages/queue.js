@@ -10,6 +10,7 @@ import { listen } from "../live.js";
 import { ask, badge, clear, countdown, field, h, notify, page, problemText, table } from "../ui.js";
 
 const OPEN = ["pending", "claimed", "escalated", "awaiting_second_approval"];
+const MAX_PER_STATUS = 2000;
 const PRIORITY_RANK = { P1: 1, P2: 2, P3: 3, P4: 4 };
 const REASONS = [
   ["false_positive", "False positive"],
@@ -120,9 +121,31 @@ export async function queuePage(ctx) {
   const detail = h("aside", { class: "detail", "aria-live": "polite", "aria-label": "Selected decision" });
   const counter = h("p", { class: "muted", role: "status" });
 
+  let generation = 0;
+  // The first page of each status is shown at once (the queue is usable);
+  // the rest follows page by page, up to MAX_PER_STATUS. A newer load (a
+  // live change) supersedes an older one still paging.
   async function load() {
-    const pages = await Promise.all(OPEN.map((status) => call("GET", "/api/decisions", { query: { status, limit: 200 } })));
-    decisions = sortQueue(pages.flatMap((p) => p.decisions));
+    const mine = ++generation;
+    const fetchPage = (status, cursor) => call("GET", "/api/decisions", { query: { status, limit: 200, cursor } });
+    const firsts = await Promise.all(OPEN.map((status) => fetchPage(status)));
+    if (mine !== generation) return;
+    decisions = sortQueue(firsts.flatMap((p) => p.decisions));
+    draw();
+    const rest = await Promise.all(
+      firsts.map(async (first, i) => {
+        const more = [];
+        let cursor = first.next_cursor;
+        while (cursor && first.decisions.length + more.length < MAX_PER_STATUS && mine === generation) {
+          const next = await fetchPage(OPEN[i], cursor);
+          more.push(...next.decisions);
+          cursor = next.next_cursor;
+        }
+        return more;
+      }),
+    );
+    if (mine !== generation || !rest.some((r) => r.length)) return;
+    decisions = sortQueue([...decisions, ...rest.flat()]);
     draw();
   }
 
