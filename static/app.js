@@ -2,7 +2,7 @@
 // (only what the signed-in role may see), and the session's start (resumed
 // from the refresh cookie) and end.
 
-import { can, currentUser, logout, onSessionChange, refresh, resume, tokenSecondsLeft } from "./js/api.js";
+import { can, currentUser, logout, onSessionChange, pendingStep, refresh, resume, tokenSecondsLeft } from "./js/api.js";
 import * as live from "./js/live.js";
 import { clear, h } from "./js/ui.js";
 import { loginPage } from "./js/pages/login.js";
@@ -103,8 +103,8 @@ async function render() {
     focusHeading();
     return;
   }
-  if (me.user?.must_change_password || me.pending) {
-    clear(view, loginPage({ pending: true, done: started }));
+  if (me.user?.must_change_password || pendingStep()) {
+    clear(view, loginPage({ pending: pendingStep() || "password_change", done: started }));
     focusHeading();
     return;
   }

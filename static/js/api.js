@@ -38,6 +38,21 @@ export function token() {
   return accessToken;
 }
 
+/**
+ * The step the signed-in user owes before anything else (`password_change`,
+ * `mfa_enrolment`), from the access token's `pending` claim (read, not
+ * verified: the API enforces it), or null.
+ */
+export function pendingStep() {
+  if (!accessToken) return null;
+  try {
+    const payload = accessToken.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(payload)).pending || null;
+  } catch {
+    return null;
+  }
+}
+
 /** Seconds until the access token expires. */
 export function tokenSecondsLeft() {
   return Math.max(0, Math.round((accessExpiresAt - Date.now()) / 1000));

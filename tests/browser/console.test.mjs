@@ -338,6 +338,26 @@ await step("a supervisor gives the second approval (2FA login)", async () => {
   await sp.context().close();
 });
 
+await step("a supervisor without 2FA is led through the enrolment its role requires", async () => {
+  const fresh = await createUser("supervisor", "browser-new-supervisor");
+  const np = await newPage("new supervisor");
+  await np.goto(BASE + "/");
+  await np.getByLabel("Username").fill(fresh.username);
+  await np.getByLabel("Password").fill(PASSWORD);
+  await np.getByRole("button", { name: "Log in" }).click();
+  await np.locator("#enrol-form").getByLabel("Password").fill(PASSWORD);
+  await np.getByRole("button", { name: "Set up" }).click();
+  const secret = (await np.locator("#mfa-secret").textContent()).trim();
+  await shot(np, "16-mfa-enrolment");
+  await np.getByLabel("Code from the app").fill(totp(secret, nowStep()));
+  await np.getByRole("button", { name: "Turn on 2FA" }).click();
+  await np.locator("#recovery-codes li").nth(9).waitFor({ timeout: WAIT });
+  await np.locator("#recovery-saved").click();
+  await np.waitForSelector("h1:has-text('Decision queue')", { timeout: WAIT });
+  await np.waitForSelector("tbody tr", { timeout: WAIT });
+  await np.context().close();
+});
+
 await step("a viewer sees the queue and alerts without any action buttons", async () => {
   const v = await newPage("viewer");
   await submitDecision(`For the viewer ${randomUUID().slice(0, 6)}`);

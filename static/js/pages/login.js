@@ -1,9 +1,9 @@
 // Login: username and password, then (with 2FA on) a code from the
 // authenticator or a recovery code; a forced password change after an
-// admin's reset. Failures are shown as the API words them: a wrong password,
+// admin's reset, or the 2FA enrolment a role requires. Failures are shown as the API words them: a wrong password,
 // an unknown user and a locked account look alike on purpose.
 
-import { ApiProblem, call, loadMe, login, loginMfa, logout } from "../api.js";
+import { ApiProblem, call, loadMe, login, loginMfa, logout, pendingStep, refresh } from "../api.js";
 import { field, h, problemText } from "../ui.js";
 
 function failureText(err) {
@@ -132,9 +132,69 @@ export function loginPage({ next, pending, done }) {
     current.focus();
   }
 
+  function enrolment() {
+    const password = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
+    const start = h(
+      "form",
+      { class: "stack", id: "enrol-form" },
+      h("p", {}, "Your role requires two-factor authentication. Confirm your password to set up an authenticator app (any TOTP app)."),
+      field("Password", password),
+      h("button", { type: "submit" }, "Set up"),
+    );
+    start.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      message.textContent = "";
+      try {
+        const enrolled = await call("POST", "/api/auth/mfa/enroll", { body: { password: password.value }, noRedirect: true });
+        confirmStep(enrolled);
+      } catch (err) {
+        fail(err);
+      }
+    });
+    show("Set up two-factor authentication", start);
+    password.focus();
+  }
+
+  function confirmStep(enrolled) {
+    const code = h("input", { name: "code", inputmode: "numeric", autocomplete: "one-time-code", pattern: "[0-9 ]{6,8}", required: true });
+    const form = h(
+      "form",
+      { class: "stack", id: "confirm-form" },
+      h("p", {}, "Scan the code with your authenticator app, or enter the secret by hand, then enter the code it shows."),
+      h("img", { src: `data:image/svg+xml;base64,${btoa(enrolled.qr_svg)}`, alt: "QR code of the authenticator secret", width: "200", height: "200" }),
+      h("p", {}, "Secret: ", h("code", { id: "mfa-secret" }, enrolled.secret)),
+      field("Code from the app", code),
+      h("button", { type: "submit" }, "Turn on 2FA"),
+    );
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      message.textContent = "";
+      try {
+        const { recovery_codes: codes } = await call("POST", "/api/auth/mfa/confirm", { body: { code: code.value.replace(/\s/g, "") }, noRedirect: true });
+        const go = h("button", { type: "button", id: "recovery-saved" }, "I have saved them: continue");
+        go.addEventListener("click", async () => {
+          // New tokens without the pending step.
+          await refresh();
+          await loadMe();
+          done(next);
+        });
+        show(
+          "Recovery codes",
+          h("div", { class: "stack" }, h("p", {}, "2FA is on. Each of these codes logs you in once if you lose the authenticator. They are shown only now: store them safely."), h("ul", { class: "codes", id: "recovery-codes" }, codes.map((c) => h("li", {}, h("code", {}, c)))), go),
+        );
+        go.focus();
+      } catch (err) {
+        fail(err);
+      }
+    });
+    show("Set up two-factor authentication", form);
+    code.focus();
+  }
+
   async function finish() {
     const me = await loadMe();
-    if (me?.user?.must_change_password) passwordChange();
+    if (me?.user?.must_change_password || pendingStep() === "password_change") passwordChange();
+    else if (pendingStep() === "mfa_enrolment") enrolment();
     else done(next);
   }
 
@@ -142,7 +202,8 @@ export function loginPage({ next, pending, done }) {
     box.replaceChildren(h("h1", { id: "page-title", tabindex: "-1" }, title), message, form);
   }
 
-  if (pending) passwordChange();
+  if (pending === "mfa_enrolment") enrolment();
+  else if (pending) passwordChange();
   else passwordStep();
   return box;
 }
