@@ -15,6 +15,7 @@
 //!
 //! - [`invitations`]: invitations to a role, and registering with one.
 
+mod account;
 mod cookie;
 mod input;
 mod invitations;

@@ -20,8 +20,8 @@ use vigil_core::login::{new_secret, secret_hash};
 use vigil_core::time::now_millis;
 use vigil_core::{Role, password, totp};
 
+use crate::account::{Account, By, invalid_credentials, load_account};
 use crate::lockout;
-use crate::login::{By, invalid_credentials, load_account};
 use crate::sessions::{self, Grant};
 use crate::settings::{mfa_required, signing, totp_box};
 
@@ -263,7 +263,7 @@ fn prove_owner(
     password_given: &str,
     code: Option<&str>,
     now: i64,
-) -> Result<crate::login::Account, ApiError> {
+) -> Result<Account, ApiError> {
     let account = load_account(conn, By::Id(user_id), &lockout::client(ctx))?
         .ok_or_else(ApiError::not_found)?;
     lockout::refuse_if_locked(ctx, conn, user_id, now)?;
