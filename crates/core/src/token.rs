@@ -1,18 +1,25 @@
-//! Access tokens: compact JWS with `alg: EdDSA` (Ed25519), verified against a
-//! JWKS-format public-key set by `kid`.
+//! Access tokens: compact JWS with `alg: EdDSA` (Ed25519), signed and verified
+//! with `jwt-simple` against a JWKS-format public-key set by `kid`.
 //!
 //! Verification is strict on purpose: the header must name `EdDSA` (so `none`
-//! and HMAC confusion are impossible), the `kid` must be in the key set, and
-//! `iss`, `aud`, `exp`, `sub` and `jti` are required.
+//! and HMAC confusion are impossible), must not point elsewhere for keys
+//! (`jku`, `x5u`, `x5c`, `jwk`), the `kid` must be in the key set, and `iss`,
+//! `aud`, `exp`, `iat`, `sub` and `jti` are required.
+
+use std::collections::HashSet;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use jwt_simple::prelude::{
+    Audiences, Duration, Ed25519KeyPair, Ed25519PublicKey, EdDSAKeyPairLike, EdDSAPublicKeyLike,
+    JWTClaims, Token, UnixTimeStamp, VerificationOptions,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{Permission, Principal, Role};
 
-/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
 pub const LEEWAY_SECS: i64 = 30;
 /// Lifetime of an access token, in seconds (15 minutes).
 pub const ACCESS_TOKEN_TTL_SECS: i64 = 15 * 60;
@@ -76,11 +83,17 @@ pub struct Expectations {
     pub audience: String,
 }
 
+/// The claims of ours that JWT does not register (see [`Claims`]).
 #[derive(Deserialize)]
-struct Header {
-    alg: String,
+struct VigilClaims {
     #[serde(default)]
-    kid: Option<String>,
+    role: Option<Role>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    sid: Option<String>,
+    #[serde(default)]
+    pending: Option<crate::access::Pending>,
 }
 
 /// One entry of a JWKS document (`kty: OKP`, `crv: Ed25519`).
@@ -162,6 +175,7 @@ impl KeySet {
 pub struct TokenSigner {
     kid: String,
     key: SigningKey,
+    jwt: Ed25519KeyPair,
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -173,14 +187,22 @@ impl std::fmt::Debug for TokenSigner {
 }
 
 impl TokenSigner {
+    fn new(kid: &str, key: SigningKey) -> TokenSigner {
+        let jwt = Ed25519KeyPair::from_bytes(&key.to_keypair_bytes())
+            .expect("a seed and its own public key form a key pair")
+            .with_key_id(kid);
+        TokenSigner {
+            kid: kid.to_string(),
+            key,
+            jwt,
+        }
+    }
+
     /// A fresh random key (from the OS / WASI random source).
     pub fn generate(kid: &str) -> TokenSigner {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).expect("the platform has a random source");
-        TokenSigner {
-            kid: kid.to_string(),
-            key: SigningKey::from_bytes(&seed),
-        }
+        TokenSigner::new(kid, SigningKey::from_bytes(&seed))
     }
 
     /// From the 32-byte seed, base64url encoded (how the signing-key variable holds it).
@@ -191,10 +213,7 @@ impl TokenSigner {
         let raw: [u8; 32] = raw
             .try_into()
             .map_err(|_| "signing key is not 32 bytes".to_string())?;
-        Ok(TokenSigner {
-            kid: kid.to_string(),
-            key: SigningKey::from_bytes(&raw),
-        })
+        Ok(TokenSigner::new(kid, SigningKey::from_bytes(&raw)))
     }
 
     pub fn seed_b64(&self) -> String {
@@ -214,16 +233,22 @@ impl TokenSigner {
     }
 
     /// Sign any claims as a compact JWS (Vigil's own [`Claims`], or another
-    /// service's, such as a libSQL server's `{"a": "rw"}`).
+    /// service's, such as a libSQL server's `{"a": "rw"}`). The header is
+    /// `{"alg":"EdDSA","typ":"JWT","kid":…}`; the payload is `claims` as is.
     pub fn sign<C: Serialize>(&self, claims: &C) -> String {
-        let header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": self.kid });
-        let signing_input = format!(
-            "{}.{}",
-            B64.encode(header.to_string()),
-            B64.encode(serde_json::to_vec(claims).expect("claims serialize"))
-        );
-        let signature = self.key.sign(signing_input.as_bytes());
-        format!("{signing_input}.{}", B64.encode(signature.to_bytes()))
+        // All registered claims unset: the payload is exactly `claims`.
+        let claims = JWTClaims {
+            issued_at: None,
+            expires_at: None,
+            invalid_before: None,
+            issuer: None,
+            subject: None,
+            audiences: None,
+            jwt_id: None,
+            nonce: None,
+            custom: claims,
+        };
+        self.jwt.sign(claims).expect("claims serialize")
     }
 }
 
@@ -260,57 +285,82 @@ pub fn verify(
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed("token too long".into()));
     }
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let header = Token::decode_metadata(token)
+        .map_err(|_| TokenError::Malformed("the header is not base64url JSON".into()))?;
+    if header.algorithm() != "EdDSA" {
+        return Err(TokenError::UnsupportedAlgorithm(header.algorithm().into()));
+    }
+    // Keys come from our configuration only, never from the token.
+    if header.key_set_url().is_some()
+        || header.certificate_url().is_some()
+        || header.certificate_chain().is_some()
+        || header.public_key().is_some()
+    {
         return Err(TokenError::Malformed(
-            "expected three dot-separated parts".into(),
+            "the header must not name keys (jku, x5u, x5c, jwk)".into(),
         ));
+    }
+    let kid = header.key_id().ok_or(TokenError::UnknownKey)?;
+    let key = keys.get(kid).ok_or(TokenError::UnknownKey)?;
+    let key = Ed25519PublicKey::from_bytes(key.as_bytes())
+        .map_err(|_| TokenError::UnknownKey)?
+        .with_key_id(kid);
+    let leeway = Duration::from_secs(LEEWAY_SECS as u64);
+    let options = VerificationOptions {
+        required_key_id: Some(kid.to_string()),
+        allowed_issuers: Some(HashSet::from([expect.issuer.clone()])),
+        allowed_audiences: Some(HashSet::from([expect.audience.clone()])),
+        time_tolerance: Some(leeway),
+        max_token_length: Some(MAX_TOKEN_LEN),
+        artificial_time: Some(UnixTimeStamp::from_secs(now.max(0) as u64)),
+        ..VerificationOptions::default()
     };
-    let header: Header = decode_json(h, "header")?;
-    if header.alg != "EdDSA" {
-        return Err(TokenError::UnsupportedAlgorithm(header.alg));
-    }
-    let key = header
-        .kid
-        .as_deref()
-        .and_then(|kid| keys.get(kid))
-        .ok_or(TokenError::UnknownKey)?;
-    let signature = B64
-        .decode(s)
-        .ok()
-        .and_then(|raw| Signature::from_slice(&raw).ok())
-        .ok_or_else(|| {
-            TokenError::Malformed("signature is not a base64url Ed25519 signature".into())
-        })?;
-    let signing_input = &token[..h.len() + 1 + p.len()];
-    key.verify(signing_input.as_bytes(), &signature)
-        .map_err(|_| TokenError::BadSignature)?;
+    let claims: JWTClaims<VigilClaims> = key.verify_token(token, Some(options)).map_err(why)?;
 
-    // Only signed bytes are interpreted from here on.
-    let claims: Claims = decode_json(p, "payload")?;
-    if claims.exp + LEEWAY_SECS < now || claims.nbf.is_some_and(|nbf| nbf - LEEWAY_SECS > now) {
-        return Err(TokenError::Expired);
-    }
-    if claims.iss != expect.issuer {
-        return Err(TokenError::InvalidClaims("issuer".into()));
-    }
-    if claims.aud != expect.audience {
-        return Err(TokenError::InvalidClaims("audience".into()));
-    }
-    if claims.sub.is_empty() || claims.jti.is_empty() {
-        return Err(TokenError::InvalidClaims("sub and jti are required".into()));
-    }
+    let secs = |t: Option<UnixTimeStamp>| t.map(|t| t.as_secs() as i64);
+    let required = |what: &str| TokenError::InvalidClaims(format!("{what} is required"));
+    let aud = match claims.audiences {
+        Some(Audiences::AsString(aud)) => aud,
+        _ => return Err(TokenError::InvalidClaims("audience".into())),
+    };
+    let claims = Claims {
+        iss: claims.issuer.ok_or_else(|| required("iss"))?,
+        aud,
+        sub: claims
+            .subject
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| required("sub"))?,
+        jti: claims
+            .jwt_id
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| required("jti"))?,
+        iat: secs(claims.issued_at).ok_or_else(|| required("iat"))?,
+        exp: secs(claims.expires_at).ok_or_else(|| required("exp"))?,
+        nbf: secs(claims.invalid_before),
+        role: claims.custom.role,
+        scopes: claims.custom.scopes,
+        sid: claims.custom.sid,
+        pending: claims.custom.pending,
+    };
     Ok(claims)
 }
 
-fn decode_json<T: serde::de::DeserializeOwned>(part: &str, what: &str) -> Result<T, TokenError> {
-    let raw = B64
-        .decode(part)
-        .map_err(|_| TokenError::Malformed(format!("{what} is not base64url")))?;
-    serde_json::from_slice(&raw)
-        .map_err(|_| TokenError::Malformed(format!("{what} is not valid JSON")))
+/// Our error for one of `jwt-simple`'s.
+fn why(error: jwt_simple::Error) -> TokenError {
+    use jwt_simple::JWTError as E;
+    match error.downcast_ref::<E>() {
+        Some(E::InvalidSignature) => TokenError::BadSignature,
+        Some(E::TokenHasExpired | E::TokenNotValidYet | E::ClockDrift) => TokenError::Expired,
+        Some(E::RequiredIssuerMismatch | E::RequiredIssuerMissing) => {
+            TokenError::InvalidClaims("issuer".into())
+        }
+        Some(E::RequiredAudienceMismatch | E::RequiredAudienceMissing) => {
+            TokenError::InvalidClaims("audience".into())
+        }
+        Some(E::KeyIdentifierMismatch | E::MissingJWTKeyIdentifier) => TokenError::UnknownKey,
+        Some(other) => TokenError::Malformed(other.to_string()),
+        None => TokenError::Malformed("not a compact JWS with a JSON payload".into()),
+    }
 }
 
 impl Claims {
@@ -507,6 +557,133 @@ mod tests {
                 "{junk}"
             );
         }
+    }
+
+    /// Signs the way tokens were signed before `jwt-simple`: those already
+    /// issued must keep verifying.
+    fn sign_by_hand(
+        key: &SigningKey,
+        header: &serde_json::Value,
+        payload: &serde_json::Value,
+    ) -> String {
+        use ed25519_dalek::Signer;
+        let input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(payload.to_string())
+        );
+        format!(
+            "{input}.{}",
+            B64.encode(key.sign(input.as_bytes()).to_bytes())
+        )
+    }
+
+    #[test]
+    fn tokens_signed_before_keep_verifying_and_ours_have_the_same_shape() {
+        let (signer, keys) = setup();
+        let header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": "k1" });
+        let payload = serde_json::to_value(claims()).unwrap();
+        let old = sign_by_hand(&signer.key, &header, &payload);
+        assert_eq!(verify(&old, &keys, &expect(), NOW), Ok(claims()));
+
+        let new = signer.sign(&claims());
+        let part = |token: &str, i: usize| -> serde_json::Value {
+            serde_json::from_slice(&B64.decode(token.split('.').nth(i).unwrap()).unwrap()).unwrap()
+        };
+        assert_eq!(part(&new, 0), header);
+        assert_eq!(part(&new, 1), payload);
+    }
+
+    #[test]
+    fn other_services_claims_are_signed_as_they_are() {
+        let (signer, _) = setup();
+        let token = signer.sign(&serde_json::json!({ "a": "rw" }));
+        let payload = B64.decode(token.split('.').nth(1).unwrap()).unwrap();
+        assert_eq!(payload, br#"{"a":"rw"}"#);
+    }
+
+    #[test]
+    fn not_before_and_issued_at_have_the_same_leeway() {
+        let (signer, keys) = setup();
+        let mut c = claims();
+        c.nbf = Some(NOW + 100);
+        let token = signer.sign(&c);
+        assert!(verify(&token, &keys, &expect(), NOW + 100 - LEEWAY_SECS).is_ok());
+        assert_eq!(
+            verify(&token, &keys, &expect(), NOW + 100 - LEEWAY_SECS - 1),
+            Err(TokenError::Expired)
+        );
+        let mut c = claims();
+        c.iat = NOW + 100;
+        assert_eq!(
+            verify(&signer.sign(&c), &keys, &expect(), NOW),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn a_kid_is_required_and_keys_are_never_taken_from_the_header() {
+        let (signer, keys) = setup();
+        let payload = serde_json::to_value(claims()).unwrap();
+        let no_kid = serde_json::json!({ "alg": "EdDSA", "typ": "JWT" });
+        assert_eq!(
+            verify(
+                &sign_by_hand(&signer.key, &no_kid, &payload),
+                &keys,
+                &expect(),
+                NOW
+            ),
+            Err(TokenError::UnknownKey)
+        );
+        for (name, value) in [
+            ("jku", serde_json::json!("https://evil.example/jwks.json")),
+            ("x5u", serde_json::json!("https://evil.example/cert.pem")),
+            ("x5c", serde_json::json!(["MIIB"])),
+        ] {
+            let mut header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": "k1" });
+            header[name] = value;
+            assert!(
+                matches!(
+                    verify(
+                        &sign_by_hand(&signer.key, &header, &payload),
+                        &keys,
+                        &expect(),
+                        NOW
+                    ),
+                    Err(TokenError::Malformed(_))
+                ),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn registered_claims_are_required() {
+        let (signer, keys) = setup();
+        for claim in ["iss", "aud", "sub", "jti", "iat", "exp"] {
+            let mut payload = serde_json::to_value(claims()).unwrap();
+            payload.as_object_mut().unwrap().remove(claim);
+            let header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": "k1" });
+            let token = sign_by_hand(&signer.key, &header, &payload);
+            assert!(
+                matches!(
+                    verify(&token, &keys, &expect(), NOW),
+                    Err(TokenError::InvalidClaims(_))
+                ),
+                "{claim}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_tokens_are_rejected_before_parsing() {
+        let (signer, keys) = setup();
+        let mut c = claims();
+        c.sub = "x".repeat(MAX_TOKEN_LEN);
+        assert_eq!(
+            verify(&signer.sign(&c), &keys, &expect(), NOW),
+            Err(TokenError::Malformed("token too long".into()))
+        );
     }
 
     #[test]
