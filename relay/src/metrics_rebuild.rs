@@ -10,8 +10,8 @@ use vigil_db::sql::{LibsqlSql, begin_immediate, finish};
 /// `--from`/`--to` as RFC 3339 times or `YYYY-MM-DD` (UTC midnight).
 fn time(flag: &str, value: Option<&str>) -> Result<Option<i64>> {
     let Some(v) = value else { return Ok(None) };
-    let parsed = vigil_metrics_rules::window::parse_date(v)
-        .or_else(|| vigil_ingest::event::parse_rfc3339(v));
+    let parsed =
+        vigil_metrics_rules::window::parse_date(v).or_else(|| vigil_core::time::parse_rfc3339(v));
     match parsed {
         Some(ms) => Ok(Some(ms)),
         None => bail!("--{flag} {v:?} is neither an RFC 3339 time nor a date (YYYY-MM-DD)"),

@@ -7,10 +7,11 @@ use spin_sdk::http::Response;
 use vigil_api::db::{SpinSql, Value, ready};
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, db, response};
+use vigil_core::time::parse_rfc3339;
 use vigil_core::time::rfc3339;
 pub use vigil_ingest::alert::Alert;
 use vigil_ingest::alert::{COLUMNS as ALERT_COLUMNS, from_row as alert};
-use vigil_ingest::event::{EventType, Severity, parse_rfc3339};
+use vigil_ingest::event::{EventType, Severity};
 
 #[derive(Serialize, JsonSchema)]
 pub struct Threat {

@@ -28,7 +28,7 @@ pub const PAGE: i64 = 1000;
 
 /// Parse an RFC 3339 time to milliseconds (as the threat explorer does).
 pub fn parse_time(text: &str) -> Option<i64> {
-    vigil_ingest::event::parse_rfc3339(text)
+    vigil_core::time::parse_rfc3339(text)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

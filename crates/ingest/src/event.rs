@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use vigil_core::FieldError;
+use vigil_core::time::parse_rfc3339;
 
 pub const SCHEMA_VERSION: u32 = 1;
 /// How far in the future `observed_at` may be (clock skew), in ms.
@@ -142,70 +143,6 @@ pub struct Event {
     /// Who ingested it (the request's principal: a user id or `key:<id>`),
     /// set by the caller once it knows who sent it ([`crate::pipeline::commit`]).
     pub ingested_by: Option<String>,
-}
-
-/// Parse RFC 3339 (`2026-11-27T18:16:07Z`, with optional fraction and
-/// offset) into UTC milliseconds.
-pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
-    let (y, mo, d, h, mi, s) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return None;
-    }
-    let mut rest = &text[19..];
-    let mut millis = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let first3: String = frac[..digits]
-            .chars()
-            .chain("000".chars())
-            .take(3)
-            .collect();
-        millis = first3.parse::<i64>().ok()?;
-        rest = &frac[digits..];
-    }
-    // Bytes, not string slices: a multi-byte character in the offset must
-    // be a refusal, not a panic on a slice inside it.
-    let offset_min = match rest.as_bytes() {
-        b"Z" | b"z" => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2]
-            if [h1, h2, m1, m2].iter().all(|b| b.is_ascii_digit()) =>
-        {
-            let digit = |b: &u8| i64::from(b - b'0');
-            let minutes = (digit(h1) * 10 + digit(h2)) * 60 + digit(m1) * 10 + digit(m2);
-            if *sign == b'-' { -minutes } else { minutes }
-        }
-        _ => return None,
-    };
-    // Days from civil (Howard Hinnant), proleptic Gregorian.
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3600 + mi * 60 + s) - offset_min * 60) * 1000 + millis)
 }
 
 fn bounded_text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) {
@@ -353,34 +290,6 @@ mod tests {
     }
 
     #[test]
-    fn rfc3339_parses_offsets_and_fractions() {
-        assert_eq!(parse_rfc3339("2026-11-27T16:00:00Z"), Some(NOW));
-        assert_eq!(parse_rfc3339("2026-11-27T17:00:00+01:00"), Some(NOW));
-        assert_eq!(parse_rfc3339("2026-11-27T16:00:00.25Z"), Some(NOW + 250));
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2026-11-27T14:30:00-01:30"), Some(NOW));
-        // Multi-byte characters where the offset is: refused, never a panic.
-        for bad in [
-            "2026-11-27T16:00:00+0é00",
-            "2026-11-27T16:00:00+é:00",
-            "2026-11-27T16:00:00.5ééé",
-            "2026-11-27T16:00:00+01:0é",
-            "2026-11-27T16:00:00€",
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad}");
-        }
-        for bad in [
-            "2026-11-27",
-            "2026-13-01T00:00:00Z",
-            "2026-11-27T16:00:00",
-            "yesterday",
-            "2026-11-27T16:00:00.Z",
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
     fn a_good_event_is_normalized() {
         let e = validate(raw(good()), NOW, RETENTION, "").unwrap();
         assert_eq!(e.observed_at_ms, NOW - 60_000);
@@ -418,6 +327,24 @@ mod tests {
         let mut ipv6 = good();
         ipv6["source_ip"] = "2001:db8::1".into();
         assert!(validate(raw(ipv6), NOW, RETENTION, "").is_ok());
+    }
+
+    #[test]
+    fn observed_at_is_a_real_instant_with_any_offset() {
+        let mut j = good();
+        j["observed_at"] = "2026-11-27T16:59:00.250+01:00".into();
+        assert_eq!(
+            validate(raw(j), NOW, RETENTION, "").unwrap().observed_at_ms,
+            NOW - 60_000 + 250
+        );
+        let mut j = good();
+        j["observed_at"] = "2026-02-31T00:00:00Z".into();
+        // Were it read as 3 March, it would be within range of this `now`.
+        let march = parse_rfc3339("2026-03-05T00:00:00Z").unwrap();
+        assert_eq!(
+            validate(raw(j), march, RETENTION, "").unwrap_err()[0].field,
+            "observed_at"
+        );
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl Window {
         let time = |field: &str, value: Option<&str>| -> Result<Option<i64>, ApiError> {
             value
                 .map(|v| {
-                    vigil_ingest::event::parse_rfc3339(v)
+                    vigil_core::time::parse_rfc3339(v)
                         .ok_or_else(|| invalid(field, "must be an RFC 3339 time"))
                 })
                 .transpose()
@@ -168,7 +168,7 @@ pub fn parse_date(text: &str) -> Option<i64> {
     if text.len() != 10 {
         return None;
     }
-    vigil_ingest::event::parse_rfc3339(&format!("{text}T00:00:00Z"))
+    vigil_core::time::parse_rfc3339(&format!("{text}T00:00:00Z"))
 }
 
 #[cfg(test)]
