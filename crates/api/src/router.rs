@@ -181,21 +181,21 @@ fn match_path(template: &'static str, path: &str) -> Option<Vec<(&'static str, S
     }
 }
 
+/// A percent-encoded path segment or query value as UTF-8; `None` when it is
+/// not UTF-8 or has a `%` without two hex digits after it (the crate would
+/// keep those as they are: a malformed escape is refused, not guessed at).
 pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let well_formed = s
+        .split('%')
+        .skip(1)
+        .all(|rest| rest.len() >= 2 && rest.as_bytes()[..2].iter().all(u8::is_ascii_hexdigit));
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|text| text.into_owned())
 }
 
 fn request_id(headers: &[(String, Vec<u8>)]) -> String {
@@ -405,6 +405,13 @@ mod tests {
         );
         assert_eq!(match_path("/api/x/{id}", "/api/x/"), None);
         assert_eq!(match_path("/api/x/{id}", "/api/x/%zz"), None);
+        assert_eq!(
+            match_path("/api/x/{id}", "/api/x/zo%C3%ab"),
+            Some(vec![("id", "zoë".to_string())])
+        );
+        for bad in ["%", "%2", "a%2", "%+1", "%-1", "%FF", "%C3"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
         assert_eq!(
             match_path("/api/x/{id}/claim", "/api/x/7/claim"),
             Some(vec![("id", "7".to_string())])

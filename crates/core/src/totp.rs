@@ -4,12 +4,19 @@
 //! step used and passes it back). Also recovery codes and the `otpauth` URI.
 
 use hmac::{Hmac, Mac};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha1::Sha1;
 
 pub const STEP_SECS: i64 = 30;
 pub const DIGITS: u32 = 6;
 pub const RECOVERY_CODES: usize = 10;
 const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+/// RFC 3986's unreserved characters stay as they are in the `otpauth` URI.
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// A new 160-bit secret, base32 (RFC 4648, no padding).
 pub fn new_secret() -> String {
@@ -87,16 +94,7 @@ pub fn verify(
 
 /// The URI authenticator apps read (usually from a QR code).
 pub fn otpauth_uri(issuer: &str, account: &str, secret_b32: &str) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
+    let enc = |s: &str| utf8_percent_encode(s, UNRESERVED).to_string();
     format!(
         "otpauth://totp/{}:{}?secret={secret_b32}&issuer={}&algorithm=SHA1&digits={DIGITS}&period={STEP_SECS}",
         enc(issuer),
@@ -207,6 +205,11 @@ mod tests {
         assert_eq!(
             uri,
             "otpauth://totp/Vigil:ana%20lyst?secret=ABC&issuer=Vigil&algorithm=SHA1&digits=6&period=30"
+        );
+        let uri = otpauth_uri("Acme & Co", "zoë/1", "ABC");
+        assert!(
+            uri.starts_with("otpauth://totp/Acme%20%26%20Co:zo%C3%AB%2F1?"),
+            "{uri}"
         );
     }
 }

@@ -361,16 +361,15 @@ impl OutboundUrl {
 }
 
 /// `urlencoding::encode`: everything but `A-Za-z0-9-_.~` as `%XX`.
+/// Everything but RFC 3986's unreserved characters is escaped in a userinfo.
+const USERINFO: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, USERINFO).to_string()
 }
 
 /// A component's resolved `allowed_outbound_hosts`.
