@@ -13,6 +13,7 @@ use crate::ApiError;
 use crate::access::{Permission, Principal};
 use crate::login::{new_secret, secret_hash};
 use crate::sql::{Sql, Value, int, opt_text, text};
+use subtle::ConstantTimeEq;
 
 const SCHEME: &str = "vgk_";
 
@@ -92,13 +93,10 @@ pub fn generate() -> (String, String, String) {
 
 /// Constant-time comparison of a presented secret with the stored hash.
 pub fn secret_matches(secret: &str, stored_hash: &str) -> bool {
-    let presented = secret_hash(secret);
-    presented.len() == stored_hash.len()
-        && presented
-            .bytes()
-            .zip(stored_hash.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    secret_hash(secret)
+        .as_bytes()
+        .ct_eq(stored_hash.as_bytes())
+        .into()
 }
 
 /// The principal of key `id` with its stored scopes (a JSON array of wire names).

@@ -3,14 +3,17 @@
 //! skew either way; a code is accepted once (the caller stores the last
 //! step used and passes it back). Also recovery codes and the `otpauth` URI.
 
+use std::sync::LazyLock;
+
+use data_encoding::{BASE32_NOPAD, Encoding};
 use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha1::Sha1;
+use subtle::ConstantTimeEq;
 
 pub const STEP_SECS: i64 = 30;
 pub const DIGITS: u32 = 6;
 pub const RECOVERY_CODES: usize = 10;
-const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 /// RFC 3986's unreserved characters stay as they are in the `otpauth` URI.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -25,36 +28,29 @@ pub fn new_secret() -> String {
     base32(&raw)
 }
 
+/// RFC 4648 base32 without padding, as authenticator apps take secrets.
 pub fn base32(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        buffer = (buffer << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
-    }
-    out
+    BASE32_NOPAD.encode(bytes)
 }
 
+/// Base32 as people and tools write it: either case, `=` padding, and any
+/// length, the bits past the last whole byte ignored (a 25-character recovery
+/// code is 15 bytes and 5 bits).
 pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in text.trim_end_matches('=').bytes() {
-        let v = ALPHABET.iter().position(|&a| a == c.to_ascii_uppercase())? as u32;
-        buffer = (buffer << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
+    static LENIENT: LazyLock<Encoding> = LazyLock::new(|| {
+        let mut spec = BASE32_NOPAD.specification();
+        spec.check_trailing_bits = false;
+        spec.encoding()
+            .expect("base32 without the trailing-bits check")
+    });
+    let text = text.trim_end_matches('=').to_ascii_uppercase();
+    if !text.bytes().all(|b| matches!(b, b'A'..=b'Z' | b'2'..=b'7')) {
+        return None;
     }
-    Some(out)
+    let whole_bytes = text.len() * 5 / 8;
+    LENIENT
+        .decode(&text.as_bytes()[..(whole_bytes * 8).div_ceil(5)])
+        .ok()
 }
 
 /// The code for time step `step` (RFC 4226 HOTP with dynamic truncation).
@@ -87,9 +83,20 @@ pub fn verify(
     let wanted: u32 = code.parse().ok()?;
     let secret = base32_decode(secret_b32)?;
     let now_step = now_secs.div_euclid(STEP_SECS);
-    (now_step - 1..=now_step + 1)
-        .filter(|step| last_used_step.is_none_or(|last| *step > last))
-        .find(|step| code_at(&secret, *step) == wanted)
+    // Every step is computed and compared in constant time, so the time
+    // taken says nothing about which digits (or which step) matched.
+    let mut matched = None;
+    for step in now_step - 1..=now_step + 1 {
+        let same: bool = code_at(&secret, step)
+            .to_be_bytes()
+            .ct_eq(&wanted.to_be_bytes())
+            .into();
+        let fresh = last_used_step.is_none_or(|last| step > last);
+        if same && fresh && matched.is_none() {
+            matched = Some(step);
+        }
+    }
+    matched
 }
 
 /// The URI authenticator apps read (usually from a QR code).
@@ -161,8 +168,18 @@ mod tests {
         for bytes in [&b""[..], b"f", b"fo", b"foo", b"foob", b"fooba", b"foobar"] {
             assert_eq!(base32_decode(&base32(bytes)).unwrap(), bytes);
         }
+        // RFC 4648 §10, without the padding.
+        assert_eq!(base32(b"f"), "MY");
         assert_eq!(base32(b"foobar"), "MZXW6YTBOI");
+        assert_eq!(base32_decode("mzxw6ytboi").unwrap(), b"foobar");
+        assert_eq!(base32_decode("MZXW6===").unwrap(), b"foo");
         assert!(base32_decode("not base32!").is_none());
+        assert!(base32_decode("MZXW6YTBO1").is_none());
+        // Bits past the last whole byte: ignored, as before.
+        assert_eq!(base32_decode("MZXW6YTBOJ").unwrap(), b"foobar");
+        assert_eq!(base32_decode("MZXW6YTBOIA").unwrap(), b"foobar");
+        let code = new_recovery_codes().remove(0).replace('-', "");
+        assert_eq!(base32_decode(&code).unwrap().len(), 15);
     }
 
     #[test]
@@ -188,6 +205,18 @@ mod tests {
             None,
             "a used code is refused"
         );
+        assert_eq!(
+            verify(&secret, &code, now - STEP_SECS, None),
+            Some(step),
+            "one step early is fine"
+        );
+        assert_eq!(
+            verify(&secret, &code, now + STEP_SECS, Some(step - 1)),
+            Some(step),
+            "a code newer than the last one used is taken"
+        );
+        let wrong = format!("{:06}", (code_at(&raw, step) + 1) % 1_000_000);
+        assert_eq!(verify(&secret, &wrong, now, None), None);
         assert_eq!(verify(&secret, "12345", now, None), None);
         assert_eq!(verify(&secret, "abcdef", now, None), None);
     }
