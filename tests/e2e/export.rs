@@ -771,9 +771,7 @@ fn export_of_the_audit_log_verifies_finds_a_tampered_row_and_anchors(app: &TestA
     let head_id = payload["id"].as_i64().unwrap();
 
     // What follows edits the log by hand: only on a database the suite owns.
-    if app.db.is_none() {
-        return;
-    }
+    app.needs_own_app();
     let anchored = vigil(
         Some(app),
         &["audit", "verify", "--anchor", &head, "--key", &keys],
@@ -860,7 +858,7 @@ fn sql_text(s: &str) -> String {
 /// a filter that fits.
 fn export_of_the_audit_log_over_the_limit_is_a_413_naming_it(app: &TestApp) {
     let Some((small, _dir)) = app.with_variables(&[("export_max_events", "2")]) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     // Three ingested batches: three more audit entries than a fresh log holds.
     let sensor = unique("audit-limit");

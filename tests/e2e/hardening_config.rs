@@ -154,7 +154,7 @@ fn bad_decision_settings_are_503s_naming_them(app: &TestApp) {
         ("decision_protected_targets", "10.0.0.0/abc"),
         ("decision_dispatch_actions", "dispatch,nuke"),
     ]) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     let names = [
         "decision_sla_minutes",
@@ -200,7 +200,7 @@ fn bad_threat_settings_are_503s_naming_them(app: &TestApp) {
         ("sensor_offline_seconds", "120"),
         ("threat_zones", "10.0.0.0/8"),
     ]) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     let event = json!({
         "event_id": unique("e"), "sensor_id": unique("s"), "observed_at": vigil_e2e::just_now(),
@@ -220,7 +220,7 @@ fn bad_threat_settings_are_503s_naming_them(app: &TestApp) {
         ("sensor_online_seconds", "600"),
         ("sensor_offline_seconds", "120"),
     ]) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     let r = as_role(app, &bad, Role::Viewer, "GET", "/api/sensors", None);
     names_bad_settings(&r, &["sensor_offline_seconds"]);
@@ -238,7 +238,7 @@ fn bad_export_and_metrics_settings_are_503s_naming_them(app: &TestApp) {
         ("metrics_ack_sla_minutes", "0"),
         ("public_base_url", ""),
     ]) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     let r = as_role(app, &bad, Role::Admin, "GET", "/api/export/audit", None);
     names_bad_settings(&r, &["export_max_events"]);
@@ -277,7 +277,7 @@ fn bad_shared_settings_refuse_every_component(app: &TestApp) {
         ("https_only", "yes"),
         ("cors_allowed_origins", "*"),
     ]) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     for area in ["auth", "decisions", "threats", "metrics", "export"] {
         let r = call(&bad, "GET", &format!("/api/{area}/health"), &[], None);
@@ -305,7 +305,7 @@ fn protected_targets_hold_against_every_spelling(app: &TestApp) {
         ("https_only", "true"),
         ("cors_allowed_origins", "https://console.example.test"),
     ]) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     let decide = |action: &str, target: &str| -> (Resp, Value) {
         let r = as_role(
@@ -473,9 +473,7 @@ fn playbooks_caught_up(app: &TestApp) {
 /// claimed and approved it. Now whoever ingested the alert's events counts
 /// as a submitter: that analyst is refused, another analyst may approve.
 fn an_analyst_cannot_approve_what_their_events_asked_a_playbook_for(app: &TestApp) {
-    if app.db.is_none() {
-        return;
-    }
+    app.needs_own_app();
     let playbook = app.send_as(
         Role::Supervisor,
         "POST",

@@ -170,7 +170,7 @@ fn wait_for_count(app: &TestApp, sql: &str, want: i64, relay: &RelayProcess) {
 
 fn mqtt_events_become_rows_and_alerts_and_heartbeats_bring_sensors_online(app: &TestApp) {
     let Some(ingest) = ingest(app, None) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     let sensor = unique("mq");
     let made = app.post_json_as(
@@ -263,7 +263,7 @@ fn mqtt_events_become_rows_and_alerts_and_heartbeats_bring_sensors_online(app: &
 
 fn mqtt_bad_messages_land_in_dead_letters_and_change_nothing_else(app: &TestApp) {
     let Some(ingest) = ingest(app, None) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     let sensor = unique("mq");
     let other = unique("mq");
@@ -341,7 +341,7 @@ fn mqtt_bad_messages_land_in_dead_letters_and_change_nothing_else(app: &TestApp)
 
 fn mqtt_a_repeated_message_is_stored_once(app: &TestApp) {
     let Some(ingest) = ingest(app, None) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     let sensor = unique("mq");
     let key = sensor_key(app, &sensor);
@@ -402,7 +402,7 @@ fn rows(db: &Target, sensor: &str) -> Vec<Vec<String>> {
 
 fn the_same_batch_over_http_and_mqtt_gives_the_same_rows(app: &TestApp) {
     let Some(http_db) = app.db.clone() else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     // A fresh database for the MQTT side, with the same sensor and a key for it.
     let dir = tempfile::tempdir().unwrap();
@@ -446,7 +446,7 @@ fn the_same_batch_over_http_and_mqtt_gives_the_same_rows(app: &TestApp) {
     assert_eq!(over_http.status, 200, "{}", over_http.text());
 
     let Some(ingest) = ingest(app, Some(&mqtt_db)) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     let client = publisher(&ingest.broker);
     publish(
@@ -559,7 +559,7 @@ fn mqtt_a_relay_killed_mid_stream_loses_nothing_and_stores_each_event_once(app: 
 /// `mqtt_bad_messages_land_in_dead_letters_and_change_nothing_else`'s.)
 fn mqtt_vigil_simulate_feeds_the_relay_like_a_fleet(app: &TestApp) {
     let Some(ingest) = ingest(app, None) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     let db = app.db.as_ref().unwrap();
     let out = vigil_e2e::vigil_command(&vigil_e2e::vigil_bin(), db)

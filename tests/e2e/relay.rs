@@ -522,7 +522,7 @@ fn relay_drops_a_slow_consumer_and_keeps_the_others(app: &TestApp) {
         ("VIGIL_RELAY_CLIENT_QUEUE", "500"),
         ("VIGIL_RELAY_SEND_BUFFER", "4096"),
     ]) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     let url = relay.url.as_str();
     let sensor = unique("relay-flood");
@@ -679,7 +679,7 @@ fn relay_jobs_escalate_overdue_decisions_and_publish_stale_sensors(app: &TestApp
         app.start_relay(&every_second),
         app.start_relay(&every_second),
     ) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     let (mut escalated, mut stale) = (None, None);
     while escalated.is_none() || stale.is_none() {

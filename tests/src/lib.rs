@@ -2,9 +2,10 @@
 //! with a fresh, migrated database and a test signing key, and gives tests a
 //! [`TestApp`] with one helper per thing they do.
 //!
-//! The suite is a plain binary (`harness = false`, see `e2e/main.rs`) so that
-//! each runtime is started once and shared by every case, and so that a
-//! missing runtime is reported as skipped, never silently dropped.
+//! The suite is its own binary (`harness = false`, `libtest-mimic`, see
+//! `e2e/main.rs`) so that each runtime is started once and shared by every
+//! case, and so that a missing runtime, or a case that cannot run against the
+//! app at hand ([`skip`]), is counted as ignored, never as passed.
 //!
 //! Next to each app runs a `vigil relay` process (WebSocket push) on the
 //! same database and key set: [`TestApp::relay_url`].
@@ -28,6 +29,20 @@ use vigil_core::token::{Claims, TokenSigner, jwks_json};
 use vigil_host::launch::{LaunchOptions, Running, Runtime, launch};
 
 pub use client::Resp;
+
+/// Why a case stopped without failing: it cannot run against this app.
+/// The harness reports it ignored with the reason.
+pub struct Skip(pub String);
+
+/// The reason of a case that needs an app the suite started itself.
+pub const NEEDS_OWN_APP: &str =
+    "needs an app and database the suite started (VIGIL_BASE_URL is set)";
+
+/// End the case here as ignored (not passed), with `reason`.
+pub fn skip(reason: &str) -> ! {
+    // Not a panic: no panic message, and the harness tells it apart.
+    std::panic::resume_unwind(Box::new(Skip(reason.to_string())))
+}
 use sqld::Sqld;
 use webhook::WebhookSink;
 
@@ -176,6 +191,14 @@ impl TestApp {
             _sqld: sqld,
             _dir: Some(dir),
         })
+    }
+
+    /// For what follows, a case needs the app and database the suite started:
+    /// against an external app it ends here, reported ignored.
+    pub fn needs_own_app(&self) {
+        if self.db.is_none() {
+            skip(NEEDS_OWN_APP)
+        }
     }
 
     /// An instance someone else runs (`VIGIL_BASE_URL`).
