@@ -4,9 +4,11 @@
 //! The caller hands over the file's bytes (or a path, for native callers);
 //! lookups never fail: a miss, an IPv6 address in an IPv4-only database or
 //! a record that does not decode all give empty fields, because enrichment
-//! must never stop an event from being ingested. [`testdb`] writes small
-//! databases so tests need no downloaded GeoLite files.
+//! must never stop an event from being ingested. `testdb` (feature `testdb`,
+//! for tests only) writes small databases so tests need no downloaded
+//! GeoLite files.
 
+#[cfg(any(test, feature = "testdb"))]
 pub mod testdb;
 
 use std::net::IpAddr;
