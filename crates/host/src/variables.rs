@@ -108,8 +108,8 @@ pub struct EnvProvider {
 
 impl EnvProvider {
     pub fn from_process() -> Self {
-        let dotenv = std::fs::read_to_string(PathBuf::from(".env"))
-            .map(|s| parse_dotenv(&s))
+        let dotenv = std::fs::File::open(PathBuf::from(".env"))
+            .map(parse_dotenv)
             .unwrap_or_default();
         Self { dotenv }
     }
@@ -122,20 +122,15 @@ impl EnvProvider {
     }
 }
 
-fn parse_dotenv(s: &str) -> HashMap<String, String> {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|l| {
-            let l = l.strip_prefix("export ").unwrap_or(l);
-            let (k, v) = l.split_once('=')?;
-            let v = v.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-                .unwrap_or(v);
-            Some((k.trim().to_string(), v.to_string()))
+/// `.env` as Spin reads it (with `dotenvy`: quotes, escapes, `export`,
+/// comments, `${VAR}` substitution). A line it cannot read is reported and
+/// skipped.
+fn parse_dotenv(file: impl std::io::Read) -> HashMap<String, String> {
+    dotenvy::from_read_iter(file)
+        .filter_map(|entry| {
+            entry
+                .map_err(|e| eprintln!("warning: .env: {e}; that line is ignored"))
+                .ok()
         })
         .collect()
 }
@@ -261,6 +256,23 @@ impl Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dotenv_files_read_as_spin_reads_them() {
+        let file = "# comment\n\
+                    SPIN_VARIABLE_A=plain\n\
+                    export SPIN_VARIABLE_B=\"double # not a comment\"\n\
+                    SPIN_VARIABLE_C='single'\n\
+                    SPIN_VARIABLE_D=\"line\\nbreak\"\n\
+                    SPIN_VARIABLE_E=${SPIN_VARIABLE_A}-too\n";
+        let vars = parse_dotenv(file.as_bytes());
+        assert_eq!(vars["SPIN_VARIABLE_A"], "plain");
+        assert_eq!(vars["SPIN_VARIABLE_B"], "double # not a comment");
+        assert_eq!(vars["SPIN_VARIABLE_C"], "single");
+        assert_eq!(vars["SPIN_VARIABLE_D"], "line\nbreak");
+        assert_eq!(vars["SPIN_VARIABLE_E"], "plain-too");
+        assert_eq!(vars.len(), 5);
+    }
 
     #[test]
     fn templates() {
