@@ -750,7 +750,7 @@ fn wait_for_control(broker: &Mosquitto, sensor: &str, version: i64, relay: &Rela
 /// a relay started later against another broker publishes it again.
 fn mqtt_a_sensor_config_changed_over_http_is_retained_on_its_control_topic(app: &TestApp) {
     let Some(ingest) = ingest(app, None) else {
-        return;
+        vigil_e2e::skip(vigil_e2e::NEEDS_OWN_APP)
     };
     let sensor = unique("ctl");
     let made = app.post_json_as(

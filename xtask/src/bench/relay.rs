@@ -134,7 +134,7 @@ fn raise_fd_limit() -> Result<u64> {
             bail!("setrlimit(RLIMIT_NOFILE) failed");
         }
     }
-    Ok(limit.rlim_cur as u64)
+    Ok(limit.rlim_cur)
 }
 
 fn fanout(bin: &std::path::Path, o: &Options, relays: usize, sqld: bool) -> Result<()> {
