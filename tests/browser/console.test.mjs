@@ -375,7 +375,7 @@ await step("a viewer sees the queue and alerts without any action buttons", asyn
   await v.context().close();
 });
 
-await step("an admin manages users; the console works on a narrow screen", async () => {
+await step("an admin manages users and a sensor's configuration; the console works on a narrow screen", async () => {
   const a = await newPage("admin");
   await logIn(a, admin);
   await a.goto(BASE + "/#/users");
@@ -387,6 +387,20 @@ await step("an admin manages users; the console works on a narrow screen", async
   await a.locator("dialog[open]").getByRole("button", { name: "Issue" }).click();
   await a.waitForSelector("#onboarding-token", { timeout: WAIT });
   await shot(a, "13-sensor-onboarding");
+  // A sensor's configuration, edited in place (PATCH with If-Match).
+  const sensorId = `browser-config-${randomUUID().slice(0, 8)}`;
+  await api("POST", "/api/sensors", { body: { id: sensorId, name: sensorId, kind: "honeypot" } });
+  await a.goto(BASE + "/#/sensors");
+  const row = a.locator(`tr[data-id="${sensorId}"]`);
+  await row.waitFor({ timeout: WAIT });
+  await row.getByRole("button", { name: "Edit" }).click();
+  await a.locator("dialog[open] textarea").fill('{"sample_rate": 5, "ports": [22, 443]}');
+  await a.locator("dialog[open]").getByRole("button", { name: "Save" }).click();
+  await a.waitForSelector(`tr[data-id="${sensorId}"] code.config:has-text("sample_rate")`, { timeout: WAIT });
+  const stored = await api("GET", `/api/sensors/${sensorId}`);
+  if (JSON.stringify(stored.config) !== JSON.stringify({ sample_rate: 5, ports: [22, 443] })) {
+    throw new Error(`the configuration was not saved: ${JSON.stringify(stored.config)}`);
+  }
   await a.setViewportSize({ width: 390, height: 844 });
   await a.goto(BASE + "/#/queue");
   await a.waitForSelector("h1:has-text('Decision queue')", { timeout: WAIT });

@@ -137,7 +137,13 @@ impl LegRun {
         });
         let outcome = match app {
             Err(why) => Err(format!("the {} app did not start: {why}", self.name).into()),
-            Ok(app) => outcome(catch_unwind(AssertUnwindSafe(|| case(app))), Some(app)),
+            Ok(app) => outcome(
+                catch_unwind(AssertUnwindSafe(|| {
+                    app.reset_login_throttle();
+                    case(app)
+                })),
+                Some(app),
+            ),
         };
         if ticket + 1 == self.tickets {
             *slot = None; // The leg's last case: stop its app.

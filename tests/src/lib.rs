@@ -746,6 +746,15 @@ impl TestApp {
         }
     }
 
+    /// Forget the per-address login throttle's windows. Every case logs in
+    /// from the suite's one client address, so the harness calls this before
+    /// each case: a case gets the whole budget, whatever ran before it.
+    pub fn reset_login_throttle(&self) {
+        if self.db.is_some() {
+            execute(self, "DELETE FROM rate_limits WHERE bucket = 'login:addr'");
+        }
+    }
+
     /// `POST /api/auth/login`.
     pub fn login(&self, username: &str, password: &str) -> Resp {
         self.post_json(

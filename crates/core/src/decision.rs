@@ -365,7 +365,8 @@ pub fn is_overdue(d: &DecisionState, now: i64) -> bool {
 mod tests {
     use super::*;
 
-    fn actor(id: &str, role: Role) -> Actor {
+    /// A user acting with `role` (the safety tests use it too).
+    pub(super) fn actor(id: &str, role: Role) -> Actor {
         Actor {
             id: id.into(),
             role: Some(role),

@@ -1,8 +1,10 @@
 // Sensors: the registry with each sensor's status (live over the relay's
-// `sensors` channel), and for admins single-use onboarding tokens with their
-// QR code (rendered by the threats component as SVG).
+// `sensors` channel), its configuration (edited with If-Match by those who
+// may manage sensors; the relay publishes it retained to the sensor's
+// control topic), and for admins single-use onboarding tokens with their QR
+// code (rendered by the threats component as SVG).
 
-import { call, can } from "../api.js";
+import { call, can, request } from "../api.js";
 import { listen } from "../live.js";
 import { ask, badge, clear, field, h, notify, page, problemText, table, time } from "../ui.js";
 
@@ -25,9 +27,38 @@ export async function sensorsPage(ctx) {
           h("td", {}, badge(s.status)),
           h("td", {}, time(s.last_heartbeat)),
           h("td", {}, s.location || "—"),
+          h(
+            "td",
+            {},
+            h("code", { class: "config" }, JSON.stringify(s.config ?? {})),
+            can("sensors:manage") ? h("button", { type: "button", class: "secondary edit-config", onclick: () => editConfig(s) }, "Edit") : null,
+          ),
         ),
       ),
     );
+  }
+
+  // The whole configuration is replaced, against the version shown: a
+  // change made meanwhile is a 412, explained, and the list reloaded.
+  async function editConfig(sensor) {
+    const text = h("textarea", { name: "config", rows: "10", cols: "60", required: true, spellcheck: "false" });
+    text.value = JSON.stringify(sensor.config ?? {}, null, 2);
+    const form = await ask(`Configuration of ${sensor.name}`, [field("JSON object", text)], "Save");
+    if (!form) return;
+    let config;
+    try {
+      config = JSON.parse(form.get("config"));
+    } catch (err) {
+      notify(`Not JSON: ${err.message}`, "error");
+      return;
+    }
+    try {
+      await request("PATCH", `/api/sensors/${encodeURIComponent(sensor.id)}`, { body: { config }, ifMatch: `"${sensor.version}"` });
+      notify(`Saved; ${sensor.name} receives it on its control topic.`);
+    } catch (err) {
+      notify(err.status === 412 ? "Someone changed this sensor meanwhile: the list is reloaded, edit it again." : problemText(err), "error");
+    }
+    await load();
   }
 
   async function onboard() {
@@ -64,6 +95,6 @@ export async function sensorsPage(ctx) {
     "Sensors",
     can("api_keys:manage") ? h("p", {}, h("button", { type: "button", id: "onboard", onclick: onboard }, "New onboarding token")) : null,
     issued,
-    h("div", { class: "scroll" }, table(["Name", "Id", "Kind", "Status", "Last heartbeat", "Location"], tbody, "Sensors by name")),
+    h("div", { class: "scroll" }, table(["Name", "Id", "Kind", "Status", "Last heartbeat", "Location", "Configuration"], tbody, "Sensors by name")),
   );
 }

@@ -172,13 +172,7 @@ pub fn check_approval(p: &Proposal, approver: &Actor, policy: &SafetyPolicy) -> 
 mod tests {
     use super::*;
     use crate::access::Role;
-
-    fn actor(id: &str, role: Role) -> Actor {
-        Actor {
-            id: id.into(),
-            role: Some(role),
-        }
-    }
+    use crate::decision::tests::actor;
 
     #[test]
     fn targets_of_proposals() {
