@@ -47,12 +47,11 @@ impl From<Response> for Served {
 /// returns (so a slow client slows the producer, and nothing piles up).
 pub struct Chunks<'a> {
     write: &'a mut dyn FnMut(&[u8]) -> Result<(), String>,
-    written: u64,
 }
 
 impl<'a> Chunks<'a> {
     pub fn new(write: &'a mut dyn FnMut(&[u8]) -> Result<(), String>) -> Chunks<'a> {
-        Chunks { write, written: 0 }
+        Chunks { write }
     }
 
     /// Send `bytes`; an error means the client is gone (a 499-like end,
@@ -60,9 +59,7 @@ impl<'a> Chunks<'a> {
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), ApiError> {
         (self.write)(bytes).map_err(|why| {
             ApiError::new(499, "client-closed", "Client closed the connection").with_detail(why)
-        })?;
-        self.written += bytes.len() as u64;
-        Ok(())
+        })
     }
 
     /// Send what `buffer` holds and empty it.
@@ -70,10 +67,6 @@ impl<'a> Chunks<'a> {
         self.write(buffer)?;
         buffer.clear();
         Ok(())
-    }
-
-    pub fn written(&self) -> u64 {
-        self.written
     }
 }
 
