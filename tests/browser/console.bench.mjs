@@ -5,24 +5,10 @@
 
 import { randomUUID } from "node:crypto";
 import { gzipSync } from "node:zlib";
-import { chromium } from "playwright-core";
+import { BASE, PASSWORD, api, createUser, launch } from "./scene.mjs";
 
-const BASE = process.env.VIGIL_BROWSER_BASE_URL;
-const ADMIN = process.env.VIGIL_BROWSER_ADMIN_TOKEN;
-const PASSWORD = "a perfectly fine passphrase";
 const DECISIONS = Number(process.env.VIGIL_BENCH_DECISIONS || 1000);
 const RUNS = 5;
-
-async function api(method, path, { token = ADMIN, body, headers = {} } = {}) {
-  const response = await fetch(BASE + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
 
 const levels = ["critical", "high", "medium", "low"];
 async function submit(i) {
@@ -43,8 +29,7 @@ await Promise.all(Array.from({ length: 8 }, async () => {
 }));
 console.log(`seeded ${DECISIONS} pending decisions in ${((Date.now() - seeded) / 1000).toFixed(1)} s`);
 
-const username = `bench-${randomUUID().slice(0, 8)}`;
-await api("POST", "/api/auth/users", { body: { username, role: "analyst", password: PASSWORD } });
+const { username } = await createUser("analyst", "bench");
 
 // 100 alerts a minute while the page loads: a new source every 0.6 s.
 let alerts = 0;
@@ -56,7 +41,7 @@ const feed = setInterval(() => {
   }).catch(() => {});
 }, 600);
 
-const browser = await chromium.launch({ executablePath: process.env.VIGIL_BROWSER_CHROMIUM, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+const browser = await launch();
 const times = [];
 let bytes = 0;
 let gzipped = 0;

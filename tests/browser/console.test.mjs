@@ -11,28 +11,13 @@ import { createHmac, randomUUID } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { BASE, PASSWORD, api, createUser, launch } from "./scene.mjs";
 
-const BASE = process.env.VIGIL_BROWSER_BASE_URL;
-const ADMIN = process.env.VIGIL_BROWSER_ADMIN_TOKEN;
 const SHOTS = process.env.VIGIL_BROWSER_SCREENSHOTS;
-const PASSWORD = "a perfectly fine passphrase";
 const WAIT = 20000;
 mkdirSync(SHOTS, { recursive: true });
 
-// ---- the API, as the scene-setter ----------------------------------------
-
-async function api(method, path, { token = ADMIN, body, headers = {} } = {}) {
-  const response = await fetch(BASE + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return data;
-}
+// ---- users, 2FA codes and decisions, set up over the API (scene.mjs) -------
 
 function base32(secret) {
   const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -53,12 +38,6 @@ function totp(secret, step) {
   return String(n).padStart(6, "0");
 }
 const nowStep = () => Math.floor(Date.now() / 30000);
-
-async function createUser(role, prefix) {
-  const username = `${prefix}-${randomUUID().slice(0, 8)}`;
-  await api("POST", "/api/auth/users", { body: { username, role, password: PASSWORD } });
-  return { username };
-}
 
 /** An analyst with 2FA on: the secret and the last step a code was used at. */
 async function mfaUser(role, prefix) {
@@ -89,10 +68,7 @@ async function submitDecision(summary, action = "block_ip") {
 
 // ---- the browser -----------------------------------------------------------
 
-const browser = await chromium.launch({
-  executablePath: process.env.VIGIL_BROWSER_CHROMIUM,
-  args: ["--no-sandbox", "--disable-dev-shm-usage"],
-});
+const browser = await launch();
 const problems = []; // console errors and CSP violations, on any page
 let failed = 0;
 const browserPages = [];
