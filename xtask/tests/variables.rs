@@ -30,6 +30,8 @@ fn read_by() -> Vec<(&'static str, Vec<&'static str>)> {
         ("threats", flat(vigil_threats::VARIABLES)),
         ("metrics", flat(vigil_metrics::VARIABLES)),
         ("export", flat(vigil_export::VARIABLES)),
+        // The console serves its files itself: none of the shared settings.
+        ("console", vigil_console::VARIABLES.to_vec()),
     ]
 }
 

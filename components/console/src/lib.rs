@@ -41,19 +41,26 @@ fn resolve(path: &str) -> Option<&'static StaticFile> {
     embedded::FILES.iter().find(|f| f.path == rel)
 }
 
+/// The relay's WebSocket URL.
+const RELAY_URL: &str = "relay_url";
+
+/// Every Spin variable this component reads (`xtask/tests/variables.rs`
+/// checks each is mapped into it in `spin.toml`).
+pub const VARIABLES: &[&str] = &[RELAY_URL];
+
 /// The relay's WebSocket URL (`relay_url`: `ws://` or `wss://`, a host, an
 /// optional port and path), or `None` when unset (the console then has no
 /// live updates). A bad value is refused, never guessed around: it would go
 /// into the CSP header.
 fn relay_url() -> Result<Option<String>, ApiError> {
-    let raw = spin_sdk::variables::get("relay_url").unwrap_or_default();
+    let raw = spin_sdk::variables::get(RELAY_URL).unwrap_or_default();
     let raw = raw.trim();
     if raw.is_empty() {
         return Ok(None);
     }
     relay_origin(raw).ok_or_else(|| {
         vigil_api::settings::refuse(
-            "relay_url",
+            RELAY_URL,
             "must be a ws:// or wss:// URL such as ws://127.0.0.1:3001/ws",
         )
     })?;
