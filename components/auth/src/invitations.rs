@@ -241,7 +241,15 @@ pub fn register(ctx: &mut Ctx) -> Result<Response, ApiError> {
         // Again under the write lock: it may have been used or revoked meanwhile.
         let (invitation, role) =
             live_invitation(conn, &req.invite_token, now)?.ok_or_else(invalid_invitation)?;
-        crate::users::insert_account(conn, &id, &req.username, &req.display_name, role, hash, now)?;
+        crate::users::insert_account(
+            conn,
+            &id,
+            &req.username,
+            &req.display_name,
+            role,
+            hash.clone(),
+            now,
+        )?;
         db::query(
             conn,
             "UPDATE invitations SET used_at = ?2, used_by = ?3 WHERE id = ?1",

@@ -306,7 +306,7 @@ pub fn change_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
               WHERE user_id = ?1",
             &[
                 Value::Text(who.subject.clone()),
-                Value::Text(hash),
+                Value::Text(hash.clone()),
                 Value::Integer(now),
             ],
         )?;

@@ -212,7 +212,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
             &new.username,
             &new.display_name,
             new.role,
-            hash,
+            hash.clone(),
             now,
         )?;
         let created = User {
@@ -394,7 +394,7 @@ pub fn reset_password(ctx: &mut Ctx) -> Result<Response, ApiError> {
               WHERE user_id = ?1",
             &[
                 Value::Text(id.clone()),
-                Value::Text(hash),
+                Value::Text(hash.clone()),
                 Value::Integer(now),
                 Value::Integer(expires),
             ],

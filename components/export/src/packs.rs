@@ -152,7 +152,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
                 Value::Integer(files),
                 Value::Integer(built.events as i64),
                 Value::Integer(size),
-                Value::Blob(built.bytes),
+                Value::Blob(built.bytes.clone()),
             ],
         )?;
         let mut entry = ctx.audit_entry(

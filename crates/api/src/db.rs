@@ -117,18 +117,55 @@ pub fn schema_version(conn: &Connection) -> Result<i64, ApiError> {
 }
 
 fn unavailable(what: &str, e: &spin::Error) -> ApiError {
+    let error = format!("{e:?}");
     crate::log::line(
-        serde_json::json!({"level": "error", "msg": "database error", "database": "default", "statement": what, "error": format!("{e:?}")}),
+        serde_json::json!({"level": "error", "msg": "database error", "database": "default", "statement": what, "error": error}),
     );
+    // SQLite's "interrupted", or a libSQL server ending a transaction that
+    // held the write lock past its timeout while others waited.
+    if error.contains("interrupted") || error.contains("TRANSACTION_TIMEOUT") {
+        return ApiError::unavailable(INTERRUPTED);
+    }
     ApiError::unavailable("the database is unavailable")
+}
+
+/// The detail of a 503 for a statement the database interrupted (the
+/// transaction is rolled back; trying it again may succeed).
+const INTERRUPTED: &str = "the database interrupted the transaction";
+
+fn interrupted(err: &ApiError) -> bool {
+    err.status == 503 && err.detail.as_deref() == Some(INTERRUPTED)
 }
 
 /// Run `body` in one `BEGIN IMMEDIATE … COMMIT` transaction: the write lock is
 /// taken up front (no deadlock-prone upgrade from a read lock), and the state
 /// change, its audit entry and its outbox event commit together or not at all.
+///
+/// A libSQL server may interrupt a statement it did not mean to (sqld
+/// 0.24's cursor endpoint cancels the next statement on a connection when a
+/// client stops reading the previous answer early); the transaction is then
+/// rolled back whole, so `body` is run again from the start, up to
+/// [`TRIES`] times. `body` must therefore not keep what it did in a failed
+/// try (start from its inputs each time).
 pub fn transaction<T>(
     conn: &Connection,
-    body: impl FnOnce(&Connection) -> Result<T, ApiError>,
+    mut body: impl FnMut(&Connection) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let mut tries = 1;
+    loop {
+        match transaction_once(conn, &mut body) {
+            Err(err) if interrupted(&err) && tries < TRIES => tries += 1,
+            result => return result,
+        }
+    }
+}
+
+/// Most tries of a transaction the database interrupts.
+const TRIES: u32 = 3;
+
+fn transaction_once<T>(
+    conn: &Connection,
+    body: &mut impl FnMut(&Connection) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     let waiting = Instant::now();
     begin_immediate(conn)?;
