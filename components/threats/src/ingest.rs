@@ -18,33 +18,38 @@ pub fn post(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let settings = settings::get()?;
     let mut validated = pipeline::validate(items, now, settings.retention_ms);
+    let actor = ctx.actor();
+    validated.ingested_by(&actor);
     let conn = db::open()?;
     let speaks_for = ready(pipeline::speaks_for(&SpinSql(conn), ctx.principal()))?;
     validated.check_sender(speaks_for.as_deref())?;
-    let mut storing = Storing {
+    let storing = Storing {
         zones: settings.zones.clone(),
         alert_window_ms: settings.alert_window_ms,
         geo: GeoLookup::new(settings.geoip_databases.clone(), log_geoip_failure),
     };
-    let actor = ctx.actor();
     let sender = Sender {
         sensor: speaks_for.as_deref(),
         actor: &actor,
     };
-    if !validated.valid.is_empty() {
-        db::transaction(conn, |conn| {
-            ready(pipeline::commit(
-                &SpinSql(conn),
-                &mut storing,
-                &sender,
-                &mut validated,
-                now,
-            ))
-        })?;
+    if validated.valid.is_empty() {
+        return Ok(response::json(200, &validated.finish()?));
     }
+    // What depends on the events alone is worked out before the write lock.
+    let prepared = validated.prepare(&storing);
+    let outcome = db::transaction(conn, |conn| {
+        ready(pipeline::commit(
+            &SpinSql(conn),
+            &storing,
+            &sender,
+            &validated,
+            &prepared,
+            now,
+        ))
+    })?;
     // Automatic playbooks answer the `alert.opened` events in the relay
     // (its `playbooks` job), so a slow webhook never slows ingestion.
-    Ok(response::json(200, &validated.finish()?))
+    Ok(response::json(200, &outcome.finish()?))
 }
 
 fn log_geoip_failure(why: &str) {

@@ -103,7 +103,7 @@ impl GeoDb {
 pub struct GeoLookup {
     paths: Vec<String>,
     report: fn(&str),
-    dbs: Option<Vec<GeoDb>>,
+    dbs: std::sync::OnceLock<Vec<GeoDb>>,
 }
 
 impl GeoLookup {
@@ -111,16 +111,15 @@ impl GeoLookup {
         GeoLookup {
             paths,
             report,
-            dbs: None,
+            dbs: std::sync::OnceLock::new(),
         }
     }
 
-    pub fn lookup(&mut self, ip: IpAddr) -> Geo {
-        let (paths, report) = (&self.paths, self.report);
-        let dbs = self.dbs.get_or_insert_with(|| {
-            paths
+    pub fn lookup(&self, ip: IpAddr) -> Geo {
+        let dbs = self.dbs.get_or_init(|| {
+            self.paths
                 .iter()
-                .filter_map(|path| GeoDb::open(path).map_err(|why| report(&why)).ok())
+                .filter_map(|path| GeoDb::open(path).map_err(|why| (self.report)(&why)).ok())
                 .collect()
         });
         lookup_all(dbs, ip)

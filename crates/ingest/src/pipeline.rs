@@ -58,7 +58,7 @@ impl Submission {
     }
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Clone, Serialize, JsonSchema)]
 pub struct Accepted {
     pub index: usize,
     #[schemars(extend("format" = "uuid"))]
@@ -69,20 +69,20 @@ pub struct Accepted {
     pub alert_id: Option<String>,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Clone, Serialize, JsonSchema)]
 pub struct Duplicate {
     pub index: usize,
     pub event_id: String,
 }
 
-#[derive(Serialize, JsonSchema)]
+#[derive(Clone, Serialize, JsonSchema)]
 pub struct Rejected {
     pub index: usize,
     pub errors: Vec<FieldError>,
 }
 
 /// What became of each item of a submission.
-#[derive(Serialize, JsonSchema, Default)]
+#[derive(Clone, Serialize, JsonSchema, Default)]
 pub struct Outcome {
     pub accepted: Vec<Accepted>,
     pub duplicates: Vec<Duplicate>,
@@ -145,21 +145,36 @@ impl Validated {
         Ok(())
     }
 
-    /// The outcome, once committed: a submission with nothing accepted and
-    /// nothing already stored is a 422 with every item's errors.
+    /// Record who ingested every valid event (a decision's submitters
+    /// include them: no one approves what their own events asked for).
+    pub fn ingested_by(&mut self, actor: &Actor) {
+        for (_, event) in &mut self.valid {
+            event.ingested_by = Some(actor.actor.clone());
+        }
+    }
+
+    /// Each valid event's row, as far as it is known before the write lock.
+    pub fn prepare<'a>(&'a self, storing: &'a Storing) -> Vec<Prepared<'a>> {
+        prepare(storing, &self.valid)
+    }
+
+    /// The answer when nothing was valid (a 422 with every item's errors).
     pub fn finish(self) -> Result<Outcome, ApiError> {
-        let mut outcome = self.outcome;
-        if outcome.accepted.is_empty() && outcome.duplicates.is_empty() {
+        self.outcome.finish()
+    }
+}
+
+impl Outcome {
+    /// The answer, once committed: a submission with nothing accepted and
+    /// nothing already stored is a 422 with every item's errors.
+    pub fn finish(mut self) -> Result<Outcome, ApiError> {
+        if self.accepted.is_empty() && self.duplicates.is_empty() {
             return Err(ApiError::validation(
-                outcome
-                    .rejected
-                    .into_iter()
-                    .flat_map(|r| r.errors)
-                    .collect(),
+                self.rejected.into_iter().flat_map(|r| r.errors).collect(),
             ));
         }
-        outcome.rejected.sort_by_key(|r| r.index);
-        Ok(outcome)
+        self.rejected.sort_by_key(|r| r.index);
+        Ok(self)
     }
 }
 
@@ -195,24 +210,27 @@ pub async fn speaks_for(db: &impl Sql, who: &Principal) -> Result<Option<String>
     ))
 }
 
-/// Store the valid events inside the caller's write transaction: the write
+/// Store the valid events (`prepared` from `validated` by
+/// [`Validated::prepare`]) inside the caller's write transaction: the write
 /// lock is held throughout, so what was read stays true until the commit.
+/// Returns the whole outcome (the rejected items of `validated` with what
+/// became of the valid ones); nothing of the inputs changes, so a
+/// transaction the database interrupted can simply be run again.
 pub async fn commit(
     db: &impl Sql,
-    storing: &mut Storing,
+    storing: &Storing,
     sender: &Sender<'_>,
-    validated: &mut Validated,
+    validated: &Validated,
+    prepared: &[Prepared<'_>],
     now: i64,
-) -> Result<(), ApiError> {
-    let Some((_, first)) = validated.valid.first() else {
-        return Ok(());
+) -> Result<Outcome, ApiError> {
+    let mut outcome = validated.outcome.clone();
+    let Some(first) = prepared.first() else {
+        return Ok(outcome);
     };
-    let subject = first.sensor_id.clone();
-    for (_, event) in &mut validated.valid {
-        event.ingested_by = Some(sender.actor.actor.clone());
-    }
-    store(db, storing, &validated.valid, &mut validated.outcome, now).await?;
-    record_sender(db, sender, &subject, &validated.outcome, now).await
+    store(db, storing, prepared, &mut outcome, now).await?;
+    record_sender(db, sender, &first.event.sensor_id, &outcome, now).await?;
+    Ok(outcome)
 }
 
 /// What a submission leaves besides its events: a sensor sending its own
@@ -235,58 +253,100 @@ pub async fn record_sender(
     audit::append(db, &entry).await.map(drop)
 }
 
-/// Store valid events (of any sensors) in a fixed handful of statements:
-/// which exist already, the sources' recent activity, the unresolved alerts
-/// of the events' groups, then multi-row writes of events, alerts and
-/// outbox rows. `outcome` gets each event's fate, by its index.
+/// What an event's row holds that depends on the event alone: worked out
+/// before the write lock ([`prepare`]), so that the lock is held only for
+/// what depends on the database (duplicates, repeats, alerts) and the writes.
+pub struct Prepared<'a> {
+    /// The event's position in its submission.
+    pub index: usize,
+    pub event: &'a Event,
+    id: String,
+    source: String,
+    source_class: String,
+    dest: Option<String>,
+    zone: Option<&'a Zone>,
+    geo: Geo,
+    event_type: String,
+    payload: String,
+    tags: String,
+}
+
+/// Prepare the rows of `valid` (of any sensors; see [`Prepared`]).
+pub fn prepare<'a>(s: &'a Storing, valid: &'a [(usize, Event)]) -> Vec<Prepared<'a>> {
+    valid
+        .iter()
+        .map(|(index, event)| {
+            let source_class = classify(event.source_ip);
+            Prepared {
+                index: *index,
+                event,
+                id: new_ordered_id(),
+                source: event.source_ip.to_string(),
+                source_class: wire(&source_class),
+                dest: event.dest_ip.map(|ip| ip.to_string()),
+                zone: event.dest_ip.and_then(|ip| s.zones.zone_of(ip)),
+                geo: match source_class {
+                    AddressClass::Public => s.geo.lookup(event.source_ip),
+                    _ => Geo::default(),
+                },
+                event_type: wire(&event.event_type),
+                payload: serde_json::Value::Object(event.payload.clone()).to_string(),
+                tags: serde_json::to_string(&event.tags).expect("serializes"),
+            }
+        })
+        .collect()
+}
+
+/// Store prepared events in a fixed handful of statements: which exist
+/// already, the sources' recent activity, the unresolved alerts of the
+/// events' groups, then multi-row writes of events, alerts and outbox rows.
+/// `outcome` gets each event's fate, by its index.
 pub async fn store(
     db: &impl Sql,
-    s: &mut Storing,
-    valid: &[(usize, Event)],
+    s: &Storing,
+    prepared: &[Prepared<'_>],
     outcome: &mut Outcome,
     now: i64,
 ) -> Result<(), ApiError> {
-    let stored = already_stored(db, valid).await?;
+    let stored = already_stored(db, prepared).await?;
     let mut seen = HashSet::new();
-    let mut fresh: Vec<(usize, &Event)> = Vec::new();
-    for (index, event) in valid {
-        let key = (event.sensor_id.clone(), event.event_id.clone());
+    let mut fresh: Vec<&Prepared> = Vec::new();
+    for p in prepared {
+        let key = (p.event.sensor_id.clone(), p.event.event_id.clone());
         if stored.contains(&key) || !seen.insert(key) {
             outcome.duplicates.push(Duplicate {
-                index: *index,
-                event_id: event.event_id.clone(),
+                index: p.index,
+                event_id: p.event.event_id.clone(),
             });
         } else {
-            fresh.push((*index, event));
+            fresh.push(p);
         }
     }
     let mut recent = recent_activity(db, &fresh).await?;
-    // Each fresh event's destination zone and score, in batch order (the
-    // repeat factor counts the batch's earlier events too).
-    let scores: Vec<(Option<&Zone>, Score)> = fresh
+    // Each fresh event's score, in batch order (the repeat factor counts the
+    // batch's earlier events too).
+    let scores: Vec<Score> = fresh
         .iter()
-        .map(|(_, event)| {
-            let source = event.source_ip.to_string();
-            let zone = event.dest_ip.and_then(|ip| s.zones.zone_of(ip));
+        .map(|p| {
             let scored = score(
-                event,
-                zone.map(|z| z.criticality),
-                recent.count(&source, event.observed_at_ms),
+                p.event,
+                p.zone.map(|z| z.criticality),
+                recent.count(&p.source, p.event.observed_at_ms),
             );
-            recent.record(&source, event.observed_at_ms);
-            (zone, scored)
+            recent.record(&p.source, p.event.observed_at_ms);
+            scored
         })
         .collect();
     let (positions, raising): (Vec<usize>, Vec<alert::Raising>) = fresh
         .iter()
         .zip(&scores)
         .enumerate()
-        .filter(|(_, (_, (_, scored)))| alert::raises_alert(scored.severity))
-        .map(|(i, ((_, event), (_, scored)))| {
+        .filter(|(_, (_, scored))| alert::raises_alert(scored.severity))
+        .map(|(i, (p, scored))| {
             (
                 i,
                 alert::Raising {
-                    event,
+                    event: p.event,
                     score: scored.score,
                     severity: scored.severity,
                 },
@@ -309,63 +369,56 @@ pub async fn store(
     );
 
     let mut rows: Vec<Row> = Vec::with_capacity(fresh.len());
-    // What the events rollup counts of each stored event: [type, severity, zone, country] and score.
-    let mut counted: Vec<(&Event, [Option<String>; 4], i64)> = Vec::with_capacity(fresh.len());
-    for (((index, event), (zone, scored)), alert_id) in fresh.into_iter().zip(scores).zip(alert_of)
+    let mut samples: Vec<rollup::EventSample> = Vec::with_capacity(fresh.len());
+    let severities: Vec<String> = scores.iter().map(|s| wire(&s.severity)).collect();
+    for (((p, scored), severity), alert_id) in
+        fresh.iter().zip(&scores).zip(&severities).zip(alert_of)
     {
-        let id = new_ordered_id();
-        let source = event.source_ip.to_string();
-        let source_class = classify(event.source_ip);
-        let geo = if source_class == AddressClass::Public {
-            s.geo.lookup(event.source_ip)
-        } else {
-            Geo::default()
-        };
+        let event = p.event;
         rows.push(vec![
-            Value::Text(id.clone()),
+            Value::Text(p.id.clone()),
             Value::Text(event.sensor_id.clone()),
             Value::Text(event.event_id.clone()),
             Value::Integer(event.observed_at_ms),
             Value::Integer(now),
-            Value::Text(wire(&event.event_type)),
-            Value::Text(source.clone()),
-            Value::Text(wire(&source_class)),
+            Value::Text(p.event_type.clone()),
+            Value::Text(p.source.clone()),
+            Value::Text(p.source_class.clone()),
             opt_int(event.source_port),
-            opt_text(event.dest_ip.map(|ip| ip.to_string()).as_deref()),
+            opt_text(p.dest.as_deref()),
             opt_int(event.dest_port),
-            opt_text(zone.map(|z| z.name.as_str())),
+            opt_text(p.zone.map(|z| z.name.as_str())),
             opt_text(event.protocol.as_deref()),
             opt_text(event.event_type.technique().map(|t| t.id)),
             Value::Integer(scored.score.into()),
-            Value::Text(wire(&scored.severity)),
+            Value::Text(severity.clone()),
             Value::Text(serde_json::to_string(&scored.breakdown).expect("serializes")),
             Value::Real(event.confidence),
-            Value::Text(serde_json::Value::Object(event.payload.clone()).to_string()),
-            Value::Text(serde_json::to_string(&event.tags).expect("serializes")),
+            Value::Text(p.payload.clone()),
+            Value::Text(p.tags.clone()),
             opt_text(alert_id),
-            opt_text(geo.country.as_deref()),
-            opt_int(geo.asn),
-            opt_text(geo.as_org.as_deref()),
+            opt_text(p.geo.country.as_deref()),
+            opt_int(p.geo.asn),
+            opt_text(p.geo.as_org.as_deref()),
             opt_text(event.ingested_by.as_deref()),
         ]);
-        counted.push((
-            event,
-            [
-                Some(wire(&event.event_type)),
-                Some(wire(&scored.severity)),
-                zone.map(|z| z.name.clone()),
-                geo.country.clone(),
-            ],
-            scored.score.into(),
-        ));
+        samples.push(rollup::EventSample {
+            observed_at: event.observed_at_ms,
+            sensor_id: &event.sensor_id,
+            event_type: &p.event_type,
+            severity,
+            zone: p.zone.map(|z| z.name.as_str()),
+            country: p.geo.country.as_deref(),
+            score: scored.score.into(),
+        });
         outbox.push(outbox::row(
             "threat.created",
-            &serde_json::json!({"id": id, "sensor_id": event.sensor_id, "event_type": event.event_type, "source_ip": source, "score": scored.score, "severity": scored.severity, "alert_id": alert_id}),
+            &serde_json::json!({"id": p.id, "sensor_id": event.sensor_id, "event_type": event.event_type, "source_ip": p.source, "score": scored.score, "severity": scored.severity, "alert_id": alert_id}),
             now,
         ));
         outcome.accepted.push(Accepted {
-            index,
-            id,
+            index: p.index,
+            id: p.id.clone(),
             event_id: event.event_id.clone(),
             score: scored.score,
             severity: scored.severity,
@@ -382,20 +435,6 @@ pub async fn store(
         rows,
     )
     .await?;
-    let samples: Vec<rollup::EventSample> = counted
-        .iter()
-        .map(
-            |(event, [kind, severity, zone, country], score)| rollup::EventSample {
-                observed_at: event.observed_at_ms,
-                sensor_id: &event.sensor_id,
-                event_type: kind.as_deref().unwrap_or_default(),
-                severity: severity.as_deref().unwrap_or_default(),
-                zone: zone.as_deref(),
-                country: country.as_deref(),
-                score: *score,
-            },
-        )
-        .collect();
     rollup::add_events(db, &samples).await?;
     outbox::publish_all(db, outbox).await
 }
@@ -522,11 +561,11 @@ async fn write_alerts(
 /// Which (sensor, event id) pairs of the batch are stored already.
 async fn already_stored(
     db: &impl Sql,
-    valid: &[(usize, Event)],
+    prepared: &[Prepared<'_>],
 ) -> Result<HashSet<(String, String)>, ApiError> {
-    let pairs: Vec<[&str; 2]> = valid
+    let pairs: Vec<[&str; 2]> = prepared
         .iter()
-        .map(|(_, e)| [e.sensor_id.as_str(), e.event_id.as_str()])
+        .map(|p| [p.event.sensor_id.as_str(), p.event.event_id.as_str()])
         .collect();
     let rows = db
         .query(
@@ -547,9 +586,9 @@ async fn already_stored(
 /// can change a score, in one statement.
 async fn recent_activity(
     db: &impl Sql,
-    fresh: &[(usize, &Event)],
+    fresh: &[&Prepared<'_>],
 ) -> Result<RecentBySource, ApiError> {
-    let sources: HashSet<String> = fresh.iter().map(|(_, e)| e.source_ip.to_string()).collect();
+    let sources: HashSet<&str> = fresh.iter().map(|p| p.source.as_str()).collect();
     if sources.is_empty() {
         return Ok(RecentBySource::default());
     }
@@ -625,18 +664,22 @@ mod tests {
         };
         let mut validated = validate(items, NOW, 90 * 24 * 3600 * 1000);
         validated.check_sender(sender.sensor).unwrap();
+        validated.ingested_by(&actor);
         conn.execute("BEGIN IMMEDIATE", ()).await.unwrap();
-        commit(
+        let storing = storing();
+        let prepared = validated.prepare(&storing);
+        let outcome = commit(
             &LibsqlSql(conn),
-            &mut storing(),
+            &storing,
             &sender,
-            &mut validated,
+            &validated,
+            &prepared,
             NOW,
         )
         .await
         .unwrap();
         conn.execute("COMMIT", ()).await.unwrap();
-        validated.finish().unwrap()
+        outcome.finish().unwrap()
     }
 
     async fn count(conn: &libsql::Connection, sql: &str) -> i64 {

@@ -1057,20 +1057,17 @@ async fn rebuild_equals_incremental_after_a_mixed_workload() {
             actor: &actor,
         };
         let mut validated = pipeline::validate(items, at, 90 * 24 * HOUR_MS);
+        validated.ingested_by(&actor);
+        let storing = Storing {
+            zones: vigil_ingest::classify::ZoneMap::parse("10.0.0.0/8=ot:critical").unwrap(),
+            alert_window_ms: 15 * MIN,
+            geo: GeoLookup::new(vec![], |_| {}),
+        };
+        let prepared = validated.prepare(&storing);
         conn.execute("BEGIN IMMEDIATE", ()).await.unwrap();
-        pipeline::commit(
-            &db,
-            &mut Storing {
-                zones: vigil_ingest::classify::ZoneMap::parse("10.0.0.0/8=ot:critical").unwrap(),
-                alert_window_ms: 15 * MIN,
-                geo: GeoLookup::new(vec![], |_| {}),
-            },
-            &sender,
-            &mut validated,
-            at,
-        )
-        .await
-        .unwrap();
+        pipeline::commit(&db, &storing, &sender, &validated, &prepared, at)
+            .await
+            .unwrap();
         conn.execute("COMMIT", ()).await.unwrap();
     }
     // Acknowledge every other alert and resolve every third, as the threats component does.

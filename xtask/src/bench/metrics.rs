@@ -113,7 +113,7 @@ async fn ingestion_cost() -> Result<()> {
         client_addr: None,
     };
     let mut mix = vigil_traffic::Mix::new(7, "bench");
-    let mut storing = Storing {
+    let storing = Storing {
         zones: vigil_ingest::classify::ZoneMap::parse(vigil_e2e::TEST_THREAT_ZONES)
             .map_err(|e| anyhow::anyhow!("{e}"))?,
         alert_window_ms: 15 * 60_000,
@@ -127,16 +127,19 @@ async fn ingestion_cost() -> Result<()> {
             .map(|i| mix.event(now - 3_600_000 + (b * per_batch + i) as i64 * 50))
             .collect();
         let mut validated = pipeline::validate(items, now, 90 * 24 * HOUR_MS);
+        validated.ingested_by(&actor);
         let started = Instant::now();
+        let prepared = validated.prepare(&storing);
         conn.execute("BEGIN IMMEDIATE", ()).await?;
         pipeline::commit(
             &db,
-            &mut storing,
+            &storing,
             &Sender {
                 sensor: None,
                 actor: &actor,
             },
-            &mut validated,
+            &validated,
+            &prepared,
             now,
         )
         .await
