@@ -391,7 +391,7 @@ pub struct Stored {
 async fn store_batch(
     conn: &libsql::Connection,
     keys: &mut KeyCache,
-    storing: &mut Storing,
+    storing: &Storing,
     batch: &[(Publish, Parsed)],
     now: i64,
 ) -> Result<Stored, ApiError> {
@@ -480,11 +480,13 @@ async fn store_batch(
         }
     }
 
+    // What depends on the events alone is worked out before the write lock.
+    let prepared = pipeline::prepare(storing, &valid);
     begin_immediate(conn).await?;
     let written = async {
         let mut outcome = Outcome::default();
-        if !valid.is_empty() {
-            pipeline::store(&db, storing, &valid, &mut outcome, now).await?;
+        if !prepared.is_empty() {
+            pipeline::store(&db, storing, &prepared, &mut outcome, now).await?;
         }
         let mut stored = Stored {
             events: outcome.accepted.len(),
@@ -640,7 +642,7 @@ pub async fn run(
 
     let mut conn = target.connect().await?;
     let mut keys = KeyCache::default();
-    let mut storing = Storing {
+    let storing = Storing {
         zones: config.zones.clone(),
         alert_window_ms: config.alert_window_ms,
         geo: GeoLookup::new(config.geoip_databases.clone(), |why| {
@@ -675,50 +677,62 @@ pub async fn run(
         metrics
             .messages_total
             .fetch_add(batch.len() as u64, Relaxed);
-        // Never acknowledge what did not commit: retry the batch until it
-        // does (or the relay stops, and the broker redelivers it later).
+        // Never acknowledge what did not commit: retry until it does (or the
+        // relay stops, and the broker redelivers it later). A failed part is
+        // retried in halves: a libSQL server ends a transaction that held the
+        // write lock for over 5 s while others waited, so on a slow server a
+        // part must shrink until it fits.
         let mut backoff = Duration::from_millis(100);
-        let stored = loop {
-            match store_batch(&conn, &mut keys, &mut storing, &batch, now).await {
-                Ok(stored) => break Some(stored),
+        let mut part = batch.len();
+        let mut from = 0;
+        while from < batch.len() {
+            let messages = &batch[from..(from + part).min(batch.len())];
+            let stored = match store_batch(&conn, &mut keys, &storing, messages, now).await {
+                Ok(stored) => stored,
                 Err(e) => {
                     metrics.batch_failures_total.fetch_add(1, Relaxed);
                     log::line(
-                        json!({"level": "error", "msg": "mqtt batch not stored; retrying", "error": e.to_string(), "messages": batch.len()}),
+                        json!({"level": "error", "msg": "mqtt batch not stored; retrying", "error": e.to_string(), "messages": messages.len()}),
                     );
                     if *shutdown.borrow() {
-                        break None;
+                        break;
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(10));
+                    part = (part / 2).max(1);
                     if let Ok(fresh) = target.connect().await {
                         conn = fresh;
                     }
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(100);
+            from += messages.len();
+            metrics.batches_total.fetch_add(1, Relaxed);
+            metrics
+                .events_stored_total
+                .fetch_add(stored.events as u64, Relaxed);
+            metrics
+                .duplicates_total
+                .fetch_add(stored.duplicates as u64, Relaxed);
+            metrics
+                .dead_letters_total
+                .fetch_add(stored.dead_letters as u64, Relaxed);
+            for (publish, _) in messages {
+                // Acks go through the connection task, which stops on shutdown.
+                let acked = tokio::select! {
+                    acked = client.ack(publish) => acked,
+                    _ = super::stopping(&mut shutdown) => break,
+                };
+                if let Err(e) = acked {
+                    log::line(
+                        json!({"level": "warn", "msg": "mqtt ack failed (the broker will redeliver)", "error": e.to_string()}),
+                    );
                 }
             }
-        };
-        let Some(stored) = stored else { break };
-        metrics.batches_total.fetch_add(1, Relaxed);
-        metrics
-            .events_stored_total
-            .fetch_add(stored.events as u64, Relaxed);
-        metrics
-            .duplicates_total
-            .fetch_add(stored.duplicates as u64, Relaxed);
-        metrics
-            .dead_letters_total
-            .fetch_add(stored.dead_letters as u64, Relaxed);
-        for (publish, _) in &batch {
-            // Acks go through the connection task, which stops on shutdown.
-            let acked = tokio::select! {
-                acked = client.ack(publish) => acked,
-                _ = super::stopping(&mut shutdown) => break,
-            };
-            if let Err(e) = acked {
-                log::line(
-                    json!({"level": "warn", "msg": "mqtt ack failed (the broker will redeliver)", "error": e.to_string()}),
-                );
-            }
+        }
+        if *shutdown.borrow() {
+            break;
         }
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), publisher).await;
