@@ -32,6 +32,14 @@ struct Options {
     seconds: u64,
     events: u64,
     legs: Vec<Leg>,
+    /// Only the rows whose name contains one of these (all when empty).
+    only: Vec<String>,
+}
+
+impl Options {
+    fn wants(&self, row: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|w| row.contains(w.as_str()))
+    }
 }
 
 fn options(args: &[String]) -> Result<Options> {
@@ -39,6 +47,7 @@ fn options(args: &[String]) -> Result<Options> {
         seconds: 5,
         events: 1_000_000,
         legs: vec![Leg::Host, Leg::Spin, Leg::SpinSqld],
+        only: Vec::new(),
     };
     let mut args = args.iter();
     while let Some(flag) = args.next() {
@@ -46,12 +55,13 @@ fn options(args: &[String]) -> Result<Options> {
         match flag.as_str() {
             "--seconds" => o.seconds = value()?.parse()?,
             "--events" => o.events = value()?.parse()?,
+            "--only" => o.only = value()?.split(',').map(str::to_string).collect(),
             "--legs" => {
                 let wanted = value()?.clone();
                 o.legs.retain(|l| wanted.split(',').any(|w| w == l.name()));
             }
             other => bail!(
-                "unknown option {other}; usage: cargo xtask bench load [--seconds N] [--events N] [--legs host,spin,spin+sqld]"
+                "unknown option {other}; usage: cargo xtask bench load [--seconds N] [--events N] [--legs host,spin,spin+sqld] [--only ROW,ROW]"
             ),
         }
     }
@@ -75,7 +85,7 @@ pub fn run(args: &[String]) -> Result<()> {
         o.seconds
     );
     let mut table = Vec::new();
-    for leg in o.legs {
+    for &leg in &o.legs {
         if let Some(why) = leg.missing() {
             println!("SKIPPED: the {} rows: {why}", leg.name());
             continue;
@@ -89,7 +99,7 @@ pub fn run(args: &[String]) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
         let floor = start_floor(leg)?;
-        table.extend(measure(&app, &floor.base_url, leg, o.seconds)?);
+        table.extend(measure(&app, &floor.base_url, leg, &o)?);
     }
     println!(
         "\n{:<10} {:<44} {:>5} {:>9} {:>8} {:>8} {:>7}",
@@ -320,8 +330,8 @@ fn row(leg: Leg, request: &str, connections: usize, f: &Figures) -> String {
 /// status every answer must have.
 type Get<'a> = (&'a str, String, Vec<(String, String)>, u16);
 
-fn measure(app: &TestApp, floor: &str, leg: Leg, seconds: u64) -> Result<Vec<String>> {
-    let duration = Duration::from_secs(seconds);
+fn measure(app: &TestApp, floor: &str, leg: Leg, o: &Options) -> Result<Vec<String>> {
+    let duration = Duration::from_secs(o.seconds);
     let token = app.token(Role::Analyst);
     let bearer = vec![("authorization".to_string(), format!("Bearer {token}"))];
     let gets: Vec<Get> = vec![
@@ -374,7 +384,7 @@ fn measure(app: &TestApp, floor: &str, leg: Leg, seconds: u64) -> Result<Vec<Str
         println!("{line}");
         table.push(line);
     };
-    for (what, url, headers, status) in &gets {
+    for (what, url, headers, status) in gets.iter().filter(|g| o.wants(g.0)) {
         load(url, headers, 4, Duration::from_millis(300), *status); // warm-up
         for connections in [1, 32] {
             let f = super::has_wrk()
@@ -384,12 +394,17 @@ fn measure(app: &TestApp, floor: &str, leg: Leg, seconds: u64) -> Result<Vec<Str
             emit(row(leg, what, connections, &f));
         }
     }
-    emit(row(
-        leg,
-        "POST /api/auth/login",
-        8,
-        &logins(app, 8, duration)?,
-    ));
+    if o.wants("POST /api/auth/login") {
+        emit(row(
+            leg,
+            "POST /api/auth/login",
+            8,
+            &logins(app, 8, duration)?,
+        ));
+    }
+    if !o.wants("POST /api/threats/events") {
+        return Ok(table);
+    }
     let (f, events_per_s) = ingest(app, &token, 4, duration);
     emit(row(
         leg,
@@ -416,6 +431,9 @@ fn measure(app: &TestApp, floor: &str, leg: Leg, seconds: u64) -> Result<Vec<Str
             quantile(&ms, 0.5),
             quantile(&ms, 0.99)
         ));
+    }
+    if !o.wants("mixed") {
+        return Ok(table);
     }
     for (what, connections, f) in mixed(app, &token, duration) {
         emit(row(leg, &what, connections, &f));
