@@ -11,7 +11,8 @@
 //! * [`manifest`]: the `spin.toml` subset we run (components, triggers, variables).
 //! * [`routes`]: `[[trigger.http]]` routing with Spin's precedence rules.
 //! * [`variables`]: `fermyon:spin/variables@2.0.0` (templates, `SPIN_VARIABLE_*`).
-//! * [`outbound`]: `wasi:http/outgoing-handler` under Spin's `allowed_outbound_hosts`.
+//! * [`outbound`]: `wasi:http/outgoing-handler` under Spin's `allowed_outbound_hosts`
+//!   (the entry grammar, one component's policy, and sending: a file each).
 //! * [`sqlite`]: `fermyon:spin/sqlite@2.0.0` over libSQL, Spin's runtime-config format.
 //! * [`engine`]: wasmtime engine/linker, per-component `ProxyPre`, per-request stores.
 //! * [`server`]: hyper server, Spin's headers, the wasi:http incoming-handler call.
