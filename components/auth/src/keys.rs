@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use vigil_api::api_keys::NewApiKey;
-use vigil_api::db::Value;
+use vigil_api::db::{Named, Value};
 use vigil_api::{ApiError, Ctx, FieldError, Permission, db, response};
 use vigil_core::time::{now_millis, rfc3339};
 use vigil_core::{api_key, id::new_id};
@@ -128,21 +128,22 @@ impl NewKey {
 const KEY_COLUMNS: &str =
     "id, name, kind, sensor_id, prefix, scopes, created_at, last_used_at, expires_at";
 
-fn key_from_row(r: &[Value]) -> Option<Key> {
+fn key_from_row(row: &[Value]) -> Option<Key> {
+    let r = Named::new(KEY_COLUMNS, row);
     Some(Key {
-        id: db::text(r, 0)?,
-        name: db::text(r, 1)?,
-        kind: if db::text(r, 2)? == "sensor" {
+        id: r.text("id")?,
+        name: r.text("name")?,
+        kind: if r.text("kind")? == "sensor" {
             KeyKind::Sensor
         } else {
             KeyKind::Service
         },
-        sensor_id: db::text(r, 3),
-        prefix: db::text(r, 4)?,
-        scopes: serde_json::from_str(&db::text(r, 5)?).ok()?,
-        created_at: rfc3339(db::int(r, 6)?),
-        last_used_at: db::int(r, 7).map(rfc3339),
-        expires_at: db::int(r, 8).map(rfc3339),
+        sensor_id: r.text("sensor_id"),
+        prefix: r.text("prefix")?,
+        scopes: serde_json::from_str(&r.text("scopes")?).ok()?,
+        created_at: rfc3339(r.int("created_at")?),
+        last_used_at: r.int("last_used_at").map(rfc3339),
+        expires_at: r.int("expires_at").map(rfc3339),
     })
 }
 

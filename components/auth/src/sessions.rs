@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::Connection;
-use vigil_api::db::Value;
+use vigil_api::db::{Named, Value};
 use vigil_api::{ApiError, Ctx, Permission, db, response};
 use vigil_core::login::{REFRESH_IDLE_MS, SESSION_ABSOLUTE_MS, new_secret, secret_hash};
 use vigil_core::time::{now_millis, rfc3339};
@@ -204,24 +204,28 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
         _ => who.subject.clone(),
     };
     let conn = db::open()?;
+    const LISTED: &str = "id, created_at, last_used_at, expires_at, client_addr, user_agent";
     let rows = db::query(
         conn,
-        "SELECT id, created_at, last_used_at, expires_at, client_addr, user_agent FROM sessions
-         WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 ORDER BY created_at DESC",
+        &format!(
+            "SELECT {LISTED} FROM sessions
+             WHERE user_id = ?1 AND revoked_at IS NULL AND expires_at > ?2 ORDER BY created_at DESC"
+        ),
         &[Value::Text(user_id), Value::Integer(now_millis())],
     )?;
     let sessions = rows
         .iter()
-        .map(|r| {
-            let id = db::text(r, 0).unwrap_or_default();
+        .map(|row| {
+            let r = Named::new(LISTED, row);
+            let id = r.text("id").unwrap_or_default();
             Session {
                 current: who.session.as_deref() == Some(id.as_str()),
                 id,
-                created_at: rfc3339(db::int(r, 1).unwrap_or(0)),
-                last_used_at: rfc3339(db::int(r, 2).unwrap_or(0)),
-                expires_at: rfc3339(db::int(r, 3).unwrap_or(0)),
-                client_addr: db::text(r, 4),
-                user_agent: db::text(r, 5),
+                created_at: rfc3339(r.int("created_at").unwrap_or(0)),
+                last_used_at: rfc3339(r.int("last_used_at").unwrap_or(0)),
+                expires_at: rfc3339(r.int("expires_at").unwrap_or(0)),
+                client_addr: r.text("client_addr"),
+                user_agent: r.text("user_agent"),
             }
         })
         .collect();

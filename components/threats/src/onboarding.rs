@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use vigil_api::api_keys::NewApiKey;
-use vigil_api::db::Value;
+use vigil_api::db::{Named, Value};
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::access::Permission;
 use vigil_core::api_key;
@@ -157,27 +157,28 @@ const TOKEN_COLUMNS: &str =
     "id, note, created_by, created_at, expires_at, used_at, revoked_at, sensor_id";
 
 /// What became of a token, from its row (`TOKEN_COLUMNS`).
-fn state_of(r: &[Value], now: i64) -> &'static str {
-    if db::int(r, 5).is_some() {
+fn state_of(r: Named, now: i64) -> &'static str {
+    if r.int("used_at").is_some() {
         "used"
-    } else if db::int(r, 6).is_some() {
+    } else if r.int("revoked_at").is_some() {
         "revoked"
-    } else if db::int(r, 4).is_some_and(|at| at <= now) {
+    } else if r.int("expires_at").is_some_and(|at| at <= now) {
         "expired"
     } else {
         "unused"
     }
 }
 
-fn token_record(r: &[Value], now: i64) -> Option<TokenRecord> {
+fn token_record(row: &[Value], now: i64) -> Option<TokenRecord> {
+    let r = Named::new(TOKEN_COLUMNS, row);
     Some(TokenRecord {
-        id: db::text(r, 0)?,
-        note: db::text(r, 1),
-        created_by: db::text(r, 2)?,
-        created_at: rfc3339(db::int(r, 3)?),
-        expires_at: rfc3339(db::int(r, 4)?),
+        id: r.text("id")?,
+        note: r.text("note"),
+        created_by: r.text("created_by")?,
+        created_at: rfc3339(r.int("created_at")?),
+        expires_at: rfc3339(r.int("expires_at")?),
         state: state_of(r, now).into(),
-        sensor_id: db::text(r, 7),
+        sensor_id: r.text("sensor_id"),
     })
 }
 
@@ -209,7 +210,7 @@ pub fn revoke_token(ctx: &mut Ctx) -> Result<Response, ApiError> {
             &[Value::Text(id.clone())],
         )?;
         let row = rows.first().ok_or_else(ApiError::not_found)?;
-        if state_of(row, now) == "used" {
+        if state_of(Named::new(TOKEN_COLUMNS, row), now) == "used" {
             return Err(ApiError::conflict(
                 "the token was used already; delete the sensor instead",
             ));
@@ -278,7 +279,8 @@ pub fn register(ctx: &mut Ctx) -> Result<Response, ApiError> {
             ApiError::new(401, "invalid-onboarding-token", "Invalid onboarding token")
                 .with_detail("this is not an onboarding token Vigil issued")
         })?;
-        let token_id = db::text(row, 0).ok_or_else(ApiError::internal)?;
+        let row = Named::new(TOKEN_COLUMNS, row);
+        let token_id = row.text("id").ok_or_else(ApiError::internal)?;
         let gone = |why: &str| {
             ApiError::new(410, "onboarding-token-spent", "Onboarding token spent").with_detail(
                 format!("the onboarding token {why}; ask an admin for a new one"),

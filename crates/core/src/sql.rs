@@ -70,6 +70,73 @@ pub fn real(row: &[Value], i: usize) -> Option<f64> {
     }
 }
 
+/// A result row read by column name. The names are the statement's select
+/// list (a `COLUMNS` constant next to the reader), so a reader says which
+/// column it means and a column added to or moved in the list cannot shift
+/// what it reads. A name may be an expression's `AS` alias.
+#[derive(Clone, Copy)]
+pub struct Named<'a> {
+    columns: &'a str,
+    row: &'a [Value],
+}
+
+impl<'a> Named<'a> {
+    /// `row`, whose columns are `columns` (`"id, name, coalesce(a, b) AS c"`).
+    pub fn new(columns: &'a str, row: &'a [Value]) -> Self {
+        Named { columns, row }
+    }
+
+    /// The position of `name` in the select list. A name that is not there
+    /// is a bug in the reader, not bad data: it panics, naming both.
+    fn index(&self, name: &str) -> usize {
+        select_names(self.columns)
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no column {name:?} in {:?}", self.columns))
+    }
+
+    pub fn text(&self, name: &str) -> Option<String> {
+        text(self.row, self.index(name))
+    }
+
+    pub fn int(&self, name: &str) -> Option<i64> {
+        int(self.row, self.index(name))
+    }
+
+    pub fn real(&self, name: &str) -> Option<f64> {
+        real(self.row, self.index(name))
+    }
+}
+
+/// The names of a select list, in order: each column's alias after `AS`,
+/// else the expression itself; commas inside parentheses do not split.
+fn select_names(columns: &str) -> impl Iterator<Item = &str> {
+    let mut depth = 0u32;
+    let mut start = 0;
+    let mut items = Vec::new();
+    for (i, c) in columns.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                items.push(&columns[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(&columns[start..]);
+    items.into_iter().map(|item| {
+        let item = item.trim();
+        match item
+            .rsplit_once(" AS ")
+            .or_else(|| item.rsplit_once(" as "))
+        {
+            Some((_, alias)) => alias.trim(),
+            None => item,
+        }
+    })
+}
+
 /// Run `insert` (ending in `VALUES `) over `rows` (all of one width), as
 /// many rows per statement as keep the parameter count far below SQLite's
 /// and libSQL's limits: a batch costs a handful of statements, which matters
@@ -101,4 +168,40 @@ pub async fn insert_rows_then(
         db.query(&sql, &params).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_by_name() {
+        let row = vec![
+            Value::Text("a-1".into()),
+            Value::Integer(3),
+            Value::Null,
+            Value::Real(0.5),
+        ];
+        let r = Named::new("id, version, coalesce(x, y) AS note, score", &row);
+        assert_eq!(r.text("id").as_deref(), Some("a-1"));
+        assert_eq!(r.int("version"), Some(3));
+        assert_eq!(r.text("note"), None);
+        assert_eq!(r.real("score"), Some(0.5));
+        assert_eq!(r.real("version"), Some(3.0));
+    }
+
+    #[test]
+    fn select_list_names() {
+        let names: Vec<&str> = select_names(
+            "id,  name\n , coalesce(opened_severity, severity) AS severity, max(a, b)",
+        )
+        .collect();
+        assert_eq!(names, ["id", "name", "severity", "max(a, b)"]);
+    }
+
+    #[test]
+    #[should_panic(expected = "no column \"nme\"")]
+    fn a_misspelt_name_is_a_bug() {
+        Named::new("id, name", &[]).text("nme");
+    }
 }

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 use vigil_core::audit::AuditEntry;
-use vigil_core::sql::{Row, Value, int, real, text};
+use vigil_core::sql::{Named, Row};
 use vigil_core::time::rfc3339;
 
 /// A stored row that does not read as its record (a broken invariant).
@@ -14,12 +14,13 @@ pub fn unreadable() -> vigil_core::ApiError {
     vigil_core::ApiError::internal().with_detail("a stored row could not be read")
 }
 
-fn raw(row: &[Value], i: usize) -> Option<Box<RawValue>> {
-    text(row, i).and_then(|t| RawValue::from_string(t).ok())
+/// Stored JSON, as stored.
+fn raw(row: &Named, column: &str) -> Option<Box<RawValue>> {
+    row.text(column).and_then(|t| RawValue::from_string(t).ok())
 }
 
-fn time(row: &[Value], i: usize) -> Option<String> {
-    int(row, i).map(rfc3339)
+fn time(row: &Named, column: &str) -> Option<String> {
+    row.int(column).map(rfc3339)
 }
 
 /// A threat event (the fields of `GET /api/threats/{id}`).
@@ -57,33 +58,34 @@ pub const EVENT_COLUMNS: &str = "id, sensor_id, event_id, observed_at, received_
     source_country, source_asn, source_as_org, source_port, dest_ip, dest_port, dest_zone, protocol, technique, \
     score, severity, breakdown, confidence, payload, tags, alert_id";
 
-pub fn event(r: &Row) -> Option<Event> {
+pub fn event(row: &Row) -> Option<Event> {
+    let r = Named::new(EVENT_COLUMNS, row);
     Some(Event {
-        id: text(r, 0)?,
-        sensor_id: text(r, 1)?,
-        event_id: text(r, 2)?,
-        observed_at: time(r, 3)?,
-        received_at: time(r, 4)?,
-        event_type: text(r, 5)?,
-        source_ip: text(r, 6)?,
-        source_class: text(r, 7)?,
-        source_country: text(r, 8),
-        source_asn: int(r, 9),
-        source_as_org: text(r, 10),
-        source_port: int(r, 11),
-        dest_ip: text(r, 12),
-        dest_port: int(r, 13),
-        dest_zone: text(r, 14),
-        protocol: text(r, 15),
-        technique: text(r, 16),
-        score: int(r, 17)?,
-        severity: text(r, 18)?,
-        breakdown: raw(r, 19)?,
-        confidence: real(r, 20)?,
-        payload: raw(r, 21)?,
-        tags: raw(r, 22)?,
-        alert_id: text(r, 23),
-        observed_ms: int(r, 3)?,
+        id: r.text("id")?,
+        sensor_id: r.text("sensor_id")?,
+        event_id: r.text("event_id")?,
+        observed_at: time(&r, "observed_at")?,
+        received_at: time(&r, "received_at")?,
+        event_type: r.text("event_type")?,
+        source_ip: r.text("source_ip")?,
+        source_class: r.text("source_class")?,
+        source_country: r.text("source_country"),
+        source_asn: r.int("source_asn"),
+        source_as_org: r.text("source_as_org"),
+        source_port: r.int("source_port"),
+        dest_ip: r.text("dest_ip"),
+        dest_port: r.int("dest_port"),
+        dest_zone: r.text("dest_zone"),
+        protocol: r.text("protocol"),
+        technique: r.text("technique"),
+        score: r.int("score")?,
+        severity: r.text("severity")?,
+        breakdown: raw(&r, "breakdown")?,
+        confidence: r.real("confidence")?,
+        payload: raw(&r, "payload")?,
+        tags: raw(&r, "tags")?,
+        alert_id: r.text("alert_id"),
+        observed_ms: r.int("observed_at")?,
     })
 }
 
@@ -107,21 +109,22 @@ pub struct Alert {
 pub const ALERT_COLUMNS: &str = "id, status, source_ip, event_type, sensor_id, severity, max_score, event_count, \
     first_seen, last_seen, version, created_at, updated_at";
 
-pub fn alert(r: &Row) -> Option<Alert> {
+pub fn alert(row: &Row) -> Option<Alert> {
+    let r = Named::new(ALERT_COLUMNS, row);
     Some(Alert {
-        id: text(r, 0)?,
-        status: text(r, 1)?,
-        source_ip: text(r, 2)?,
-        event_type: text(r, 3)?,
-        sensor_id: text(r, 4)?,
-        severity: text(r, 5)?,
-        max_score: int(r, 6)?,
-        event_count: int(r, 7)?,
-        first_seen: time(r, 8)?,
-        last_seen: time(r, 9)?,
-        version: int(r, 10)?,
-        created_at: time(r, 11)?,
-        updated_at: time(r, 12)?,
+        id: r.text("id")?,
+        status: r.text("status")?,
+        source_ip: r.text("source_ip")?,
+        event_type: r.text("event_type")?,
+        sensor_id: r.text("sensor_id")?,
+        severity: r.text("severity")?,
+        max_score: r.int("max_score")?,
+        event_count: r.int("event_count")?,
+        first_seen: time(&r, "first_seen")?,
+        last_seen: time(&r, "last_seen")?,
+        version: r.int("version")?,
+        created_at: time(&r, "created_at")?,
+        updated_at: time(&r, "updated_at")?,
     })
 }
 
@@ -161,31 +164,32 @@ pub const DECISION_COLUMNS: &str = "id, source, subject_kind, subject_id, action
     summary, rationale, evidence, priority, sla_deadline, status, version, assignee, first_approver, submitted_by, \
     outcome_detail, created_at, updated_at";
 
-pub fn decision(r: &Row) -> Option<Decision> {
+pub fn decision(row: &Row) -> Option<Decision> {
+    let r = Named::new(DECISION_COLUMNS, row);
     Some(Decision {
-        id: text(r, 0)?,
-        source: text(r, 1)?,
+        id: r.text("id")?,
+        source: r.text("source")?,
         subject: SubjectRef {
-            kind: text(r, 2)?,
-            id: text(r, 3)?,
+            kind: r.text("subject_kind")?,
+            id: r.text("subject_id")?,
         },
-        action: text(r, 4)?,
-        parameters: raw(r, 5)?,
-        threat_level: text(r, 6)?,
-        confidence: real(r, 7)?,
-        summary: text(r, 8)?,
-        rationale: text(r, 9)?,
-        evidence: raw(r, 10)?,
-        priority: int(r, 11)?,
-        sla_deadline: time(r, 12)?,
-        status: text(r, 13)?,
-        version: int(r, 14)?,
-        assignee: text(r, 15),
-        first_approver: text(r, 16),
-        submitted_by: text(r, 17)?,
-        outcome_detail: text(r, 18),
-        created_at: time(r, 19)?,
-        updated_at: time(r, 20)?,
+        action: r.text("action")?,
+        parameters: raw(&r, "parameters")?,
+        threat_level: r.text("threat_level")?,
+        confidence: r.real("confidence")?,
+        summary: r.text("summary")?,
+        rationale: r.text("rationale")?,
+        evidence: raw(&r, "evidence")?,
+        priority: r.int("priority")?,
+        sla_deadline: time(&r, "sla_deadline")?,
+        status: r.text("status")?,
+        version: r.int("version")?,
+        assignee: r.text("assignee"),
+        first_approver: r.text("first_approver"),
+        submitted_by: r.text("submitted_by")?,
+        outcome_detail: r.text("outcome_detail"),
+        created_at: time(&r, "created_at")?,
+        updated_at: time(&r, "updated_at")?,
         transitions: Vec::new(),
     })
 }
@@ -207,16 +211,17 @@ pub struct Transition {
 pub const TRANSITION_COLUMNS: &str =
     "decision_id, at, actor, command, from_status, to_status, note, reason";
 
-pub fn transition(r: &Row) -> Option<Transition> {
+pub fn transition(row: &Row) -> Option<Transition> {
+    let r = Named::new(TRANSITION_COLUMNS, row);
     Some(Transition {
-        decision_id: text(r, 0)?,
-        at: time(r, 1)?,
-        actor: text(r, 2)?,
-        command: text(r, 3)?,
-        from: text(r, 4),
-        to: text(r, 5)?,
-        note: text(r, 6),
-        reason: text(r, 7),
+        decision_id: r.text("decision_id")?,
+        at: time(&r, "at")?,
+        actor: r.text("actor")?,
+        command: r.text("command")?,
+        from: r.text("from_status"),
+        to: r.text("to_status")?,
+        note: r.text("note"),
+        reason: r.text("reason"),
     })
 }
 
@@ -237,18 +242,19 @@ pub struct Execution {
 pub const EXECUTION_COLUMNS: &str = "id, playbook_id, playbook_name, alert_id, mode, started_by, status, outcomes, \
     started_at, finished_at";
 
-pub fn execution(r: &Row) -> Option<Execution> {
+pub fn execution(row: &Row) -> Option<Execution> {
+    let r = Named::new(EXECUTION_COLUMNS, row);
     Some(Execution {
-        id: text(r, 0)?,
-        playbook_id: text(r, 1)?,
-        playbook_name: text(r, 2)?,
-        alert_id: text(r, 3)?,
-        mode: text(r, 4)?,
-        started_by: text(r, 5)?,
-        status: text(r, 6)?,
-        outcomes: raw(r, 7)?,
-        started_at: time(r, 8)?,
-        finished_at: time(r, 9)?,
+        id: r.text("id")?,
+        playbook_id: r.text("playbook_id")?,
+        playbook_name: r.text("playbook_name")?,
+        alert_id: r.text("alert_id")?,
+        mode: r.text("mode")?,
+        started_by: r.text("started_by")?,
+        status: r.text("status")?,
+        outcomes: raw(&r, "outcomes")?,
+        started_at: time(&r, "started_at")?,
+        finished_at: time(&r, "finished_at")?,
     })
 }
 
@@ -268,18 +274,19 @@ pub struct Sensor {
 
 pub const SENSOR_COLUMNS: &str = "id, name, kind, location, description, last_heartbeat, version, created_by, created_at, updated_at";
 
-pub fn sensor(r: &Row) -> Option<Sensor> {
+pub fn sensor(row: &Row) -> Option<Sensor> {
+    let r = Named::new(SENSOR_COLUMNS, row);
     Some(Sensor {
-        id: text(r, 0)?,
-        name: text(r, 1)?,
-        kind: text(r, 2)?,
-        location: text(r, 3),
-        description: text(r, 4),
-        last_heartbeat: time(r, 5),
-        version: int(r, 6)?,
-        created_by: text(r, 7)?,
-        created_at: time(r, 8)?,
-        updated_at: time(r, 9)?,
+        id: r.text("id")?,
+        name: r.text("name")?,
+        kind: r.text("kind")?,
+        location: r.text("location"),
+        description: r.text("description"),
+        last_heartbeat: time(&r, "last_heartbeat"),
+        version: r.int("version")?,
+        created_by: r.text("created_by")?,
+        created_at: time(&r, "created_at")?,
+        updated_at: time(&r, "updated_at")?,
     })
 }
 
@@ -299,21 +306,22 @@ pub struct AuditRecord {
 pub const AUDIT_COLUMNS: &str = "id, at, actor, action, subject_kind, subject_id, request_id, client_addr, before, \
     after, prev_hash, hash";
 
-pub fn audit(r: &Row) -> Option<AuditRecord> {
+pub fn audit(row: &Row) -> Option<AuditRecord> {
+    let r = Named::new(AUDIT_COLUMNS, row);
     Some(AuditRecord {
-        id: int(r, 0)?,
+        id: r.int("id")?,
         entry: AuditEntry {
-            at: int(r, 1)?,
-            actor: text(r, 2)?,
-            action: text(r, 3)?,
-            subject_kind: text(r, 4),
-            subject_id: text(r, 5),
-            request_id: text(r, 6),
-            client_addr: text(r, 7),
-            before: text(r, 8),
-            after: text(r, 9),
+            at: r.int("at")?,
+            actor: r.text("actor")?,
+            action: r.text("action")?,
+            subject_kind: r.text("subject_kind"),
+            subject_id: r.text("subject_id"),
+            request_id: r.text("request_id"),
+            client_addr: r.text("client_addr"),
+            before: r.text("before"),
+            after: r.text("after"),
         },
-        prev_hash: text(r, 10)?,
-        hash: text(r, 11)?,
+        prev_hash: r.text("prev_hash")?,
+        hash: r.text("hash")?,
     })
 }
