@@ -6,7 +6,8 @@ use crate::input;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
-use vigil_api::db::Value;
+use vigil_api::audit::Audited;
+use vigil_api::db::{Named, Value};
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::login::{REGISTER_ATTEMPTS_PER_ADDRESS_PER_MINUTE, new_secret, secret_hash};
 use vigil_core::time::{now_millis, rfc3339};
@@ -112,32 +113,34 @@ pub struct InvitationList {
 pub fn list(_ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let conn = db::open()?;
+    const LISTED: &str =
+        "id, role, created_by, created_at, expires_at, used_at, used_by, revoked_at";
     let rows = db::query(
         conn,
-        "SELECT id, role, created_by, created_at, expires_at, used_at, used_by, revoked_at
-           FROM invitations ORDER BY created_at DESC LIMIT 200",
+        &format!("SELECT {LISTED} FROM invitations ORDER BY created_at DESC LIMIT 200"),
         &[],
     )?;
     let invitations = rows
         .iter()
-        .filter_map(|r| {
-            let expires = db::int(r, 4)?;
+        .filter_map(|row| {
+            let r = Named::new(LISTED, row);
+            let expires = r.int("expires_at")?;
             Some(ListedInvitation {
-                id: db::text(r, 0)?,
-                role: Role::parse(&db::text(r, 1)?)?,
-                state: if db::int(r, 5).is_some() {
+                id: r.text("id")?,
+                role: Role::parse(&r.text("role")?)?,
+                state: if r.int("used_at").is_some() {
                     "used"
-                } else if db::int(r, 7).is_some() {
+                } else if r.int("revoked_at").is_some() {
                     "revoked"
                 } else if expires <= now {
                     "expired"
                 } else {
                     "unused"
                 },
-                created_by: db::text(r, 2),
-                created_at: rfc3339(db::int(r, 3)?),
+                created_by: r.text("created_by"),
+                created_at: rfc3339(r.int("created_at")?),
                 expires_at: rfc3339(expires),
-                used_by: db::text(r, 6),
+                used_by: r.text("used_by"),
             })
         })
         .collect();
@@ -261,10 +264,11 @@ pub fn register(ctx: &mut Ctx) -> Result<Response, ApiError> {
         )?;
         let mut entry = ctx.audit_entry("user.registered", "user", &id, now);
         entry.actor = id.clone();
-        entry.after = Some(serde_json::json!({"username": req.username, "role": role.as_str(), "invitation": invitation}).to_string());
-        vigil_api::audit::append(conn, &entry)?;
         let record = serde_json::json!({"id": id, "username": req.username, "role": role.as_str()});
-        vigil_api::audit::publish(conn, "user.created", &record, now)?;
+        let audited = Audited::new(entry)
+            .after(&serde_json::json!({"username": req.username, "role": role.as_str(), "invitation": invitation}))
+            .publish("user.created", record);
+        vigil_api::audit::record(conn, &audited)?;
         crate::users::load(conn, &id)
     })?;
     Ok(response::json(201, &created))

@@ -5,7 +5,8 @@ use crate::input;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
-use vigil_api::db::Value;
+use vigil_api::audit::{self, Audited};
+use vigil_api::db::{Named, Value};
 use vigil_api::{ApiError, Ctx, Permission, db, response};
 use vigil_core::{FieldError, Role, password, time::now_millis, user};
 
@@ -70,22 +71,15 @@ const USER_COLUMNS: &str =
     "id, username, display_name, role, disabled, must_change_password, created_at";
 
 fn user_from_row(row: &[Value]) -> Option<User> {
-    let text = |i: usize| match row.get(i) {
-        Some(Value::Text(s)) => Some(s.clone()),
-        _ => None,
-    };
-    let int = |i: usize| match row.get(i) {
-        Some(Value::Integer(n)) => Some(*n),
-        _ => None,
-    };
+    let r = Named::new(USER_COLUMNS, row);
     Some(User {
-        id: text(0)?,
-        username: text(1)?,
-        display_name: text(2)?,
-        role: Role::parse(&text(3)?)?,
-        disabled: int(4)? != 0,
-        must_change_password: int(5)? != 0,
-        created_at: vigil_core::time::rfc3339(int(6)?),
+        id: r.text("id")?,
+        username: r.text("username")?,
+        display_name: r.text("display_name")?,
+        role: Role::parse(&r.text("role")?)?,
+        disabled: r.int("disabled")? != 0,
+        must_change_password: r.int("must_change_password")? != 0,
+        created_at: vigil_core::time::rfc3339(r.int("created_at")?),
     })
 }
 
@@ -225,10 +219,10 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
             created_at: vigil_core::time::rfc3339(now),
         };
         let record = serde_json::to_value(&created).expect("user serializes");
-        let mut entry = ctx.audit_entry("user.created", "user", &id, now);
-        entry.after = Some(record.to_string());
-        vigil_api::audit::append(conn, &entry)?;
-        vigil_api::audit::publish(conn, "user.created", &record, now)?;
+        let audited = Audited::new(ctx.audit_entry("user.created", "user", &id, now))
+            .after(&record)
+            .publish("user.created", record);
+        audit::record(conn, &audited)?;
         Ok(created)
     })?;
     let mut response = response::json(201, &created);
@@ -283,61 +277,65 @@ pub fn patch(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let conn = db::open()?;
     let updated = db::transaction(conn, |conn| {
-        let before = load(conn, &id)?;
-        let role = change.role.unwrap_or(before.role);
-        let disabled = change.disabled.unwrap_or(before.disabled);
-        let leaves_admins =
-            before.role == Role::Admin && !before.disabled && (role != Role::Admin || disabled);
-        if leaves_admins {
-            let others = db::query(
-                conn,
-                "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?1",
-                &[Value::Text(id.clone())],
-            )?;
-            if others.first().and_then(|r| db::int(r, 0)) == Some(0) {
-                return Err(ApiError::new(409, "last-admin", "Last admin")
-                    .with_detail("this is the last active admin: make another admin first"));
-            }
-        }
-        if id == ctx.principal().subject && (role != before.role || (disabled && !before.disabled))
-        {
-            return Err(own_account("change your own role or disable yourself"));
-        }
-        db::query(
+        audit::update(
             conn,
-            "UPDATE users SET role = ?2, disabled = ?3, display_name = ?4, updated_at = ?5 WHERE id = ?1",
-            &[
-                Value::Text(id.clone()),
-                Value::Text(role.as_str().into()),
-                Value::Integer(disabled.into()),
-                Value::Text(
-                    change
-                        .display_name
-                        .clone()
-                        .unwrap_or_else(|| before.display_name.clone()),
-                ),
-                Value::Integer(now),
-            ],
-        )?;
-        if disabled && !before.disabled {
-            crate::sessions::end_all(conn, &id, None, "user_disabled", now)?;
-        } else if role != before.role {
-            // Tokens carry the role: a demoted admin must not keep admin
-            // tokens for their remaining minutes.
-            crate::sessions::end_all(conn, &id, None, "role_changed", now)?;
-        }
-        let after = load(conn, &id)?;
-        let mut entry = ctx.audit_entry("user.updated", "user", &id, now);
-        entry.before = Some(serde_json::to_string(&before).expect("user serializes"));
-        entry.after = Some(serde_json::to_string(&after).expect("user serializes"));
-        vigil_api::audit::append(conn, &entry)?;
-        vigil_api::audit::publish(
-            conn,
-            "user.updated",
-            &serde_json::to_value(&after).expect("user serializes"),
-            now,
-        )?;
-        Ok(after)
+            |conn| load(conn, &id),
+            |conn, before| {
+                let role = change.role.unwrap_or(before.role);
+                let disabled = change.disabled.unwrap_or(before.disabled);
+                let leaves_admins = before.role == Role::Admin
+                    && !before.disabled
+                    && (role != Role::Admin || disabled);
+                if leaves_admins {
+                    let others = db::query(
+                        conn,
+                        "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0 AND id != ?1",
+                        &[Value::Text(id.clone())],
+                    )?;
+                    if others.first().and_then(|r| db::int(r, 0)) == Some(0) {
+                        return Err(ApiError::new(409, "last-admin", "Last admin").with_detail(
+                            "this is the last active admin: make another admin first",
+                        ));
+                    }
+                }
+                if id == ctx.principal().subject
+                    && (role != before.role || (disabled && !before.disabled))
+                {
+                    return Err(own_account("change your own role or disable yourself"));
+                }
+                db::query(
+                    conn,
+                    "UPDATE users SET role = ?2, disabled = ?3, display_name = ?4, updated_at = ?5 WHERE id = ?1",
+                    &[
+                        Value::Text(id.clone()),
+                        Value::Text(role.as_str().into()),
+                        Value::Integer(disabled.into()),
+                        Value::Text(
+                            change
+                                .display_name
+                                .clone()
+                                .unwrap_or_else(|| before.display_name.clone()),
+                        ),
+                        Value::Integer(now),
+                    ],
+                )?;
+                if disabled && !before.disabled {
+                    crate::sessions::end_all(conn, &id, None, "user_disabled", now)?;
+                } else if role != before.role {
+                    // Tokens carry the role: a demoted admin must not keep admin
+                    // tokens for their remaining minutes.
+                    crate::sessions::end_all(conn, &id, None, "role_changed", now)?;
+                }
+                Ok(())
+            },
+            |before, after| {
+                let payload = serde_json::to_value(after).expect("user serializes");
+                Audited::new(ctx.audit_entry("user.updated", "user", &id, now))
+                    .before(before)
+                    .after(after)
+                    .publish("user.updated", payload)
+            },
+        )
     })?;
     Ok(response::json(200, &updated))
 }

@@ -6,7 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::Connection;
-use vigil_api::db::{self, SpinSql, Value, ready};
+use vigil_api::audit::Audited;
+use vigil_api::db::{self, Named, SpinSql, Value, ready};
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, response};
 use vigil_core::time::{now_millis, rfc3339};
@@ -67,23 +68,24 @@ pub struct PackPage {
 
 const PACK_COLUMNS: &str = "id, subject_kind, subject_id, created_at, created_by, kid, manifest_sha256, files, events, size";
 
-fn pack(r: &[Value]) -> Option<Pack> {
-    let id = db::text(r, 0)?;
+fn pack(row: &[Value]) -> Option<Pack> {
+    let r = Named::new(PACK_COLUMNS, row);
+    let id = r.text("id")?;
     Some(Pack {
         download: format!("/api/export/packs/{id}"),
         id,
         subject: PackSubject {
-            kind: db::text(r, 1)?,
-            id: db::text(r, 2)?,
+            kind: r.text("subject_kind")?,
+            id: r.text("subject_id")?,
         },
-        created_at: rfc3339(db::int(r, 3)?),
-        created_by: db::text(r, 4)?,
-        kid: db::text(r, 5)?,
-        manifest_sha256: db::text(r, 6)?,
-        files: db::int(r, 7)?,
-        events: db::int(r, 8)?,
-        size: db::int(r, 9)?,
-        created_ms: db::int(r, 3)?,
+        created_at: rfc3339(r.int("created_at")?),
+        created_by: r.text("created_by")?,
+        kid: r.text("kid")?,
+        manifest_sha256: r.text("manifest_sha256")?,
+        files: r.int("files")?,
+        events: r.int("events")?,
+        size: r.int("size")?,
+        created_ms: r.int("created_at")?,
     })
 }
 
@@ -161,9 +163,10 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
             &meta.pack_id,
             meta.created_at,
         );
-        entry.after = Some(summary.to_string());
-        vigil_api::audit::append(conn, &entry)?;
-        vigil_api::audit::publish(conn, "export.pack_created", &summary, meta.created_at)
+        let audited = Audited::new(entry)
+            .after(&summary)
+            .publish("export.pack_created", summary);
+        vigil_api::audit::record(conn, &audited)
     })?;
     let rows = db::query(
         conn,

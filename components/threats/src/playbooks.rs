@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::Connection;
+use vigil_api::audit::{self, Audited};
 use vigil_api::db::{SpinSql, Value, ready};
 use vigil_api::decisions;
 use vigil_api::listing::{self, Filters};
@@ -91,6 +92,23 @@ impl PlaybookSpec {
     }
 }
 
+impl PlaybookSpec {
+    /// The parameters `?1`-`?6` of a playbook's row (id, name, description,
+    /// enabled, trigger, actions), then `rest`.
+    fn row<const N: usize>(&self, id: &str, rest: [Value; N]) -> Vec<Value> {
+        let mut row = vec![
+            Value::Text(id.into()),
+            Value::Text(self.name.trim().into()),
+            Value::Text(self.description.clone()),
+            Value::Integer(self.enabled.into()),
+            Value::Text(serde_json::to_string(&self.trigger).expect("serializes")),
+            Value::Text(serde_json::to_string(&self.actions).expect("serializes")),
+        ];
+        row.extend(rest);
+        row
+    }
+}
+
 fn field(name: &str, message: &str) -> FieldError {
     FieldError {
         field: name.into(),
@@ -139,30 +157,20 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
             conn,
             "INSERT INTO playbooks (id, name, description, enabled, trigger, actions, version, created_by, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?8, ?8) ON CONFLICT (name) DO NOTHING RETURNING id",
-            &[
-                Value::Text(id.clone()),
-                Value::Text(spec.name.trim().into()),
-                Value::Text(spec.description.clone()),
-                Value::Integer(spec.enabled.into()),
-                Value::Text(serde_json::to_string(&spec.trigger).expect("serializes")),
-                Value::Text(serde_json::to_string(&spec.actions).expect("serializes")),
-                Value::Text(ctx.principal().subject.clone()),
-                Value::Integer(now),
-            ],
+            &spec.row(
+                &id,
+                [
+                    Value::Text(ctx.principal().subject.clone()),
+                    Value::Integer(now),
+                ],
+            ),
         )?;
         if inserted.is_empty() {
             return Err(name_taken(spec.name.trim()));
         }
         let created = load(conn, &id)?;
-        changed(
-            conn,
-            ctx,
-            "playbook.created",
-            None,
-            Some(&created),
-            &id,
-            now,
-        )?;
+        let audited = changed(ctx, "playbook.created", None, Some(&created), &id, now);
+        audit::record(conn, &audited)?;
         Ok(created)
     })?;
     let mut response = respond(&created, 201);
@@ -170,26 +178,25 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
     Ok(response)
 }
 
-/// Audit a change with before and after, and publish it.
+/// A change of playbook `id` as audited (with before and after) and
+/// published (the playbook after, `null` once deleted).
 fn changed(
-    conn: &Connection,
     ctx: &Ctx,
     action: &str,
     before: Option<&Playbook>,
     after: Option<&Playbook>,
     id: &str,
     now: i64,
-) -> Result<(), ApiError> {
-    let mut entry = ctx.audit_entry(action, "playbook", id, now);
-    entry.before = before.map(|b| serde_json::to_string(b).expect("serializes"));
-    entry.after = after.map(|a| serde_json::to_string(a).expect("serializes"));
-    vigil_api::audit::append(conn, &entry)?;
-    vigil_api::audit::publish(
-        conn,
-        action,
-        &serde_json::json!({"id": id, "playbook": after}),
-        now,
-    )
+) -> Audited {
+    let mut audited = Audited::new(ctx.audit_entry(action, "playbook", id, now))
+        .publish(action, serde_json::json!({"id": id, "playbook": after}));
+    if let Some(before) = before {
+        audited = audited.before(before);
+    }
+    if let Some(after) = after {
+        audited = audited.after(after);
+    }
+    audited
 }
 
 /// `PUT /api/playbooks/{id}` (If-Match): replace the whole playbook.
@@ -201,44 +208,32 @@ pub fn replace(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let conn = db::open()?;
     let after = db::transaction(conn, |conn| {
-        let before = load(conn, &id)?;
-        Ctx::check_version(&if_match, before.version, "playbook")?;
-        let taken = db::query(
+        audit::update(
             conn,
-            "SELECT 1 FROM playbooks WHERE name = ?1 AND id != ?2",
-            &[
-                Value::Text(spec.name.trim().into()),
-                Value::Text(id.clone()),
-            ],
-        )?;
-        if !taken.is_empty() {
-            return Err(name_taken(spec.name.trim()));
-        }
-        db::query(
-            conn,
-            "UPDATE playbooks SET name = ?2, description = ?3, enabled = ?4, trigger = ?5, actions = ?6,
-                    version = version + 1, updated_at = ?7 WHERE id = ?1",
-            &[
-                Value::Text(id.clone()),
-                Value::Text(spec.name.trim().into()),
-                Value::Text(spec.description.clone()),
-                Value::Integer(spec.enabled.into()),
-                Value::Text(serde_json::to_string(&spec.trigger).expect("serializes")),
-                Value::Text(serde_json::to_string(&spec.actions).expect("serializes")),
-                Value::Integer(now),
-            ],
-        )?;
-        let after = load(conn, &id)?;
-        changed(
-            conn,
-            ctx,
-            "playbook.updated",
-            Some(&before),
-            Some(&after),
-            &id,
-            now,
-        )?;
-        Ok(after)
+            |conn| load(conn, &id),
+            |conn, before| {
+                Ctx::check_version(&if_match, before.version, "playbook")?;
+                let taken = db::query(
+                    conn,
+                    "SELECT 1 FROM playbooks WHERE name = ?1 AND id != ?2",
+                    &[
+                        Value::Text(spec.name.trim().into()),
+                        Value::Text(id.clone()),
+                    ],
+                )?;
+                if !taken.is_empty() {
+                    return Err(name_taken(spec.name.trim()));
+                }
+                db::query(
+                    conn,
+                    "UPDATE playbooks SET name = ?2, description = ?3, enabled = ?4, trigger = ?5, actions = ?6,
+                            version = version + 1, updated_at = ?7 WHERE id = ?1",
+                    &spec.row(&id, [Value::Integer(now)]),
+                )
+                .map(drop)
+            },
+            |before, after| changed(ctx, "playbook.updated", Some(before), Some(after), &id, now),
+        )
     })?;
     Ok(respond(&after, 200))
 }
@@ -255,7 +250,10 @@ pub fn delete(ctx: &mut Ctx) -> Result<Response, ApiError> {
             "DELETE FROM playbooks WHERE id = ?1",
             &[Value::Text(id.clone())],
         )?;
-        changed(conn, ctx, "playbook.deleted", Some(&before), None, &id, now)
+        audit::record(
+            conn,
+            &changed(ctx, "playbook.deleted", Some(&before), None, &id, now),
+        )
     })?;
     Ok(Response::builder().status(204).build())
 }

@@ -4,7 +4,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use spin_sdk::http::Response;
-use vigil_api::db::{SpinSql, Value, ready};
+use vigil_api::audit::Audited;
+use vigil_api::db::{Named, SpinSql, Value, ready};
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::time::parse_rfc3339;
@@ -52,34 +53,35 @@ const THREAT_COLUMNS: &str = "id, sensor_id, event_id, observed_at, event_type, 
     dest_port, dest_zone, protocol, technique, score, severity, breakdown, confidence, payload, tags, alert_id, \
     source_country, source_asn, source_as_org";
 
-fn threat(r: &[Value]) -> Option<Threat> {
+fn threat(row: &[Value]) -> Option<Threat> {
+    let r = Named::new(THREAT_COLUMNS, row);
     // Stored JSON is served as stored: checked, never parsed into a tree and printed again.
-    let json = |i| db::text(r, i).and_then(|t| RawValue::from_string(t).ok());
+    let json = |name| r.text(name).and_then(|t| RawValue::from_string(t).ok());
     Some(Threat {
-        id: db::text(r, 0)?,
-        sensor_id: db::text(r, 1)?,
-        event_id: db::text(r, 2)?,
-        observed_at: rfc3339(db::int(r, 3)?),
-        event_type: db::text(r, 4)?,
-        source_ip: db::text(r, 5)?,
-        source_class: db::text(r, 6)?,
-        source_port: db::int(r, 7),
-        dest_ip: db::text(r, 8),
-        dest_port: db::int(r, 9),
-        dest_zone: db::text(r, 10),
-        protocol: db::text(r, 11),
-        technique: db::text(r, 12),
-        score: db::int(r, 13)?,
-        severity: db::text(r, 14)?,
-        breakdown: json(15)?,
-        confidence: db::real(r, 16)?,
-        payload: json(17)?,
-        tags: json(18)?,
-        alert_id: db::text(r, 19),
-        source_country: db::text(r, 20),
-        source_asn: db::int(r, 21),
-        source_as_org: db::text(r, 22),
-        observed_ms: db::int(r, 3)?,
+        id: r.text("id")?,
+        sensor_id: r.text("sensor_id")?,
+        event_id: r.text("event_id")?,
+        observed_at: rfc3339(r.int("observed_at")?),
+        event_type: r.text("event_type")?,
+        source_ip: r.text("source_ip")?,
+        source_class: r.text("source_class")?,
+        source_port: r.int("source_port"),
+        dest_ip: r.text("dest_ip"),
+        dest_port: r.int("dest_port"),
+        dest_zone: r.text("dest_zone"),
+        protocol: r.text("protocol"),
+        technique: r.text("technique"),
+        score: r.int("score")?,
+        severity: r.text("severity")?,
+        breakdown: json("breakdown")?,
+        confidence: r.real("confidence")?,
+        payload: json("payload")?,
+        tags: json("tags")?,
+        alert_id: r.text("alert_id"),
+        source_country: r.text("source_country"),
+        source_asn: r.int("source_asn"),
+        source_as_org: r.text("source_as_org"),
+        observed_ms: r.int("observed_at")?,
     })
 }
 
@@ -309,33 +311,42 @@ pub fn delete(ctx: &mut Ctx) -> Result<Response, ApiError> {
             .first()
             .and_then(|r| threat(r))
             .ok_or_else(ApiError::not_found)?;
+        const GONE: &str =
+            "observed_at, sensor_id, event_type, severity, dest_zone, source_country, score";
         let gone = db::query(
             conn,
-            "DELETE FROM threat_events WHERE id = ?1
-             RETURNING observed_at, sensor_id, event_type, severity, dest_zone, source_country, score",
+            &format!("DELETE FROM threat_events WHERE id = ?1 RETURNING {GONE}"),
             &[Value::Text(id.clone())],
         )?;
         // Out of the metrics rollups too, in the same transaction.
-        if let Some(r) = gone.first() {
-            let [sensor, kind, severity, zone, country] = [1, 2, 3, 4, 5].map(|i| db::text(r, i));
+        if let Some(row) = gone.first() {
+            let r = Named::new(GONE, row);
+            let [sensor, kind, severity, zone, country] = [
+                "sensor_id",
+                "event_type",
+                "severity",
+                "dest_zone",
+                "source_country",
+            ]
+            .map(|name| r.text(name));
             let sample = vigil_core::rollup::EventSample {
-                observed_at: db::int(r, 0).unwrap_or(0),
+                observed_at: r.int("observed_at").unwrap_or(0),
                 sensor_id: sensor.as_deref().unwrap_or_default(),
                 event_type: kind.as_deref().unwrap_or_default(),
                 severity: severity.as_deref().unwrap_or_default(),
                 zone: zone.as_deref(),
                 country: country.as_deref(),
-                score: db::int(r, 6).unwrap_or(0),
+                score: r.int("score").unwrap_or(0),
             };
             vigil_api::db::ready(vigil_core::rollup::remove_event(
                 &vigil_api::db::SpinSql(conn),
                 &sample,
             ))?;
         }
-        let mut entry = ctx.audit_entry("threat.deleted", "threat", &id, now);
-        entry.before = Some(serde_json::to_string(&before).expect("serializes"));
-        vigil_api::audit::append(conn, &entry)?;
-        vigil_api::audit::publish(conn, "threat.deleted", &serde_json::json!({"id": id}), now)
+        let audited = Audited::new(ctx.audit_entry("threat.deleted", "threat", &id, now))
+            .before(&before)
+            .publish("threat.deleted", serde_json::json!({"id": id}));
+        vigil_api::audit::record(conn, &audited)
     })?;
     Ok(Response::builder().status(204).build())
 }

@@ -11,7 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::Connection;
-use vigil_api::db::{SpinSql, Value, ready};
+use vigil_api::audit::{self, Audited};
+use vigil_api::db::{Named, SpinSql, Value, ready};
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, FieldError, db, response};
 use vigil_core::time::{now_millis, rfc3339};
@@ -46,20 +47,24 @@ pub struct Sensor {
 const COLUMNS: &str =
     "id, name, kind, location, description, last_heartbeat, heartbeat, version, created_at, config";
 
-fn sensor(r: &[Value], now: i64, liveness: &Liveness) -> Option<Sensor> {
-    let last = db::int(r, 5);
+fn sensor(row: &[Value], now: i64, liveness: &Liveness) -> Option<Sensor> {
+    let r = Named::new(COLUMNS, row);
+    let last = r.int("last_heartbeat");
     Some(Sensor {
-        id: db::text(r, 0)?,
-        name: db::text(r, 1)?,
-        kind: parse_wire(&db::text(r, 2)?)?,
-        location: db::text(r, 3),
-        description: db::text(r, 4),
+        id: r.text("id")?,
+        name: r.text("name")?,
+        kind: parse_wire(&r.text("kind")?)?,
+        location: r.text("location"),
+        description: r.text("description"),
         status: liveness.status(last, now),
         last_heartbeat: last.map(rfc3339),
-        heartbeat: db::text(r, 6).and_then(|h| serde_json::from_str(&h).ok()),
-        version: db::int(r, 7)?,
-        created_at: rfc3339(db::int(r, 8)?),
-        config: db::text(r, 9)
+        heartbeat: r
+            .text("heartbeat")
+            .and_then(|h| serde_json::from_str(&h).ok()),
+        version: r.int("version")?,
+        created_at: rfc3339(r.int("created_at")?),
+        config: r
+            .text("config")
             .and_then(|c| serde_json::from_str(&c).ok())
             .unwrap_or_default(),
     })
@@ -247,13 +252,12 @@ pub fn insert(
     let created = load(conn, id, now)?;
     let mut entry = ctx.audit_entry("sensor.registered", "sensor", id, now);
     entry.actor = created_by.into();
-    entry.after = Some(serde_json::to_string(&created).expect("serializes"));
-    vigil_api::audit::append(conn, &entry)?;
-    vigil_api::audit::publish(
+    let payload = serde_json::to_value(&created).expect("serializes");
+    audit::record(
         conn,
-        "sensor.registered",
-        &serde_json::to_value(&created).expect("serializes"),
-        now,
+        &Audited::new(entry)
+            .after(&created)
+            .publish("sensor.registered", payload),
     )?;
     Ok(created)
 }
@@ -326,44 +330,45 @@ pub fn update(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let conn = db::open()?;
     let after = db::transaction(conn, |conn| {
-        let before = load(conn, &id, now)?;
-        Ctx::check_version(&if_match, before.version, "sensor")?;
-        let pick = |new: &Option<Option<String>>, old: &Option<String>| match new {
-            Some(v) => v.as_ref().map(|s| s.trim().to_string()),
-            None => old.clone(),
-        };
-        db::query(
+        audit::update(
             conn,
-            "UPDATE sensors SET name = ?2, kind = ?3, location = ?4, description = ?5,
-                    config = coalesce(?7, config), version = version + 1, updated_at = ?6
-              WHERE id = ?1",
-            &[
-                Value::Text(id.clone()),
-                Value::Text(
-                    change
-                        .name
-                        .as_deref()
-                        .map_or(before.name.clone(), |n| n.trim().into()),
-                ),
-                Value::Text(wire(&change.kind.unwrap_or(before.kind))),
-                db::opt_text(pick(&change.location, &before.location).as_deref()),
-                db::opt_text(pick(&change.description, &before.description).as_deref()),
-                Value::Integer(now),
-                db::opt_text(config.as_deref()),
-            ],
-        )?;
-        let after = load(conn, &id, now)?;
-        let mut entry = ctx.audit_entry("sensor.updated", "sensor", &id, now);
-        entry.before = Some(serde_json::to_string(&before).expect("serializes"));
-        entry.after = Some(serde_json::to_string(&after).expect("serializes"));
-        vigil_api::audit::append(conn, &entry)?;
-        vigil_api::audit::publish(
-            conn,
-            "sensor.updated",
-            &serde_json::to_value(&after).expect("serializes"),
-            now,
-        )?;
-        Ok(after)
+            |conn| load(conn, &id, now),
+            |conn, before| {
+                Ctx::check_version(&if_match, before.version, "sensor")?;
+                let pick = |new: &Option<Option<String>>, old: &Option<String>| match new {
+                    Some(v) => v.as_ref().map(|s| s.trim().to_string()),
+                    None => old.clone(),
+                };
+                db::query(
+                    conn,
+                    "UPDATE sensors SET name = ?2, kind = ?3, location = ?4, description = ?5,
+                            config = coalesce(?7, config), version = version + 1, updated_at = ?6
+                      WHERE id = ?1",
+                    &[
+                        Value::Text(id.clone()),
+                        Value::Text(
+                            change
+                                .name
+                                .as_deref()
+                                .map_or(before.name.clone(), |n| n.trim().into()),
+                        ),
+                        Value::Text(wire(&change.kind.unwrap_or(before.kind))),
+                        db::opt_text(pick(&change.location, &before.location).as_deref()),
+                        db::opt_text(pick(&change.description, &before.description).as_deref()),
+                        Value::Integer(now),
+                        db::opt_text(config.as_deref()),
+                    ],
+                )
+                .map(drop)
+            },
+            |before, after| {
+                let payload = serde_json::to_value(after).expect("serializes");
+                Audited::new(ctx.audit_entry("sensor.updated", "sensor", &id, now))
+                    .before(before)
+                    .after(after)
+                    .publish("sensor.updated", payload)
+            },
+        )
     })?;
     Ok(after.response(200))
 }
@@ -386,11 +391,11 @@ pub fn delete(ctx: &mut Ctx) -> Result<Response, ApiError> {
             "UPDATE api_keys SET revoked_at = ?2 WHERE sensor_id = ?1 AND revoked_at IS NULL RETURNING id",
             &[Value::Text(id.clone()), Value::Integer(now)],
         )?;
-        let mut entry = ctx.audit_entry("sensor.deleted", "sensor", &id, now);
-        entry.before = Some(serde_json::to_string(&before).expect("serializes"));
-        entry.after = Some(serde_json::json!({"revoked_keys": revoked.len()}).to_string());
-        vigil_api::audit::append(conn, &entry)?;
-        vigil_api::audit::publish(conn, "sensor.deleted", &serde_json::json!({"id": id}), now)
+        let audited = Audited::new(ctx.audit_entry("sensor.deleted", "sensor", &id, now))
+            .before(&before)
+            .after(&serde_json::json!({"revoked_keys": revoked.len()}))
+            .publish("sensor.deleted", serde_json::json!({"id": id}));
+        audit::record(conn, &audited)
     })?;
     Ok(Response::builder().status(204).build())
 }

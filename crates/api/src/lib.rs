@@ -10,7 +10,9 @@
 //!   component with `platform`) and conversions to `vigil-core` types.
 //! - [`api_keys`]: storing an API key (auth issues them; sensor registration
 //!   mints one).
-//! - [`audit`]: the hash-chained audit log and the `events` outbox.
+//! - [`audit`]: the hash-chained audit log and the `events` outbox; an
+//!   audited change recorded in one call, and the "load before, write, load
+//!   after, record both" shape of an edit ([`audit::update`]).
 //! - [`decisions`]: decisions as stored, and opening one (shared by the
 //!   decisions component and playbooks).
 //! - [`db`]: the `default` database through Spin's SQLite interface.

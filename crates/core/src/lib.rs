@@ -14,9 +14,12 @@
 //! - [`password`]: argon2id hashing and the password policy.
 //! - [`audit`]: the hash chain over audit entries, and appending to it.
 //! - [`outbox`]: publishing events to the `events` outbox the relay tails.
+//! - [`audited`]: what an audited change leaves (audit entry with before and
+//!   after, outbox event), built by pure rules and written by one function.
 //! - [`sql`]: the statement-level database interface components and relay share.
 //! - [`decision`]: the decision state machine, priority and SLA, the safety validator;
-//!   [`decision::record`]: a decision as stored, and writing its transitions.
+//!   [`decision::record`]: a decision as stored; [`decision::change`]: a command
+//!   applied to one (after, audit entry, event); [`decision::transitions`]: writing it.
 //! - [`retention`]: what is deleted, and when (the relay's retention job).
 //! - [`secret_box`]: secrets encrypted at rest (TOTP secrets), XChaCha20-Poly1305.
 //! - [`rollup`]: the metrics rollups (hour and day rows), kept by every writer in its transaction.
@@ -29,6 +32,7 @@
 pub mod access;
 pub mod api_key;
 pub mod audit;
+pub mod audited;
 pub mod decision;
 pub mod id;
 pub mod limits;

@@ -5,10 +5,11 @@
 //! retained, on a sensor's control topic.
 
 use serde::{Deserialize, Serialize};
-use vigil_core::audit::{self, Actor};
-use vigil_core::sql::{Sql, Value, int, opt_text, text};
+use vigil_core::ApiError;
+use vigil_core::audit::Actor;
+use vigil_core::audited::{self, Audited};
+use vigil_core::sql::{Named, Sql, Value, opt_text, text};
 use vigil_core::wire::wire;
-use vigil_core::{ApiError, outbox};
 
 /// Default: a heartbeat within 2 minutes is online.
 pub const DEFAULT_ONLINE_MS: i64 = 2 * 60 * 1000;
@@ -114,17 +115,14 @@ async fn announce(
     status: SensorStatus,
     now: i64,
 ) -> Result<(), ApiError> {
-    let mut entry = actor.entry("sensor.status", "sensor", id, now);
-    entry.before = Some(serde_json::json!({"status": was}).to_string());
-    entry.after = Some(serde_json::json!({"status": status}).to_string());
-    audit::append(db, &entry).await?;
-    outbox::publish(
-        db,
-        "sensor.status",
-        &serde_json::json!({"id": id, "status": status, "was": was}),
-        now,
-    )
-    .await
+    let audited = Audited::new(actor.entry("sensor.status", "sensor", id, now))
+        .before(&serde_json::json!({"status": was}))
+        .after(&serde_json::json!({"status": status}))
+        .publish(
+            "sensor.status",
+            serde_json::json!({"id": id, "status": status, "was": was}),
+        );
+    audited::record(db, &audited).await
 }
 
 /// How many sensors one staleness check looks at (the rest wait for the next).
@@ -142,11 +140,14 @@ pub async fn publish_staleness(
 ) -> Result<Vec<(String, SensorStatus)>, ApiError> {
     // Only sensors last published as online or stale, and silent for longer
     // than counts as online, can have slipped.
+    const SLIPPING: &str = "id, last_heartbeat, published_status";
     let rows = db
         .query(
-            "SELECT id, last_heartbeat, published_status FROM sensors
-             WHERE published_status <> 'offline' AND (last_heartbeat IS NULL OR last_heartbeat < ?1)
-             ORDER BY id LIMIT ?2",
+            &format!(
+                "SELECT {SLIPPING} FROM sensors
+                 WHERE published_status <> 'offline' AND (last_heartbeat IS NULL OR last_heartbeat < ?1)
+                 ORDER BY id LIMIT ?2"
+            ),
             &[
                 Value::Integer(now - liveness.online_ms),
                 Value::Integer(STALENESS_PER_CALL),
@@ -155,10 +156,11 @@ pub async fn publish_staleness(
         .await?;
     let mut changed = Vec::new();
     for row in &rows {
-        let (Some(id), Some(was)) = (text(row, 0), text(row, 2)) else {
+        let row = Named::new(SLIPPING, row);
+        let (Some(id), Some(was)) = (row.text("id"), row.text("published_status")) else {
             continue;
         };
-        let status = liveness.status(int(row, 1), now);
+        let status = liveness.status(row.int("last_heartbeat"), now);
         if wire(&status) == was {
             continue;
         }
