@@ -4,10 +4,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use spin_sdk::http::Response;
-use vigil_api::db::Value;
+use vigil_api::db::{Named, Value};
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, FieldError, db, response};
-use vigil_core::decision::{self, Action, Proposal, Status, ThreatLevel};
+use vigil_core::decision::{self, Action, Proposal, Status, ThreatLevel, proposal_of, refuse};
 use vigil_core::id::new_id;
 use vigil_core::time::{now_millis, rfc3339};
 
@@ -118,39 +118,6 @@ impl Submission {
             &self.parameters,
         )
     }
-}
-
-/// What the safety rules look at; 422 naming `parameters.target` when the
-/// target is not one they can compare.
-pub fn proposal_of<'a>(
-    action: Action,
-    confidence: f64,
-    summary: &'a str,
-    evidence: &Evidence,
-    parameters: &serde_json::Map<String, serde_json::Value>,
-) -> Result<Proposal<'a>, ApiError> {
-    let target = decision::proposal_target(action, parameters.get("target"))
-        .map_err(|why| ApiError::invalid_field("parameters.target", why))?;
-    Ok(Proposal {
-        action,
-        confidence,
-        summary,
-        watchlist_match: evidence.watchlist_match,
-        target,
-    })
-}
-
-/// Safety violations as a 422, one error per broken rule.
-pub fn refuse(violations: Vec<decision::Violation>) -> ApiError {
-    ApiError::validation(
-        violations
-            .into_iter()
-            .map(|v| FieldError {
-                field: format!("safety.{}", v.rule),
-                message: v.message,
-            })
-            .collect(),
-    )
 }
 
 /// `POST /api/decisions`. An `Idempotency-Key` is required: a retry gets the
@@ -342,23 +309,24 @@ pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let conn = db::open()?;
     let decision = record::load(conn, ctx.param("id"), now)?;
+    const HISTORY: &str = "at, actor, command, from_status, to_status, note, reason";
     let rows = db::query(
         conn,
-        "SELECT at, actor, command, from_status, to_status, note, reason FROM decision_transitions
-         WHERE decision_id = ?1 ORDER BY id",
+        &format!("SELECT {HISTORY} FROM decision_transitions WHERE decision_id = ?1 ORDER BY id"),
         &[Value::Text(decision.id.clone())],
     )?;
     let history = rows
         .iter()
-        .filter_map(|r| {
+        .filter_map(|row| {
+            let r = Named::new(HISTORY, row);
             Some(HistoryEntry {
-                at: rfc3339(db::int(r, 0)?),
-                actor: db::text(r, 1)?,
-                command: db::text(r, 2)?,
-                from: db::text(r, 3).and_then(|s| decision::parse_wire(&s)),
-                to: decision::parse_wire(&db::text(r, 4)?)?,
-                note: db::text(r, 5),
-                reason: db::text(r, 6),
+                at: rfc3339(r.int("at")?),
+                actor: r.text("actor")?,
+                command: r.text("command")?,
+                from: r.text("from_status").and_then(|s| decision::parse_wire(&s)),
+                to: decision::parse_wire(&r.text("to_status")?)?,
+                note: r.text("note"),
+                reason: r.text("reason"),
             })
         })
         .collect();

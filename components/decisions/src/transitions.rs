@@ -1,18 +1,21 @@
-//! Moving a decision: every command goes through `vigil_core::decision::transition`,
-//! with `If-Match` (a stale ETag is a 412), and is written with its history
-//! row, its audit entry and its outbox event in one transaction.
+//! Moving a decision: every command is decided by
+//! `vigil_core::decision::change::apply` (the state machine, the safety
+//! check of an approval, the decision after it, its audit entry and event),
+//! with `If-Match` (a stale ETag is a 412), and written with its history row
+//! in one transaction.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use spin_sdk::http::Response;
 use vigil_api::db::{SpinSql, ready};
 use vigil_api::{ApiError, Ctx, db, response};
-use vigil_core::decision::{self, Actor, Command, DismissReason, wire};
+use vigil_core::decision::change::{self, Change, Rules};
+use vigil_core::decision::{Actor, Command, DismissReason, wire};
 use vigil_core::time::now_millis;
 
-use crate::queue::{proposal_of, refuse};
-use vigil_api::decisions::record::{self, Change, Served, record_transition};
+use vigil_api::decisions::record::{self, Served};
 use vigil_api::decisions::settings;
+use vigil_core::decision::transitions::{self as written, record_transition};
 
 /// The body of claim, release and approve: an optional note.
 #[derive(Deserialize, JsonSchema, Default)]
@@ -207,57 +210,41 @@ struct Said {
 }
 
 fn apply(ctx: &mut Ctx, command: Command, said: Said) -> Result<Response, ApiError> {
-    let Said {
-        note,
-        reason,
-        detail,
-    } = said;
-    too_long(note.as_deref())?;
+    too_long(said.note.as_deref())?;
     let if_match = ctx.if_match("decision")?;
-    let rules = settings::get()?;
+    let settings = settings::get()?;
+    let rules = Rules {
+        dispatch_type: &settings.dispatch_type,
+        safety: &settings.safety,
+    };
     let who = ctx.principal().clone();
     let actor = Actor {
         id: who.subject.clone(),
         role: who.role,
     };
+    let change = Change {
+        command: &command,
+        actor: &actor,
+        note: said.note.as_deref(),
+        reason: said.reason.as_deref(),
+        outcome_detail: said.detail.as_deref(),
+    };
     let id = ctx.param("id").to_string();
     let now = now_millis();
+    let audit_actor = ctx.actor();
     let conn = db::open()?;
     let after = db::transaction(conn, |conn| {
         let before = record::load(conn, &id, now)?;
         Ctx::check_version(&if_match, before.version, "decision")?;
-        let t = decision::transition(&before.state(), &command, &actor, &rules.dispatch_type)?;
-        if matches!(
-            command,
-            Command::Approve | Command::SecondApproval { approve: true }
-        ) {
-            let proposal = proposal_of(
-                before.proposed_action,
-                before.confidence,
-                &before.summary,
-                &before.evidence,
-                &before.parameters,
-            )?;
-            let violations = decision::check_approval(&proposal, &actor, &rules.safety);
-            if !violations.is_empty() {
-                return Err(refuse(violations));
-            }
-        }
-        let change = Change {
-            command: &command,
-            to: &t,
-            actor: &actor.id,
-            note: note.as_deref(),
-            reason: reason.as_deref(),
-            outcome_detail: detail.as_deref(),
-        };
+        let applied = change::apply(&before, &change, &rules, &audit_actor, now)?;
         ready(record_transition(
             &SpinSql(conn),
-            &ctx.actor(),
             &before,
             &change,
+            &applied,
             now,
-        ))
+        ))?;
+        Ok(applied.after)
     })?;
     Ok(after.response(200))
 }
@@ -276,7 +263,7 @@ pub fn escalate_overdue(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let who = ctx.actor();
     let conn = db::open()?;
     let escalated = db::transaction(conn, |conn| {
-        ready(record::escalate_overdue(&SpinSql(conn), &who, now))
+        ready(written::escalate_overdue(&SpinSql(conn), &who, now))
     })?;
     Ok(response::json(200, &Escalated { escalated }))
 }

@@ -1,7 +1,9 @@
 //! Decisions (human in the loop): the state machine that decides every
 //! transition (here), priority and SLA from the threat level (`sla`), the
-//! safety validator (`safety`), duration summaries (`stats`), and the
-//! rows a transition writes ([`record`]). The `decisions` component and the
+//! safety validator (`safety`), duration summaries (`stats`), a command
+//! applied to a stored decision without the database ([`change`]: the
+//! decision after it, its audit entry and event), and the rows a transition
+//! writes ([`transitions`]; a decision as stored: [`record`]). The `decisions` component and the
 //! threats playbooks call this; nothing else decides whether a transition is
 //! legal.
 //!
@@ -16,17 +18,20 @@
 //!    └── overdue (pending or claimed) → escalated, by the scheduler, never silently
 //! ```
 
+pub mod change;
 pub mod record;
 mod safety;
 mod sla;
 mod stats;
+pub mod transitions;
 
 use serde::{Deserialize, Serialize};
 
 use crate::access::Role;
 pub use crate::wire::{parse_wire, wire};
 pub use safety::{
-    Proposal, SafetyPolicy, Violation, check_approval, check_submission, proposal_target,
+    Proposal, SafetyPolicy, Violation, check_approval, check_submission, proposal_of,
+    proposal_target, refuse,
 };
 pub use sla::{Priority, SlaPolicy, ThreatLevel};
 pub use stats::{DurationSummary, summarize};

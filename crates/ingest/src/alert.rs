@@ -1,13 +1,18 @@
 //! Alerts: high and critical events raise them, and a flood becomes one
 //! alert with a count: the same (source, type, sensor) within the grouping
-//! window updates the open alert instead of opening another.
+//! window updates the open alert instead of opening another. What people
+//! do to an alert afterwards (acknowledge, resolve) is [`lifecycle`].
+
+mod lifecycle;
+
+pub use lifecycle::{AlertCommand, AlertStatus, AlertTransition, transition};
 
 use std::collections::HashMap;
 
 use schemars::JsonSchema;
 use serde::Serialize;
 use vigil_core::ApiError;
-use vigil_core::sql::{Sql, Value, int, text};
+use vigil_core::sql::{Named, Sql, Value};
 use vigil_core::time::rfc3339;
 
 use crate::event::{Event, Severity};
@@ -36,19 +41,20 @@ pub struct Alert {
 pub const COLUMNS: &str = "id, status, source_ip, event_type, sensor_id, severity, max_score, event_count, first_seen, last_seen, version";
 
 /// A row of [`COLUMNS`].
-pub fn from_row(r: &[Value]) -> Option<Alert> {
+pub fn from_row(row: &[Value]) -> Option<Alert> {
+    let r = Named::new(COLUMNS, row);
     Some(Alert {
-        id: text(r, 0)?,
-        status: text(r, 1)?,
-        source_ip: text(r, 2)?,
-        event_type: text(r, 3)?,
-        sensor_id: text(r, 4)?,
-        severity: text(r, 5)?,
-        max_score: int(r, 6)?,
-        event_count: int(r, 7)?,
-        first_seen: rfc3339(int(r, 8)?),
-        last_seen: rfc3339(int(r, 9)?),
-        version: int(r, 10)?,
+        id: r.text("id")?,
+        status: r.text("status")?,
+        source_ip: r.text("source_ip")?,
+        event_type: r.text("event_type")?,
+        sensor_id: r.text("sensor_id")?,
+        severity: r.text("severity")?,
+        max_score: r.int("max_score")?,
+        event_count: r.int("event_count")?,
+        first_seen: rfc3339(r.int("first_seen")?),
+        last_seen: rfc3339(r.int("last_seen")?),
+        version: r.int("version")?,
     })
 }
 
@@ -379,58 +385,5 @@ mod tests {
         let g = group(&raising(&late, &[70]), &stored, DEFAULT_WINDOW_MS, ids());
         assert_eq!(g.touched.len(), 1);
         assert!(g.touched[0].opened);
-    }
-}
-
-/// An alert's life: open → acknowledged → resolved, or open → resolved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlertStatus {
-    Open,
-    Acknowledged,
-    Resolved,
-}
-
-impl AlertStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertStatus::Open => "open",
-            AlertStatus::Acknowledged => "acknowledged",
-            AlertStatus::Resolved => "resolved",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<AlertStatus> {
-        [
-            AlertStatus::Open,
-            AlertStatus::Acknowledged,
-            AlertStatus::Resolved,
-        ]
-        .into_iter()
-        .find(|a| a.as_str() == s)
-    }
-
-    /// Acknowledging: only an open alert.
-    pub fn acknowledge(self) -> Option<AlertStatus> {
-        (self == AlertStatus::Open).then_some(AlertStatus::Acknowledged)
-    }
-
-    /// Resolving: an open or acknowledged alert.
-    pub fn resolve(self) -> Option<AlertStatus> {
-        (self != AlertStatus::Resolved).then_some(AlertStatus::Resolved)
-    }
-}
-
-#[cfg(test)]
-mod lifecycle_tests {
-    use super::AlertStatus::*;
-
-    #[test]
-    fn the_alert_lifecycle() {
-        assert_eq!(Open.acknowledge(), Some(Acknowledged));
-        assert_eq!(Acknowledged.acknowledge(), None);
-        assert_eq!(Resolved.acknowledge(), None);
-        assert_eq!(Open.resolve(), Some(Resolved));
-        assert_eq!(Acknowledged.resolve(), Some(Resolved));
-        assert_eq!(Resolved.resolve(), None);
     }
 }

@@ -6,27 +6,30 @@
 //! held while a webhook is waited for: [`prepare`] reads what the alert
 //! offers and says which webhooks to send ([`Run::webhooks`]); the caller
 //! sends them (the component through `wasi:http`, the relay natively); then
-//! [`finish`], inside the caller's write transaction, opens the decisions
-//! the actions wait for (with the safety check) and stores the execution
-//! with every action's outcome, audited and published.
+//! [`finish`], inside the caller's write transaction, carries out the run's
+//! [`plan`] (what each action comes to, decided without the database: a
+//! notification, a decision to open after the safety check, or nothing), and
+//! stores the execution with every action's outcome, audited and published.
+
+mod plan;
+
+pub use plan::{Step, notified, plan, status};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use vigil_core::ApiError;
-use vigil_core::audit::{self, Actor};
-use vigil_core::decision::record::{Evidence, NewDecision, Subject, SubjectKind, open_pending};
-use vigil_core::decision::{
-    Proposal, SafetyPolicy, SlaPolicy, ThreatLevel, check_submission, proposal_target,
-};
+use vigil_core::audit::Actor;
+use vigil_core::audited::{self, Audited};
+use vigil_core::decision::record::open_pending;
+use vigil_core::decision::{SafetyPolicy, SlaPolicy};
 use vigil_core::id::new_id;
-use vigil_core::outbox;
-use vigil_core::sql::{Sql, Value, int, real, text};
+use vigil_core::sql::{Named, Sql, Value, text};
 use vigil_core::time::rfc3339;
-use vigil_core::wire::{parse_wire, wire};
+use vigil_core::wire::parse_wire;
 
 use crate::alert::Alert;
 use crate::event::EventType;
-use crate::playbook::{self, ActionKind, AlertFacts, PlaybookAction, Trigger};
+use crate::playbook::{ActionKind, AlertFacts, PlaybookAction, Trigger};
 
 /// A playbook as stored and as the API shows it.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -51,17 +54,18 @@ pub const PLAYBOOK_COLUMNS: &str =
     "id, name, description, enabled, trigger, actions, version, created_at, updated_at";
 
 /// A row of [`PLAYBOOK_COLUMNS`].
-pub fn playbook_from_row(r: &[Value]) -> Option<Playbook> {
+pub fn playbook_from_row(row: &[Value]) -> Option<Playbook> {
+    let r = Named::new(PLAYBOOK_COLUMNS, row);
     Some(Playbook {
-        id: text(r, 0)?,
-        name: text(r, 1)?,
-        description: text(r, 2)?,
-        enabled: int(r, 3)? == 1,
-        trigger: serde_json::from_str(&text(r, 4)?).ok()?,
-        actions: serde_json::from_str(&text(r, 5)?).ok()?,
-        version: int(r, 6)?,
-        created_at: rfc3339(int(r, 7)?),
-        updated_at: rfc3339(int(r, 8)?),
+        id: r.text("id")?,
+        name: r.text("name")?,
+        description: r.text("description")?,
+        enabled: r.int("enabled")? == 1,
+        trigger: serde_json::from_str(&r.text("trigger")?).ok()?,
+        actions: serde_json::from_str(&r.text("actions")?).ok()?,
+        version: r.int("version")?,
+        created_at: rfc3339(r.int("created_at")?),
+        updated_at: rfc3339(r.int("updated_at")?),
     })
 }
 
@@ -151,19 +155,20 @@ pub struct Execution {
 pub const EXECUTION_COLUMNS: &str = "id, playbook_id, playbook_name, alert_id, mode, started_by, status, outcomes, started_at, finished_at";
 
 /// A row of [`EXECUTION_COLUMNS`].
-pub fn execution_from_row(r: &[Value]) -> Option<Execution> {
+pub fn execution_from_row(row: &[Value]) -> Option<Execution> {
+    let r = Named::new(EXECUTION_COLUMNS, row);
     Some(Execution {
-        id: text(r, 0)?,
-        playbook_id: text(r, 1)?,
-        playbook_name: text(r, 2)?,
-        alert_id: text(r, 3)?,
-        mode: text(r, 4)?,
-        started_by: text(r, 5)?,
-        status: text(r, 6)?,
-        outcomes: serde_json::from_str(&text(r, 7)?).ok()?,
-        started_at: rfc3339(int(r, 8)?),
-        finished_at: rfc3339(int(r, 9)?),
-        started_ms: int(r, 8)?,
+        id: r.text("id")?,
+        playbook_id: r.text("playbook_id")?,
+        playbook_name: r.text("playbook_name")?,
+        alert_id: r.text("alert_id")?,
+        mode: r.text("mode")?,
+        started_by: r.text("started_by")?,
+        status: r.text("status")?,
+        outcomes: serde_json::from_str(&r.text("outcomes")?).ok()?,
+        started_at: rfc3339(r.int("started_at")?),
+        finished_at: rfc3339(r.int("finished_at")?),
+        started_ms: r.int("started_at")?,
     })
 }
 
@@ -186,16 +191,21 @@ pub async fn facts_of(db: &impl Sql, alert: &Alert) -> Result<AlertFacts, ApiErr
         sensor_id: alert.sensor_id.clone(),
         ..AlertFacts::default()
     };
+    const LATEST: &str = "dest_ip, dest_zone, payload";
     let rows = db
         .query(
-            "SELECT dest_ip, dest_zone, payload FROM threat_events WHERE alert_id = ?1 ORDER BY observed_at DESC LIMIT 1",
+            &format!("SELECT {LATEST} FROM threat_events WHERE alert_id = ?1 ORDER BY observed_at DESC LIMIT 1"),
             &[Value::Text(alert.id.clone())],
         )
         .await?;
-    if let Some(r) = rows.first() {
-        facts.dest_ip = text(r, 0);
-        facts.zone = text(r, 1);
-        if let Some(payload) = text(r, 2).and_then(|p| serde_json::from_str(&p).ok()) {
+    if let Some(row) = rows.first() {
+        let r = Named::new(LATEST, row);
+        facts.dest_ip = r.text("dest_ip");
+        facts.zone = r.text("dest_zone");
+        if let Some(payload) = r
+            .text("payload")
+            .and_then(|p| serde_json::from_str(&p).ok())
+        {
             facts.read_payload(&payload);
         }
     }
@@ -236,22 +246,25 @@ pub async fn prepare(
     by: String,
     now: i64,
 ) -> Result<Run, ApiError> {
+    const EVENTS: &str = "id, confidence";
     let rows = db
         .query(
-            "SELECT id, confidence FROM threat_events WHERE alert_id = ?1 ORDER BY observed_at DESC LIMIT 50",
+            &format!("SELECT {EVENTS} FROM threat_events WHERE alert_id = ?1 ORDER BY observed_at DESC LIMIT 50"),
             &[Value::Text(alert.id.clone())],
         )
         .await?;
-    let confidence = rows
+    let events: Vec<Named> = rows.iter().map(|r| Named::new(EVENTS, r)).collect();
+    let confidence = events
         .iter()
-        .filter_map(|r| real(r, 1))
+        .filter_map(|r| r.real("confidence"))
         .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.max(c))))
         .unwrap_or(1.0);
     let mut refs = vec![format!("alert:{}", alert.id)];
     refs.extend(
-        rows.iter()
+        events
+            .iter()
             .take(10)
-            .filter_map(|r| text(r, 0))
+            .filter_map(|r| r.text("id"))
             .map(|id| format!("threat:{id}")),
     );
     Ok(Run {
@@ -304,10 +317,11 @@ pub struct DecisionRules {
     pub sla: SlaPolicy,
 }
 
-/// Inside the caller's write transaction: open the decisions the actions
-/// wait for, and store the execution with every action's outcome (`sent`:
-/// each webhook's HTTP status or why it failed, by action index), audited
-/// as `who` under the run's `by`, and published (`playbook.executed`).
+/// Inside the caller's write transaction: carry out the run's [`plan`]:
+/// open the decisions the actions wait for, and store the execution with
+/// every action's outcome (`sent`: each webhook's HTTP status or why it
+/// failed, by action index), audited as `who` under the run's `by`, and
+/// published (`playbook.executed`).
 pub async fn finish(
     db: &impl Sql,
     run: &Run,
@@ -316,26 +330,31 @@ pub async fn finish(
     who: &Actor,
     now: i64,
 ) -> Result<Execution, ApiError> {
-    let mut outcomes = Vec::new();
-    let ingesters = if run.playbook.actions.iter().any(|a| a.opens_decision()) {
+    let steps = plan(run, &rules.safety);
+    let ingesters = if steps.iter().any(|s| matches!(s, Step::Decide { .. })) {
         ingesters(db, &run.alert.id).await?
     } else {
         vec![]
     };
-    for (index, action) in run.playbook.actions.iter().enumerate() {
-        let outcome = if action.opens_decision() {
-            propose(db, run, rules, who, &ingesters, index, action, now).await?
-        } else {
-            let url = action.url.clone().unwrap_or_default();
-            let (outcome, detail) = match sent.iter().find(|(i, _)| *i == index) {
-                Some((_, Ok(status))) if (200..300).contains(status) => {
-                    ("sent", format!("HTTP {status}"))
-                }
-                Some((_, Ok(status))) => ("failed", format!("HTTP {status}")),
-                Some((_, Err(why))) => ("failed", why.clone()),
-                None => ("failed", "not sent".to_string()),
-            };
-            ActionOutcome::new(index, action, outcome, Some(url)).detail(detail)
+    let mut outcomes = Vec::new();
+    for (index, (action, step)) in run.playbook.actions.iter().zip(steps).enumerate() {
+        let outcome = match step {
+            Step::Notify { url } => notified(index, action, &url, sent),
+            Step::Settled(outcome) => outcome,
+            Step::Decide {
+                target,
+                mut decision,
+            } => {
+                decision.ingested_by = ingesters.clone();
+                let decision_id = new_id();
+                let mut entry = who.entry("decision.submitted", "decision", &decision_id, now);
+                entry.actor = run.by.clone();
+                open_pending(db, &decision_id, &decision, &run.by, entry, &rules.sla, now).await?;
+                let mut outcome =
+                    ActionOutcome::new(index, action, "decision_opened", Some(target));
+                outcome.decision_id = Some(decision_id);
+                outcome
+            }
         };
         outcomes.push(outcome);
     }
@@ -361,100 +380,6 @@ pub async fn ingesters(db: &impl Sql, alert_id: &str) -> Result<Vec<String>, Api
         .collect())
 }
 
-/// Open the decision an action waits for, unless the alert gives it no
-/// target (or none that is an address or a host name) or the safety check
-/// refuses it.
-#[allow(clippy::too_many_arguments)]
-async fn propose(
-    db: &impl Sql,
-    run: &Run,
-    rules: &DecisionRules,
-    who: &Actor,
-    ingesters: &[String],
-    index: usize,
-    action: &PlaybookAction,
-    now: i64,
-) -> Result<ActionOutcome, ApiError> {
-    let Some(target) = run.facts.target(action.kind) else {
-        return Ok(ActionOutcome::new(index, action, "skipped", None)
-            .detail(format!("the alert gives {} no target", wire(&action.kind))));
-    };
-    let proposed = action.decision_action();
-    // The safety check and the decision see a machine in its one spelling.
-    let checked = match proposal_target(proposed, Some(&serde_json::Value::String(target.clone())))
-    {
-        Ok(checked) => checked,
-        Err(why) => {
-            return Ok(ActionOutcome::new(index, action, "refused", Some(target))
-                .detail(format!("the target {why}")));
-        }
-    };
-    let target = match &checked {
-        Some(canonical) if proposed.targets_network() => canonical.to_string(),
-        _ => target,
-    };
-    let summary: String = format!("{}: {} {target}", run.playbook.name, wire(&proposed))
-        .replace('\n', " ")
-        .chars()
-        .take(200)
-        .collect();
-    let proposal = Proposal {
-        action: proposed,
-        confidence: run.confidence,
-        summary: &summary,
-        watchlist_match: false,
-        target: checked,
-    };
-    let violations = check_submission(&proposal, &rules.safety);
-    if !violations.is_empty() {
-        let why: Vec<String> = violations.into_iter().map(|v| v.message).collect();
-        return Ok(
-            ActionOutcome::new(index, action, "refused", Some(target)).detail(why.join("; "))
-        );
-    }
-    let alert = &run.alert;
-    let parameters = serde_json::json!({
-        "target": target, "playbook_id": run.playbook.id, "execution_id": run.id, "action_index": index,
-    });
-    let new = NewDecision {
-        source: "playbook".into(),
-        subject: Subject {
-            kind: SubjectKind::Alert,
-            id: alert.id.clone(),
-        },
-        action: proposed,
-        parameters: parameters.as_object().cloned().unwrap_or_default(),
-        threat_level: run
-            .facts
-            .severity
-            .map_or(ThreatLevel::Low, playbook::threat_level),
-        confidence: run.confidence,
-        summary,
-        rationale: format!(
-            "Playbook {:?} ({}) on alert {}: {} {} event(s) from {}, max score {}.",
-            run.playbook.name,
-            run.mode_name(),
-            alert.id,
-            alert.event_count,
-            alert.event_type,
-            alert.source_ip,
-            alert.max_score
-        ),
-        evidence: Evidence {
-            refs: run.refs.clone(),
-            watchlist_match: false,
-        },
-        ingested_by: ingesters.to_vec(),
-    };
-    let decision_id = new_id();
-    let mut entry = who.entry("decision.submitted", "decision", &decision_id, now);
-    entry.actor = run.by.clone();
-    open_pending(db, &decision_id, &new, &run.by, entry, &rules.sla, now).await?;
-    let mut outcome = ActionOutcome::new(index, action, "decision_opened", Some(target));
-    outcome.decision_id = Some(decision_id);
-    Ok(outcome)
-}
-
 /// Store the execution with its outcomes, audited and published.
 async fn record(
     db: &impl Sql,
@@ -463,14 +388,6 @@ async fn record(
     who: &Actor,
     now: i64,
 ) -> Result<Execution, ApiError> {
-    let status = if outcomes
-        .iter()
-        .any(|o| o.outcome == "failed" || o.outcome == "refused")
-    {
-        "completed_with_errors"
-    } else {
-        "completed"
-    };
     let rows = db
         .query(
             &format!(
@@ -484,7 +401,7 @@ async fn record(
                 Value::Text(run.alert.id.clone()),
                 Value::Text(run.mode_name().into()),
                 Value::Text(run.by.clone()),
-                Value::Text(status.into()),
+                Value::Text(status(outcomes).into()),
                 Value::Text(serde_json::to_string(outcomes).expect("serializes")),
                 Value::Integer(run.started),
                 Value::Integer(now),
@@ -497,13 +414,12 @@ async fn record(
         .ok_or_else(ApiError::internal)?;
     let mut entry = who.entry("playbook.executed", "playbook", &run.playbook.id, now);
     entry.actor = run.by.clone();
-    entry.after = Some(serde_json::to_string(&done).expect("serializes"));
-    audit::append(db, &entry).await?;
-    outbox::publish(
+    let payload = serde_json::to_value(&done).expect("serializes");
+    audited::record(
         db,
-        "playbook.executed",
-        &serde_json::to_value(&done).expect("serializes"),
-        now,
+        &Audited::new(entry)
+            .after(&done)
+            .publish("playbook.executed", payload),
     )
     .await?;
     Ok(done)

@@ -11,12 +11,15 @@
 //! - [`geo`]: country and autonomous system from MaxMind-format databases.
 //! - [`score`]: the 0–100 score with its breakdown, and severity from it.
 //! - [`repeat`]: a source's recent activity (a score factor), for a batch.
-//! - [`alert`]: which events raise alerts, and grouping within a window.
+//! - [`alert`]: which events raise alerts, and grouping within a window;
+//!   acknowledging and resolving one ([`alert::transition`]: the alert
+//!   after, its audit entry and event, without the database).
 //! - [`sensor`]: sensor kinds and ids, online/stale/offline from the
 //!   heartbeat's age, and recording that a sensor was heard from.
 //! - [`playbook`]: triggers, actions, which actions must wait for a decision.
-//! - [`execution`]: running a playbook against an alert (webhooks by the
-//!   caller, then decisions and the execution record in one transaction).
+//! - [`execution`]: running a playbook against an alert: its [`plan`](execution::plan)
+//!   (what each action comes to, decided without the database), webhooks by
+//!   the caller, then decisions and the execution record in one transaction.
 //! - [`pipeline`]: a submission validated, then stored with its alerts,
 //!   outbox rows and audit entry in the caller's transaction.
 

@@ -5,9 +5,11 @@
 //! acknowledgements) after which a rebuild gives exactly the incremental rollups.
 
 use vigil_core::audit::Actor as AuditActor;
-use vigil_core::decision::record::{self, Change, NewDecision, Subject, SubjectKind};
+use vigil_core::decision::change::{Change, Rules, apply};
+use vigil_core::decision::record::{self, NewDecision, Subject, SubjectKind};
+use vigil_core::decision::transitions;
 use vigil_core::decision::{
-    Action, Actor, Command, DismissReason, SlaPolicy, ThreatLevel, transition, wire,
+    Action, Actor, Command, DismissReason, SafetyPolicy, SlaPolicy, ThreatLevel, wire,
 };
 use vigil_core::rollup::{self, AlertChange, EventSample, HOUR_MS};
 use vigil_db::Target;
@@ -1127,6 +1129,11 @@ async fn rebuild_equals_incremental_after_a_mixed_workload() {
         request_id: None,
         client_addr: None,
     };
+    let safety = SafetyPolicy::default();
+    let rules = Rules {
+        dispatch_type: &[Action::Dispatch],
+        safety: &safety,
+    };
     let levels = [
         ThreatLevel::Critical,
         ThreatLevel::High,
@@ -1199,28 +1206,30 @@ async fn rebuild_equals_incremental_after_a_mixed_workload() {
         };
         for (step, (command, who)) in plan.into_iter().enumerate() {
             let at = clock + (step as i64 + 1) * (i as i64 + 1) * 11 * MIN;
-            let t = transition(&d.state(), &command, who, &[Action::Dispatch]).unwrap();
             let reason = match &command {
                 Command::Dismiss { reason, .. } => Some(wire(reason)),
                 _ => None,
             };
             let change = Change {
                 command: &command,
-                to: &t,
-                actor: &who.id,
+                actor: who,
                 note: None,
                 reason: reason.as_deref(),
                 outcome_detail: None,
             };
-            d = record::record_transition(&db, &audit, &d, &change, at)
+            let applied = apply(&d, &change, &rules, &audit, at).unwrap();
+            transitions::record_transition(&db, &d, &change, &applied, at)
                 .await
                 .unwrap();
+            d = applied.after;
         }
         conn.execute("COMMIT", ()).await.unwrap();
     }
     // The SLA job escalates what is left pending past its deadline.
     conn.execute("BEGIN IMMEDIATE", ()).await.unwrap();
-    let escalated = record::escalate_overdue(&db, &audit, now()).await.unwrap();
+    let escalated = transitions::escalate_overdue(&db, &audit, now())
+        .await
+        .unwrap();
     conn.execute("COMMIT", ()).await.unwrap();
     assert!(!escalated.is_empty());
 

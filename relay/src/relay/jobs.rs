@@ -2,7 +2,7 @@
 //! retention, automatic playbooks (answering `alert.opened` from the
 //! outbox) and the weekly metrics report, each on its own interval. What a
 //! job does is decided in the crates
-//! (`vigil_core::decision::record::escalate_overdue`,
+//! (`vigil_core::decision::transitions::escalate_overdue`,
 //! `vigil_ingest::sensor::publish_staleness`, `vigil_core::retention`,
 //! `vigil_ingest::execution`, `vigil_metrics_rules::weekly`);
 //! here is when, and where: a run happens only where the job's lease is held
@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use vigil_core::ApiError;
 use vigil_core::audit::Actor;
-use vigil_core::decision::record::escalate_overdue;
+use vigil_core::decision::transitions::escalate_overdue;
 use vigil_core::retention::{self, Retention};
 use vigil_core::sql::{Sql, Value, int, text};
 use vigil_core::time::now_millis;

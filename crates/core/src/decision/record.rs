@@ -1,6 +1,6 @@
-//! A decision as stored and as served, reading it back, and writing one
-//! transition with its history, audit entry, outbox event and metrics
-//! rollup (`crate::rollup`). The `decisions` component, playbooks and the
+//! A decision as stored and as served, reading it back, and opening one
+//! (with its first history row, audit entry, outbox event and metrics
+//! rollup). Its transitions are written by [`super::transitions`]. The `decisions` component, playbooks and the
 //! relay's jobs all write through here, on Spin's SQLite and on libSQL
 //! alike ([`Sql`]).
 
@@ -8,13 +8,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Action, Actor, Command, DecisionState, Priority, Status, ThreatLevel, Transition,
-    TransitionError, parse_wire, transition, wire,
+    Action, DecisionState, Priority, Status, ThreatLevel, TransitionError, parse_wire, wire,
 };
 use crate::ApiError;
-use crate::audit::{self, Actor as AuditActor};
-use crate::outbox;
-use crate::sql::{Sql, Value, int, opt_text, real, text};
+use crate::audit;
+use crate::audited::{self, Audited};
+use crate::sql::{Named, Sql, Value};
 use crate::time::rfc3339;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -89,35 +88,36 @@ pub const COLUMNS: &str = "id, source, subject_kind, subject_id, action, paramet
     outcome_detail, created_at, updated_at, ingested_by";
 
 /// A row of [`COLUMNS`], as the API shows it at `now`.
-pub fn from_row(r: &[Value], now: i64) -> Option<Decision> {
-    let status: Status = parse_wire(&text(r, 13)?)?;
-    let deadline = int(r, 12)?;
+pub fn from_row(row: &[Value], now: i64) -> Option<Decision> {
+    let r = Named::new(COLUMNS, row);
+    let status: Status = parse_wire(&r.text("status")?)?;
+    let deadline = r.int("sla_deadline")?;
     Some(Decision {
-        id: text(r, 0)?,
-        source: text(r, 1)?,
+        id: r.text("id")?,
+        source: r.text("source")?,
         subject: Subject {
-            kind: parse_wire(&text(r, 2)?)?,
-            id: text(r, 3)?,
+            kind: parse_wire(&r.text("subject_kind")?)?,
+            id: r.text("subject_id")?,
         },
-        proposed_action: parse_wire(&text(r, 4)?)?,
-        parameters: serde_json::from_str(&text(r, 5)?).ok()?,
-        threat_level: parse_wire(&text(r, 6)?)?,
-        confidence: real(r, 7)?,
-        summary: text(r, 8)?,
-        rationale: text(r, 9)?,
-        evidence: serde_json::from_str(&text(r, 10)?).ok()?,
-        priority: Priority::from_rank(int(r, 11)?)?,
+        proposed_action: parse_wire(&r.text("action")?)?,
+        parameters: serde_json::from_str(&r.text("parameters")?).ok()?,
+        threat_level: parse_wire(&r.text("threat_level")?)?,
+        confidence: r.real("confidence")?,
+        summary: r.text("summary")?,
+        rationale: r.text("rationale")?,
+        evidence: serde_json::from_str(&r.text("evidence")?).ok()?,
+        priority: Priority::from_rank(r.int("priority")?)?,
         sla_deadline: rfc3339(deadline),
         overdue: status.is_open() && now > deadline,
         status,
-        version: int(r, 14)?,
-        assignee: text(r, 15),
-        submitted_by: text(r, 16)?,
-        ingested_by: serde_json::from_str(&text(r, 21)?).ok()?,
-        first_approver: text(r, 17),
-        outcome_detail: text(r, 18),
-        created_at: rfc3339(int(r, 19)?),
-        updated_at: rfc3339(int(r, 20)?),
+        version: r.int("version")?,
+        assignee: r.text("assignee"),
+        submitted_by: r.text("submitted_by")?,
+        ingested_by: serde_json::from_str(&r.text("ingested_by")?).ok()?,
+        first_approver: r.text("first_approver"),
+        outcome_detail: r.text("outcome_detail"),
+        created_at: rfc3339(r.int("created_at")?),
+        updated_at: rfc3339(r.int("updated_at")?),
         deadline_ms: deadline,
     })
 }
@@ -166,140 +166,8 @@ impl From<TransitionError> for ApiError {
     }
 }
 
-/// One checked transition, with what the person said about it.
-pub struct Change<'a> {
-    pub command: &'a Command,
-    pub to: &'a Transition,
-    /// The decision actor's id (a user, or `system:…` for the scheduler).
-    pub actor: &'a str,
-    pub note: Option<&'a str>,
-    pub reason: Option<&'a str>,
-    pub outcome_detail: Option<&'a str>,
-}
-
-/// Write one transition of `before` with its history, audit entry (by
-/// `who`, under the change's actor) and `decision.updated` event, inside the
-/// caller's write transaction. 412 when the decision changed meanwhile.
-pub async fn record_transition(
-    db: &impl Sql,
-    who: &AuditActor,
-    before: &Decision,
-    change: &Change<'_>,
-    now: i64,
-) -> Result<Decision, ApiError> {
-    let Change {
-        command,
-        to: t,
-        actor,
-        note,
-        reason,
-        outcome_detail,
-    } = *change;
-    let updated = db
-        .query(
-            "UPDATE decisions SET status = ?2, version = version + 1, assignee = ?3, first_approver = ?4,
-                    outcome_detail = coalesce(?5, outcome_detail), updated_at = ?6
-             WHERE id = ?1 AND version = ?7 RETURNING id",
-            &[
-                Value::Text(before.id.clone()),
-                Value::Text(wire(&t.to)),
-                opt_text(t.assignee.as_deref()),
-                opt_text(t.first_approver.as_deref()),
-                opt_text(outcome_detail),
-                Value::Integer(now),
-                Value::Integer(before.version),
-            ],
-        )
-        .await?;
-    if updated.is_empty() {
-        return Err(ApiError::precondition_failed(
-            "the decision changed meanwhile; reload it",
-        ));
-    }
-    db.query(
-        "INSERT INTO decision_transitions (decision_id, at, actor, command, from_status, to_status, note, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        &[
-            Value::Text(before.id.clone()),
-            Value::Integer(now),
-            Value::Text(actor.into()),
-            Value::Text(command.name().into()),
-            Value::Text(wire(&before.status)),
-            Value::Text(wire(&t.to)),
-            opt_text(note),
-            opt_text(reason),
-        ],
-    )
-    .await?;
-    crate::rollup::decision_transition(
-        db,
-        &before.id,
-        &wire(&before.status),
-        &wire(&t.to),
-        actor,
-        reason,
-        now,
-    )
-    .await?;
-    let after = load(db, &before.id, now).await?;
-    let mut entry = who.entry(
-        &format!("decision.{}", command.name()),
-        "decision",
-        &before.id,
-        now,
-    );
-    entry.actor = actor.into();
-    entry.before = Some(serde_json::to_string(before).expect("serializes"));
-    entry.after = Some(serde_json::to_string(&after).expect("serializes"));
-    audit::append(db, &entry).await?;
-    let event = serde_json::json!({"decision": after, "command": command.name(), "from": before.status, "actor": actor});
-    outbox::publish(db, "decision.updated", &event, now).await?;
-    Ok(after)
-}
-
-/// How many overdue decisions one call escalates (the rest wait for the next).
-pub const ESCALATIONS_PER_CALL: i64 = 500;
-
-/// Escalate every open decision past its SLA deadline that nobody has
-/// escalated yet (pending or claimed), most urgent first, inside the
-/// caller's write transaction; the ids escalated. The scheduler's own
-/// decision actor is `system:<who>`.
-pub async fn escalate_overdue(
-    db: &impl Sql,
-    who: &AuditActor,
-    now: i64,
-) -> Result<Vec<String>, ApiError> {
-    let system = Actor {
-        id: format!("system:{}", who.actor),
-        role: None,
-    };
-    let rows = db
-        .query(
-            &format!(
-                "SELECT {COLUMNS} FROM decisions WHERE status IN ('pending', 'claimed') AND sla_deadline < ?1
-                 ORDER BY priority, sla_deadline LIMIT ?2"
-            ),
-            &[Value::Integer(now), Value::Integer(ESCALATIONS_PER_CALL)],
-        )
-        .await?;
-    let mut ids = Vec::new();
-    for before in rows.iter().filter_map(|r| from_row(r, now)) {
-        let t = transition(&before.state(), &Command::EscalateOverdue, &system, &[])?;
-        let change = Change {
-            command: &Command::EscalateOverdue,
-            to: &t,
-            actor: &system.id,
-            note: Some("past its SLA deadline"),
-            reason: None,
-            outcome_detail: None,
-        };
-        record_transition(db, who, &before, &change, now).await?;
-        ids.push(before.id);
-    }
-    Ok(ids)
-}
-
 /// What a new decision proposes.
+#[derive(Debug)]
 pub struct NewDecision {
     /// The proposing engine (or `playbook`).
     pub source: String,
@@ -326,7 +194,7 @@ pub async fn open_pending(
     id: &str,
     new: &NewDecision,
     submitted_by: &str,
-    mut entry: audit::AuditEntry,
+    entry: audit::AuditEntry,
     sla: &super::SlaPolicy,
     now: i64,
 ) -> Result<Decision, ApiError> {
@@ -368,14 +236,10 @@ pub async fn open_pending(
     .await?;
     crate::rollup::decision_submitted(db, priority.rank(), now).await?;
     let created = load(db, id, now).await?;
-    entry.after = Some(serde_json::to_string(&created).expect("decision serializes"));
-    audit::append(db, &entry).await?;
-    outbox::publish(
-        db,
-        "decision.created",
-        &serde_json::to_value(&created).expect("serializes"),
-        now,
-    )
-    .await?;
+    let payload = serde_json::to_value(&created).expect("serializes");
+    let audited = Audited::new(entry)
+        .after(&created)
+        .publish("decision.created", payload);
+    audited::record(db, &audited).await?;
     Ok(created)
 }

@@ -2,8 +2,10 @@
 
 use serde::Serialize;
 
+use super::record::Evidence;
 use super::{Action, Actor, is_supervisor};
 use crate::net::{ProtectedTargets, Target};
+use crate::{ApiError, FieldError};
 
 /// What the safety validator checks (configurable).
 #[derive(Clone, Debug, PartialEq)]
@@ -105,6 +107,39 @@ pub fn proposal_target(
         Err(why) if action.targets_network() => Err(why),
         Err(_) => Ok(None),
     }
+}
+
+/// What the safety rules look at in a proposal; 422 naming
+/// `parameters.target` when the target is not one they can compare.
+pub fn proposal_of<'a>(
+    action: Action,
+    confidence: f64,
+    summary: &'a str,
+    evidence: &Evidence,
+    parameters: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Proposal<'a>, ApiError> {
+    let target = proposal_target(action, parameters.get("target"))
+        .map_err(|why| ApiError::invalid_field("parameters.target", why))?;
+    Ok(Proposal {
+        action,
+        confidence,
+        summary,
+        watchlist_match: evidence.watchlist_match,
+        target,
+    })
+}
+
+/// Safety violations as a 422, one error per broken rule.
+pub fn refuse(violations: Vec<Violation>) -> ApiError {
+    ApiError::validation(
+        violations
+            .into_iter()
+            .map(|v| FieldError {
+                field: format!("safety.{}", v.rule),
+                message: v.message,
+            })
+            .collect(),
+    )
 }
 
 /// One broken safety rule.
