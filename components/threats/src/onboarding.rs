@@ -157,7 +157,7 @@ const TOKEN_COLUMNS: &str =
     "id, note, created_by, created_at, expires_at, used_at, revoked_at, sensor_id";
 
 /// What became of a token, from its row (`TOKEN_COLUMNS`).
-fn state_of(r: Named, now: i64) -> &'static str {
+fn state_of(r: &Named, now: i64) -> &'static str {
     if r.int("used_at").is_some() {
         "used"
     } else if r.int("revoked_at").is_some() {
@@ -177,7 +177,7 @@ fn token_record(row: &[Value], now: i64) -> Option<TokenRecord> {
         created_by: r.text("created_by")?,
         created_at: rfc3339(r.int("created_at")?),
         expires_at: rfc3339(r.int("expires_at")?),
-        state: state_of(r, now).into(),
+        state: state_of(&r, now).into(),
         sensor_id: r.text("sensor_id"),
     })
 }
@@ -210,7 +210,7 @@ pub fn revoke_token(ctx: &mut Ctx) -> Result<Response, ApiError> {
             &[Value::Text(id.clone())],
         )?;
         let row = rows.first().ok_or_else(ApiError::not_found)?;
-        if state_of(Named::new(TOKEN_COLUMNS, row), now) == "used" {
+        if state_of(&Named::new(TOKEN_COLUMNS, row), now) == "used" {
             return Err(ApiError::conflict(
                 "the token was used already; delete the sensor instead",
             ));
@@ -286,7 +286,7 @@ pub fn register(ctx: &mut Ctx) -> Result<Response, ApiError> {
                 format!("the onboarding token {why}; ask an admin for a new one"),
             )
         };
-        match state_of(row, now) {
+        match state_of(&row, now) {
             "used" => return Err(gone("was already used")),
             "revoked" => return Err(gone("was revoked")),
             "expired" => return Err(gone("has expired")),

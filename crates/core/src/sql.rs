@@ -4,7 +4,9 @@
 //! the same way (the audit chain, the outbox, ingestion) is written once
 //! against [`Sql`], and each side supplies the connection.
 
+use std::cell::RefCell;
 use std::future::Future;
+use std::rc::Rc;
 
 use crate::ApiError;
 
@@ -74,23 +76,47 @@ pub fn real(row: &[Value], i: usize) -> Option<f64> {
 /// list (a `COLUMNS` constant next to the reader), so a reader says which
 /// column it means and a column added to or moved in the list cannot shift
 /// what it reads. A name may be an expression's `AS` alias.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Named<'a> {
-    columns: &'a str,
+    columns: &'static str,
+    names: Rc<[&'static str]>,
     row: &'a [Value],
+}
+
+thread_local! {
+    /// Select lists already split, by address: readers' lists are constants,
+    /// so each is split once, not once per row (an export reads 100,000).
+    static SPLIT: RefCell<Vec<(&'static str, Rc<[&'static str]>)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl<'a> Named<'a> {
     /// `row`, whose columns are `columns` (`"id, name, coalesce(a, b) AS c"`).
-    pub fn new(columns: &'a str, row: &'a [Value]) -> Self {
-        Named { columns, row }
+    pub fn new(columns: &'static str, row: &'a [Value]) -> Self {
+        let names = SPLIT.with(|split| {
+            if let Some((_, names)) = split
+                .borrow()
+                .iter()
+                .find(|(c, _)| std::ptr::eq(*c, columns))
+            {
+                return names.clone();
+            }
+            let names: Rc<[&'static str]> = select_names(columns).collect();
+            split.borrow_mut().push((columns, names.clone()));
+            names
+        });
+        Named {
+            columns,
+            names,
+            row,
+        }
     }
 
     /// The position of `name` in the select list. A name that is not there
     /// is a bug in the reader, not bad data: it panics, naming both.
     fn index(&self, name: &str) -> usize {
-        select_names(self.columns)
-            .position(|n| n == name)
+        self.names
+            .iter()
+            .position(|n| *n == name)
             .unwrap_or_else(|| panic!("no column {name:?} in {:?}", self.columns))
     }
 
