@@ -157,7 +157,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
                 Value::Blob(built.bytes.clone()),
             ],
         )?;
-        let mut entry = ctx.audit_entry(
+        let entry = ctx.audit_entry(
             "export.pack_created",
             "export_pack",
             &meta.pack_id,

@@ -6,7 +6,7 @@
 
 use std::cell::RefCell;
 use std::future::Future;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::ApiError;
 
@@ -79,14 +79,14 @@ pub fn real(row: &[Value], i: usize) -> Option<f64> {
 #[derive(Clone)]
 pub struct Named<'a> {
     columns: &'static str,
-    names: Rc<[&'static str]>,
+    names: Arc<[&'static str]>,
     row: &'a [Value],
 }
 
 thread_local! {
     /// Select lists already split, by address: readers' lists are constants,
     /// so each is split once, not once per row (an export reads 100,000).
-    static SPLIT: RefCell<Vec<(&'static str, Rc<[&'static str]>)>> = const { RefCell::new(Vec::new()) };
+    static SPLIT: RefCell<Vec<(&'static str, Arc<[&'static str]>)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl<'a> Named<'a> {
@@ -100,7 +100,7 @@ impl<'a> Named<'a> {
             {
                 return names.clone();
             }
-            let names: Rc<[&'static str]> = select_names(columns).collect();
+            let names: Arc<[&'static str]> = select_names(columns).collect();
             split.borrow_mut().push((columns, names.clone()));
             names
         });
