@@ -76,17 +76,20 @@ pub fn real(row: &[Value], i: usize) -> Option<f64> {
 /// list (a `COLUMNS` constant next to the reader), so a reader says which
 /// column it means and a column added to or moved in the list cannot shift
 /// what it reads. A name may be an expression's `AS` alias.
+/// A select list's column names, in order.
+type Names = Arc<[&'static str]>;
+
 #[derive(Clone)]
 pub struct Named<'a> {
     columns: &'static str,
-    names: Arc<[&'static str]>,
+    names: Names,
     row: &'a [Value],
 }
 
 thread_local! {
     /// Select lists already split, by address: readers' lists are constants,
     /// so each is split once, not once per row (an export reads 100,000).
-    static SPLIT: RefCell<Vec<(&'static str, Arc<[&'static str]>)>> = const { RefCell::new(Vec::new()) };
+    static SPLIT: RefCell<Vec<(&'static str, Names)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl<'a> Named<'a> {
@@ -100,7 +103,7 @@ impl<'a> Named<'a> {
             {
                 return names.clone();
             }
-            let names: Arc<[&'static str]> = select_names(columns).collect();
+            let names: Names = select_names(columns).collect();
             split.borrow_mut().push((columns, names.clone()));
             names
         });
