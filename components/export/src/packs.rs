@@ -165,7 +165,7 @@ pub fn create(ctx: &mut Ctx) -> Result<Response, ApiError> {
         );
         let audited = Audited::new(entry)
             .after(&summary)
-            .publish("export.pack_created", summary);
+            .publish("export.pack_created", summary.clone());
         vigil_api::audit::record(conn, &audited)
     })?;
     let rows = db::query(
