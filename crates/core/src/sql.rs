@@ -72,13 +72,13 @@ pub fn real(row: &[Value], i: usize) -> Option<f64> {
     }
 }
 
+/// A select list's column names, in order.
+type Names = Arc<[&'static str]>;
+
 /// A result row read by column name. The names are the statement's select
 /// list (a `COLUMNS` constant next to the reader), so a reader says which
 /// column it means and a column added to or moved in the list cannot shift
 /// what it reads. A name may be an expression's `AS` alias.
-/// A select list's column names, in order.
-type Names = Arc<[&'static str]>;
-
 #[derive(Clone)]
 pub struct Named<'a> {
     columns: &'static str,
