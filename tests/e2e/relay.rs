@@ -247,11 +247,9 @@ fn relay_pushes_changes_made_over_http(app: &TestApp) {
     let alert_id = opened["data"]["id"].as_str().unwrap().to_string();
 
     // Acknowledging the alert over HTTP is pushed as alert.updated.
-    let etag = app
-        .get_as(Role::Viewer, &format!("/api/alerts/{alert_id}"))
-        .header("etag")
-        .expect("an ETag")
-        .to_string();
+    let seen = app.get_as(Role::Viewer, &format!("/api/alerts/{alert_id}"));
+    let etag = seen.header("etag").expect("an ETag").to_string();
+    let seen = seen.json();
     let r = app.send_as(
         Role::Analyst,
         "POST",
@@ -264,6 +262,18 @@ fn relay_pushes_changes_made_over_http(app: &TestApp) {
         ws.event_where(|m| is(m, "alert.updated") && m["data"]["alert"]["id"] == alert_id.as_str());
     assert_eq!(updated["data"]["alert"]["status"], "acknowledged");
     assert_eq!(updated["data"]["command"], "acknowledge");
+    // It was created when it opened, and changed now.
+    let after = &updated["data"]["alert"];
+    assert_eq!(after["created_at"], seen["created_at"], "{after}");
+    let time = |v: &Value| vigil_core::time::parse_rfc3339(v.as_str().unwrap()).unwrap();
+    assert!(
+        time(&after["updated_at"]) >= time(&seen["updated_at"]),
+        "{after}"
+    );
+    assert!(
+        time(&seen["updated_at"]) >= time(&seen["created_at"]),
+        "{seen}"
+    );
 }
 
 fn relay_authenticates_by_subprotocol(app: &TestApp) {

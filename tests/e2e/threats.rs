@@ -41,6 +41,7 @@ fn post(app: &TestApp, bearer: &str, body: &Value) -> Resp {
 
 fn a_batch_accepts_valid_items_and_explains_the_rest(app: &TestApp) {
     let token = app.token(Role::Analyst);
+    let stored_after = vigil_core::time::now_millis();
     let sensor = unique("hp");
     let mut bad = event(&sensor, "e-3", "port_scan", "not-an-ip");
     bad["observed_at"] = json!("2099-01-01T00:00:00Z");
@@ -87,6 +88,9 @@ fn a_batch_accepts_valid_items_and_explains_the_rest(app: &TestApp) {
     assert_eq!(t.status, 200, "{}", t.text());
     let t = t.json();
     assert_eq!(t["technique"], "T1190");
+    // When Vigil stored it, besides when the sensor saw it.
+    let received = vigil_core::time::parse_rfc3339(t["received_at"].as_str().unwrap());
+    assert!(received.is_some_and(|at| at >= stored_after), "{t}");
     assert_eq!(t["dest_zone"], "ot");
     assert_eq!(t["source_class"], "reserved");
     let sum: f64 = t["breakdown"]

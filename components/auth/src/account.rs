@@ -3,11 +3,11 @@
 //! statement; and the one answer every refused login gets.
 
 use spin_sdk::sqlite::Connection;
-use vigil_api::db::Value;
+use vigil_api::db::{Columns, Value};
 use vigil_api::{ApiError, db};
 use vigil_core::{Pending, Role};
 
-use crate::lockout::{GUARD_COLUMNS, Guard, guard_from};
+use crate::lockout::{Guard, guard_columns, guard_from};
 use crate::settings::mfa_required;
 
 /// What a failed login answers, whatever the reason.
@@ -82,11 +82,15 @@ pub(crate) fn load_account(
         By::Username(name) => ("username", name),
         By::Id(id) => ("id", id),
     };
+    static ACCOUNT: Columns = Columns::new(concat!(
+        "u.id, u.role, u.disabled, c.password_hash, c.totp_confirmed_at IS NOT NULL AS mfa_enabled, \
+         u.must_change_password, c.password_expires_at, ",
+        guard_columns!()
+    ));
     let rows = db::query(
         conn,
         &format!(
-            "SELECT u.id, u.role, u.disabled, c.password_hash, c.totp_confirmed_at IS NOT NULL,
-                    u.must_change_password, c.password_expires_at, {GUARD_COLUMNS}
+            "SELECT {ACCOUNT}
              FROM users u JOIN credentials c ON c.user_id = u.id
                   LEFT JOIN login_failures f ON f.user_id = u.id AND f.client_addr = ?2
              WHERE u.{column} = ?1"
@@ -94,15 +98,16 @@ pub(crate) fn load_account(
         &[Value::Text(value.into()), Value::Text(addr.into())],
     )?;
     Ok(rows.first().and_then(|r| {
+        let r = ACCOUNT.row(r);
         Some(Account {
-            id: db::text(r, 0)?,
-            role: Role::parse(&db::text(r, 1)?)?,
-            disabled: db::int(r, 2)? != 0,
-            password_hash: db::text(r, 3)?,
-            mfa_enabled: db::int(r, 4)? != 0,
-            must_change_password: db::int(r, 5)? != 0,
-            password_expires_at: db::int(r, 6),
-            guard: guard_from(r, 7),
+            id: r.text("u.id")?,
+            role: Role::parse(&r.text("u.role")?)?,
+            disabled: r.int("u.disabled")? != 0,
+            password_hash: r.text("c.password_hash")?,
+            mfa_enabled: r.int("mfa_enabled")? != 0,
+            must_change_password: r.int("u.must_change_password")? != 0,
+            password_expires_at: r.int("c.password_expires_at"),
+            guard: guard_from(r),
         })
     }))
 }

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use vigil_api::audit::Audited;
-use vigil_api::db::{Named, Value};
+use vigil_api::db::{Columns, Value};
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::login::{REGISTER_ATTEMPTS_PER_ADDRESS_PER_MINUTE, new_secret, secret_hash};
 use vigil_core::time::{now_millis, rfc3339};
@@ -113,8 +113,8 @@ pub struct InvitationList {
 pub fn list(_ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let conn = db::open()?;
-    const LISTED: &str =
-        "id, role, created_by, created_at, expires_at, used_at, used_by, revoked_at";
+    static LISTED: Columns =
+        Columns::new("id, role, created_by, created_at, expires_at, used_at, used_by, revoked_at");
     let rows = db::query(
         conn,
         &format!("SELECT {LISTED} FROM invitations ORDER BY created_at DESC LIMIT 200"),
@@ -123,7 +123,7 @@ pub fn list(_ctx: &mut Ctx) -> Result<Response, ApiError> {
     let invitations = rows
         .iter()
         .filter_map(|row| {
-            let r = Named::new(LISTED, row);
+            let r = LISTED.row(row);
             let expires = r.int("expires_at")?;
             Some(ListedInvitation {
                 id: r.text("id")?,
@@ -209,15 +209,19 @@ fn live_invitation(
     token: &str,
     now: i64,
 ) -> Result<Option<(String, Role)>, ApiError> {
+    static LIVE: Columns = Columns::new("id, role");
     let rows = db::query(
         conn,
-        "SELECT id, role FROM invitations
-          WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2",
+        &format!(
+            "SELECT {LIVE} FROM invitations
+              WHERE token_hash = ?1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?2"
+        ),
         &[Value::Text(secret_hash(token)), Value::Integer(now)],
     )?;
     Ok(rows
         .first()
-        .and_then(|r| Some((db::text(r, 0)?, Role::parse(&db::text(r, 1)?)?))))
+        .map(|r| LIVE.row(r))
+        .and_then(|r| Some((r.text("id")?, Role::parse(&r.text("role")?)?))))
 }
 
 /// `POST /api/auth/register`: create the invited account, once. Throttled

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use vigil_api::api_keys::NewApiKey;
-use vigil_api::db::{Named, Value};
+use vigil_api::db::{Columns, Value};
 use vigil_api::{ApiError, Ctx, FieldError, Permission, db, response};
 use vigil_core::time::{now_millis, rfc3339};
 use vigil_core::{api_key, id::new_id};
@@ -125,11 +125,11 @@ impl NewKey {
     }
 }
 
-const KEY_COLUMNS: &str =
-    "id, name, kind, sensor_id, prefix, scopes, created_at, last_used_at, expires_at";
+static KEY_COLUMNS: Columns =
+    Columns::new("id, name, kind, sensor_id, prefix, scopes, created_at, last_used_at, expires_at");
 
 fn key_from_row(row: &[Value]) -> Option<Key> {
-    let r = Named::new(KEY_COLUMNS, row);
+    let r = KEY_COLUMNS.row(row);
     Some(Key {
         id: r.text("id")?,
         name: r.text("name")?,

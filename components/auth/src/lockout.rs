@@ -6,7 +6,7 @@
 //! all count and a guess that raced a lock is judged by the lock.
 
 use spin_sdk::sqlite::Connection;
-use vigil_api::db::Value;
+use vigil_api::db::{Columns, Named, Value};
 use vigil_api::{ApiError, Ctx, db};
 use vigil_core::login::{AccountWindow, PairState, over_limit, throttle_window};
 
@@ -53,22 +53,31 @@ pub(crate) struct Guard {
 }
 
 /// The columns [`guard_from`] reads, for a query joining `credentials c`
-/// with `login_failures f` (on the user and the address).
-pub(crate) const GUARD_COLUMNS: &str = "c.failed_logins, c.first_failure_at, f.failures, f.first_failure_at, f.locked_until, f.lockouts, f.last_success_at";
+/// with `login_failures f` (on the user and the address). A macro, so that
+/// a longer select list can take them in with `concat!`.
+macro_rules! guard_columns {
+    () => {
+        "c.failed_logins, c.first_failure_at, f.failures, f.first_failure_at, f.locked_until, f.lockouts, \
+         f.last_success_at"
+    };
+}
+pub(crate) use guard_columns;
 
-/// A [`Guard`] from the [`GUARD_COLUMNS`] starting at `at`.
-pub(crate) fn guard_from(row: &[Value], at: usize) -> Guard {
+static GUARD: Columns = Columns::new(guard_columns!());
+
+/// A [`Guard`] from a row whose select list includes [`guard_columns`].
+pub(crate) fn guard_from(r: Named) -> Guard {
     Guard {
         account: AccountWindow {
-            failures: db::int(row, at).unwrap_or(0),
-            first_failure_at: db::int(row, at + 1),
+            failures: r.int("c.failed_logins").unwrap_or(0),
+            first_failure_at: r.int("c.first_failure_at"),
         },
         pair: PairState {
-            failures: db::int(row, at + 2).unwrap_or(0),
-            first_failure_at: db::int(row, at + 3),
-            locked_until: db::int(row, at + 4),
-            lockouts: db::int(row, at + 5).unwrap_or(0),
-            last_success_at: db::int(row, at + 6),
+            failures: r.int("f.failures").unwrap_or(0),
+            first_failure_at: r.int("f.first_failure_at"),
+            locked_until: r.int("f.locked_until"),
+            lockouts: r.int("f.lockouts").unwrap_or(0),
+            last_success_at: r.int("f.last_success_at"),
         },
     }
 }
@@ -78,13 +87,16 @@ pub(crate) fn load(conn: &Connection, user_id: &str, addr: &str) -> Result<Guard
     let rows = db::query(
         conn,
         &format!(
-            "SELECT {GUARD_COLUMNS} FROM credentials c
+            "SELECT {GUARD} FROM credentials c
                LEFT JOIN login_failures f ON f.user_id = c.user_id AND f.client_addr = ?2
               WHERE c.user_id = ?1"
         ),
         &[Value::Text(user_id.into()), Value::Text(addr.into())],
     )?;
-    Ok(rows.first().map(|r| guard_from(r, 0)).unwrap_or_default())
+    Ok(rows
+        .first()
+        .map(|r| guard_from(GUARD.row(r)))
+        .unwrap_or_default())
 }
 
 fn save_pair(conn: &Connection, user_id: &str, addr: &str, s: PairState) -> Result<(), ApiError> {

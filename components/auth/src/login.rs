@@ -7,7 +7,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
-use vigil_api::db::Value;
+use vigil_api::db::{Columns, Value};
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::Role;
 use vigil_core::login::{LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE, secret_hash};
@@ -156,26 +156,33 @@ pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let signing = signing()?;
     let conn = db::open()?;
     let tokens = db::transaction(conn, |conn| {
+        static PRESENTED: Columns = Columns::new(
+            "t.id, t.family_id, t.user_id, t.expires_at, t.revoked_at, \
+             s.revoked_at AS session_revoked_at, s.expires_at AS session_expires_at, u.role, u.disabled, \
+             c.totp_confirmed_at IS NOT NULL AS mfa_enabled, u.must_change_password",
+        );
         let rows = db::query(
             conn,
-            "SELECT t.id, t.family_id, t.user_id, t.expires_at, t.revoked_at,
-                    s.revoked_at, s.expires_at, u.role, u.disabled, c.totp_confirmed_at IS NOT NULL,
-                    u.must_change_password
-             FROM refresh_tokens t JOIN sessions s ON s.id = t.family_id JOIN users u ON u.id = t.user_id
-                  JOIN credentials c ON c.user_id = t.user_id
-             WHERE t.token_hash = ?1",
+            &format!(
+                "SELECT {PRESENTED}
+                 FROM refresh_tokens t JOIN sessions s ON s.id = t.family_id JOIN users u ON u.id = t.user_id
+                      JOIN credentials c ON c.user_id = t.user_id
+                 WHERE t.token_hash = ?1"
+            ),
             &[Value::Text(secret_hash(&presented))],
         )?;
-        let Some(r) = rows.first() else {
+        let Some(r) = rows.first().map(|r| PRESENTED.row(r)) else {
             return Ok(None);
         };
         let (token_id, sid, user_id) = (
-            db::text(r, 0).unwrap_or_default(),
-            db::text(r, 1).unwrap_or_default(),
-            db::text(r, 2).unwrap_or_default(),
+            r.text("t.id").unwrap_or_default(),
+            r.text("t.family_id").unwrap_or_default(),
+            r.text("t.user_id").unwrap_or_default(),
         );
-        let session_live = db::int(r, 5).is_none() && db::int(r, 6).is_some_and(|exp| exp > now);
-        if db::int(r, 4).is_some() {
+        let session_expires_at = r.int("session_expires_at");
+        let session_live = r.int("session_revoked_at").is_none()
+            && session_expires_at.is_some_and(|exp| exp > now);
+        if r.int("t.revoked_at").is_some() {
             if session_live {
                 sessions::end(conn, &sid, "refresh_reuse", now)?;
                 let mut entry = ctx.audit_entry("auth.refresh.reused", "session", &sid, now);
@@ -184,9 +191,10 @@ pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
             }
             return Ok(None);
         }
-        let role = db::text(r, 7).and_then(|r| Role::parse(&r));
-        let usable =
-            session_live && db::int(r, 3).is_some_and(|exp| exp > now) && db::int(r, 8) == Some(0);
+        let role = r.text("u.role").and_then(|r| Role::parse(&r));
+        let usable = session_live
+            && r.int("t.expires_at").is_some_and(|exp| exp > now)
+            && r.int("u.disabled") == Some(0);
         let (true, Some(role)) = (usable, role) else {
             return Ok(None);
         };
@@ -203,14 +211,18 @@ pub fn refresh(ctx: &mut Ctx) -> Result<Response, ApiError> {
         let grant = Grant {
             user_id: &user_id,
             role,
-            pending: owed_step(role, db::int(r, 10) == Some(1), db::int(r, 9) == Some(1))?,
+            pending: owed_step(
+                role,
+                r.int("u.must_change_password") == Some(1),
+                r.int("mfa_enabled") == Some(1),
+            )?,
         };
         let tokens = sessions::issue(
             conn,
             &signing,
             &grant,
             &sid,
-            db::int(r, 6).unwrap_or(now),
+            session_expires_at.unwrap_or(now),
             now,
         )?;
         db::query(

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::Connection;
-use vigil_api::db::Value;
+use vigil_api::db::{Columns, Value};
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::login::{new_secret, secret_hash};
 use vigil_core::time::now_millis;
@@ -181,29 +181,31 @@ fn accept_code(
     code: &str,
     now: i64,
 ) -> Result<bool, ApiError> {
-    let column = match which {
-        Which::Active => "totp_secret",
-        Which::Pending => "totp_pending_secret",
+    static ACTIVE: Columns = Columns::new("totp_secret AS secret, totp_last_step");
+    static PENDING: Columns = Columns::new("totp_pending_secret AS secret, totp_last_step");
+    let (columns, column) = match which {
+        Which::Active => (&ACTIVE, "totp_secret"),
+        Which::Pending => (&PENDING, "totp_pending_secret"),
     };
     let rows = db::query(
         conn,
-        &format!(
-            "SELECT {column}, totp_last_step FROM credentials WHERE user_id = ?1 AND {column} IS NOT NULL"
-        ),
+        &format!("SELECT {columns} FROM credentials WHERE user_id = ?1 AND {column} IS NOT NULL"),
         &[Value::Text(user_id.into())],
     )?;
-    let Some(row) = rows.first() else {
+    let Some(row) = rows.first().map(|r| columns.row(r)) else {
         return Ok(false);
     };
     let sealer = totp_box()?;
-    let Some(opened) = sealer.open(&db::text(row, 0).unwrap_or_default(), user_id) else {
+    let Some(opened) = sealer.open(&row.text("secret").unwrap_or_default(), user_id) else {
         vigil_api::log::line(
             serde_json::json!({"level": "error", "msg": "a TOTP secret does not open under totp_encryption_key (was the key changed?)", "user_id": user_id}),
         );
         return Ok(false);
     };
     // A pending secret has had no code accepted yet: no step to be newer than.
-    let last = (which == Which::Active).then(|| db::int(row, 1)).flatten();
+    let last = (which == Which::Active)
+        .then(|| row.int("totp_last_step"))
+        .flatten();
     let Some(step) = totp::verify(&opened.secret, code, now / 1000, last) else {
         return Ok(false);
     };
@@ -373,16 +375,20 @@ pub fn confirm(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let codes = totp::new_recovery_codes();
     let conn = db::open()?;
     db::transaction(conn, |conn| {
+        static STATE: Columns = Columns::new("totp_confirmed_at, totp_pending_secret");
         let rows = db::query(
             conn,
-            "SELECT totp_confirmed_at, totp_pending_secret FROM credentials WHERE user_id = ?1",
+            &format!("SELECT {STATE} FROM credentials WHERE user_id = ?1"),
             &[Value::Text(user_id.clone())],
         )?;
-        let row = rows.first().ok_or_else(ApiError::not_found)?;
-        if db::text(row, 1).is_none() {
+        let row = rows
+            .first()
+            .map(|r| STATE.row(r))
+            .ok_or_else(ApiError::not_found)?;
+        if row.text("totp_pending_secret").is_none() {
             return Err(ApiError::conflict("start with POST /api/auth/mfa/enroll"));
         }
-        let replacing = db::int(row, 0).is_some();
+        let replacing = row.int("totp_confirmed_at").is_some();
         if !accept_code(conn, &user_id, Which::Pending, &req.code, now)? {
             return Err(wrong_code());
         }

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::Connection;
-use vigil_api::db::{Named, Value};
+use vigil_api::db::{Columns, Value};
 use vigil_api::{ApiError, Ctx, Permission, db, response};
 use vigil_core::login::{REFRESH_IDLE_MS, SESSION_ABSOLUTE_MS, new_secret, secret_hash};
 use vigil_core::time::{now_millis, rfc3339};
@@ -204,7 +204,8 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
         _ => who.subject.clone(),
     };
     let conn = db::open()?;
-    const LISTED: &str = "id, created_at, last_used_at, expires_at, client_addr, user_agent";
+    static LISTED: Columns =
+        Columns::new("id, created_at, last_used_at, expires_at, client_addr, user_agent");
     let rows = db::query(
         conn,
         &format!(
@@ -216,7 +217,7 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let sessions = rows
         .iter()
         .map(|row| {
-            let r = Named::new(LISTED, row);
+            let r = LISTED.row(row);
             let id = r.text("id").unwrap_or_default();
             Session {
                 current: who.session.as_deref() == Some(id.as_str()),

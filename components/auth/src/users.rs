@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use vigil_api::audit::{self, Audited};
-use vigil_api::db::{Named, Value};
+use vigil_api::db::{Columns, Value};
 use vigil_api::{ApiError, Ctx, Permission, db, response};
 use vigil_core::{FieldError, Role, password, time::now_millis, user};
 
@@ -67,11 +67,11 @@ pub struct User {
     created_at: String,
 }
 
-const USER_COLUMNS: &str =
-    "id, username, display_name, role, disabled, must_change_password, created_at";
+static USER_COLUMNS: Columns =
+    Columns::new("id, username, display_name, role, disabled, must_change_password, created_at");
 
 fn user_from_row(row: &[Value]) -> Option<User> {
-    let r = Named::new(USER_COLUMNS, row);
+    let r = USER_COLUMNS.row(row);
     Some(User {
         id: r.text("id")?,
         username: r.text("username")?,

@@ -4,7 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use spin_sdk::http::Response;
-use vigil_api::db::{Named, Value};
+use vigil_api::db::{Columns, Value};
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, FieldError, db, response};
 use vigil_core::decision::{self, Action, Proposal, Status, ThreatLevel, proposal_of, refuse};
@@ -145,27 +145,29 @@ pub fn submit(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let id = new_id();
     let conn = db::open()?;
+    static REPLAY: Columns = Columns::new("request_hash, response_status, response_body");
     let (status, body) = db::transaction(conn, |conn| {
         let seen = db::query(
             conn,
-            "SELECT request_hash, response_status, response_body FROM idempotency_keys
-             WHERE scope = ?1 AND key = ?2 AND expires_at > ?3",
+            &format!(
+                "SELECT {REPLAY} FROM idempotency_keys WHERE scope = ?1 AND key = ?2 AND expires_at > ?3"
+            ),
             &[
                 Value::Text(scope.clone()),
                 Value::Text(key.clone()),
                 Value::Integer(now),
             ],
         )?;
-        if let Some(row) = seen.first() {
-            if db::text(row, 0).as_deref() != Some(request_hash.as_str()) {
+        if let Some(row) = seen.first().map(|r| REPLAY.row(r)) {
+            if row.text("request_hash").as_deref() != Some(request_hash.as_str()) {
                 return Err(
                     ApiError::new(409, "idempotency-key-reused", "Idempotency-Key reused")
                         .with_detail("this Idempotency-Key was used with a different request"),
                 );
             }
             return Ok((
-                db::int(row, 1).unwrap_or(200) as u16,
-                db::text(row, 2).unwrap_or_default(),
+                row.int("response_status").unwrap_or(200) as u16,
+                row.text("response_body").unwrap_or_default(),
             ));
         }
         let created = decisions::open_pending(
@@ -309,7 +311,8 @@ pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let now = now_millis();
     let conn = db::open()?;
     let decision = record::load(conn, ctx.param("id"), now)?;
-    const HISTORY: &str = "at, actor, command, from_status, to_status, note, reason";
+    static HISTORY: Columns =
+        Columns::new("at, actor, command, from_status, to_status, note, reason");
     let rows = db::query(
         conn,
         &format!("SELECT {HISTORY} FROM decision_transitions WHERE decision_id = ?1 ORDER BY id"),
@@ -318,7 +321,7 @@ pub fn get(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let history = rows
         .iter()
         .filter_map(|row| {
-            let r = Named::new(HISTORY, row);
+            let r = HISTORY.row(row);
             Some(HistoryEntry {
                 at: rfc3339(r.int("at")?),
                 actor: r.text("actor")?,

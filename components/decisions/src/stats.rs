@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Serialize;
 use spin_sdk::http::Response;
-use vigil_api::db::{SpinSql, Value, ready};
+use vigil_api::db::{Columns, SpinSql, Value, ready};
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::decision::{DurationSummary, Priority};
 use vigil_core::time::now_millis;
@@ -59,21 +59,21 @@ pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
 
     let mut queue_depth: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     let mut overdue = 0;
+    static DEPTH: Columns =
+        Columns::new("priority, status, count(*) AS waiting, sum(sla_deadline < ?1) AS overdue");
     for r in db::query(
         conn,
-        &format!(
-            "SELECT priority, status, count(*), sum(sla_deadline < ?1) FROM decisions
-              WHERE status IN {OPEN} GROUP BY priority, status"
-        ),
+        &format!("SELECT {DEPTH} FROM decisions WHERE status IN {OPEN} GROUP BY priority, status"),
         &[Value::Integer(now)],
     )? {
-        let priority = Priority::from_rank(db::int(&r, 0).unwrap_or(0))
+        let r = DEPTH.row(&r);
+        let priority = Priority::from_rank(r.int("priority").unwrap_or(0))
             .map_or("?".into(), |p| format!("{p:?}"));
         queue_depth.entry(priority).or_default().insert(
-            db::text(&r, 1).unwrap_or_default(),
-            db::int(&r, 2).unwrap_or(0),
+            r.text("status").unwrap_or_default(),
+            r.int("waiting").unwrap_or(0),
         );
-        overdue += db::int(&r, 3).unwrap_or(0);
+        overdue += r.int("overdue").unwrap_or(0);
     }
     let breaches = figures.sla_breaches + overdue;
     Ok(response::json(

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::Connection;
 use vigil_api::audit::Audited;
-use vigil_api::db::{self, Named, SpinSql, Value, ready};
+use vigil_api::db::{self, Columns, SpinSql, Value, ready};
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, response};
 use vigil_core::time::{now_millis, rfc3339};
@@ -66,10 +66,12 @@ pub struct PackPage {
     next_cursor: Option<String>,
 }
 
-const PACK_COLUMNS: &str = "id, subject_kind, subject_id, created_at, created_by, kid, manifest_sha256, files, events, size";
+static PACK_COLUMNS: Columns = Columns::new(
+    "id, subject_kind, subject_id, created_at, created_by, kid, manifest_sha256, files, events, size",
+);
 
 fn pack(row: &[Value]) -> Option<Pack> {
-    let r = Named::new(PACK_COLUMNS, row);
+    let r = PACK_COLUMNS.row(row);
     let id = r.text("id")?;
     Some(Pack {
         download: format!("/api/export/packs/{id}"),
@@ -216,14 +218,15 @@ pub fn list(ctx: &mut Ctx) -> Result<Response, ApiError> {
 pub fn download(ctx: &mut Ctx) -> Result<Response, ApiError> {
     let id = ctx.param("id").to_string();
     let conn = db::open()?;
+    // The ZIP is a blob, taken out of the row rather than copied.
     let rows = db::query(
         conn,
-        "SELECT content, manifest_sha256, subject_kind, subject_id FROM export_packs WHERE id = ?1",
+        "SELECT manifest_sha256, content FROM export_packs WHERE id = ?1",
         &[Value::Text(id.clone())],
     )?;
     let row = rows.into_iter().next().ok_or_else(ApiError::not_found)?;
-    let manifest_sha256 = db::text(&row, 1).unwrap_or_default();
-    let Some(Value::Blob(content)) = row.into_iter().next() else {
+    let Ok([Value::Text(manifest_sha256), Value::Blob(content)]) = <[Value; 2]>::try_from(row)
+    else {
         return Err(ApiError::internal());
     };
     let now = now_millis();

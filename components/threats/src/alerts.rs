@@ -5,7 +5,7 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 use spin_sdk::http::Response;
-use vigil_api::db::{Named, SpinSql, Value, ready};
+use vigil_api::db::{Columns, SpinSql, Value, ready};
 use vigil_api::{ApiError, Ctx, audit, db, response};
 use vigil_core::rollup;
 use vigil_core::time::now_millis;
@@ -46,7 +46,8 @@ fn change(ctx: &mut Ctx, command: AlertCommand) -> Result<Response, ApiError> {
         Ctx::check_version(&if_match, before.version, "alert")?;
         let t = alert::transition(&before, command, note.as_deref(), &who, now)?;
         // What the rollups need: when it opened, and at what severity.
-        const OPENED: &str = "created_at, coalesce(opened_severity, severity) AS opened_severity";
+        static OPENED: Columns =
+            Columns::new("created_at, coalesce(opened_severity, severity) AS opened_severity");
         let changed = db::query(
             conn,
             &format!("UPDATE alerts SET status = ?2, version = version + 1, updated_at = ?3,
@@ -62,7 +63,7 @@ fn change(ctx: &mut Ctx, command: AlertCommand) -> Result<Response, ApiError> {
         // The metrics rollups count it in the same transaction.
         let (opened_at, severity) = changed
             .first()
-            .map(|r| Named::new(OPENED, r))
+            .map(|r| OPENED.row(r))
             .and_then(|r| Some((r.int("created_at")?, r.text("opened_severity")?)))
             .ok_or_else(ApiError::internal)?;
         let change = match t.to {

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use vigil_api::api_keys::NewApiKey;
-use vigil_api::db::{Named, Value};
+use vigil_api::db::{Columns, Named, Value};
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::access::Permission;
 use vigil_core::api_key;
@@ -153,8 +153,8 @@ pub struct TokenList {
     tokens: Vec<TokenRecord>,
 }
 
-const TOKEN_COLUMNS: &str =
-    "id, note, created_by, created_at, expires_at, used_at, revoked_at, sensor_id";
+static TOKEN_COLUMNS: Columns =
+    Columns::new("id, note, created_by, created_at, expires_at, used_at, revoked_at, sensor_id");
 
 /// What became of a token, from its row (`TOKEN_COLUMNS`).
 fn state_of(r: &Named, now: i64) -> &'static str {
@@ -170,7 +170,7 @@ fn state_of(r: &Named, now: i64) -> &'static str {
 }
 
 fn token_record(row: &[Value], now: i64) -> Option<TokenRecord> {
-    let r = Named::new(TOKEN_COLUMNS, row);
+    let r = TOKEN_COLUMNS.row(row);
     Some(TokenRecord {
         id: r.text("id")?,
         note: r.text("note"),
@@ -210,7 +210,7 @@ pub fn revoke_token(ctx: &mut Ctx) -> Result<Response, ApiError> {
             &[Value::Text(id.clone())],
         )?;
         let row = rows.first().ok_or_else(ApiError::not_found)?;
-        if state_of(&Named::new(TOKEN_COLUMNS, row), now) == "used" {
+        if state_of(&TOKEN_COLUMNS.row(row), now) == "used" {
             return Err(ApiError::conflict(
                 "the token was used already; delete the sensor instead",
             ));
@@ -279,7 +279,7 @@ pub fn register(ctx: &mut Ctx) -> Result<Response, ApiError> {
             ApiError::new(401, "invalid-onboarding-token", "Invalid onboarding token")
                 .with_detail("this is not an onboarding token Vigil issued")
         })?;
-        let row = Named::new(TOKEN_COLUMNS, row);
+        let row = TOKEN_COLUMNS.row(row);
         let token_id = row.text("id").ok_or_else(ApiError::internal)?;
         let gone = |why: &str| {
             ApiError::new(410, "onboarding-token-spent", "Onboarding token spent").with_detail(

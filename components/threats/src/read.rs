@@ -2,88 +2,17 @@
 
 use schemars::JsonSchema;
 use serde::Serialize;
-use serde_json::value::RawValue;
 use spin_sdk::http::Response;
 use vigil_api::audit::Audited;
-use vigil_api::db::{Named, SpinSql, Value, ready};
+use vigil_api::db::{Columns, SpinSql, Value, ready};
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, db, response};
 use vigil_core::time::parse_rfc3339;
-use vigil_core::time::rfc3339;
 pub use vigil_ingest::alert::Alert;
 use vigil_ingest::alert::{COLUMNS as ALERT_COLUMNS, from_row as alert};
 use vigil_ingest::event::{EventType, Severity};
-
-#[derive(Serialize, JsonSchema)]
-pub struct Threat {
-    #[schemars(extend("format" = "uuid"))]
-    id: String,
-    sensor_id: String,
-    event_id: String,
-    #[schemars(extend("format" = "date-time"))]
-    observed_at: String,
-    event_type: String,
-    source_ip: String,
-    source_class: String,
-    /// ISO 3166-1 country of a public source (when GeoIP is configured).
-    source_country: Option<String>,
-    /// Autonomous system number and organisation of a public source.
-    source_asn: Option<i64>,
-    source_as_org: Option<String>,
-    source_port: Option<i64>,
-    dest_ip: Option<String>,
-    dest_port: Option<i64>,
-    dest_zone: Option<String>,
-    protocol: Option<String>,
-    /// MITRE ATT&CK technique id.
-    technique: Option<String>,
-    score: i64,
-    severity: String,
-    /// Why the score is what it is, factor by factor.
-    breakdown: Box<RawValue>,
-    confidence: f64,
-    payload: Box<RawValue>,
-    tags: Box<RawValue>,
-    alert_id: Option<String>,
-    #[serde(skip)]
-    observed_ms: i64,
-}
-
-const THREAT_COLUMNS: &str = "id, sensor_id, event_id, observed_at, event_type, source_ip, source_class, source_port, dest_ip, \
-    dest_port, dest_zone, protocol, technique, score, severity, breakdown, confidence, payload, tags, alert_id, \
-    source_country, source_asn, source_as_org";
-
-fn threat(row: &[Value]) -> Option<Threat> {
-    let r = Named::new(THREAT_COLUMNS, row);
-    // Stored JSON is served as stored: checked, never parsed into a tree and printed again.
-    let json = |name| r.text(name).and_then(|t| RawValue::from_string(t).ok());
-    Some(Threat {
-        id: r.text("id")?,
-        sensor_id: r.text("sensor_id")?,
-        event_id: r.text("event_id")?,
-        observed_at: rfc3339(r.int("observed_at")?),
-        event_type: r.text("event_type")?,
-        source_ip: r.text("source_ip")?,
-        source_class: r.text("source_class")?,
-        source_port: r.int("source_port"),
-        dest_ip: r.text("dest_ip"),
-        dest_port: r.int("dest_port"),
-        dest_zone: r.text("dest_zone"),
-        protocol: r.text("protocol"),
-        technique: r.text("technique"),
-        score: r.int("score")?,
-        severity: r.text("severity")?,
-        breakdown: json("breakdown")?,
-        confidence: r.real("confidence")?,
-        payload: json("payload")?,
-        tags: json("tags")?,
-        alert_id: r.text("alert_id"),
-        source_country: r.text("source_country"),
-        source_asn: r.int("source_asn"),
-        source_as_org: r.text("source_as_org"),
-        observed_ms: r.int("observed_at")?,
-    })
-}
+pub use vigil_ingest::threat::Threat;
+use vigil_ingest::threat::{COLUMNS as THREAT_COLUMNS, from_row as threat};
 
 #[derive(Serialize, JsonSchema)]
 pub struct ThreatPage {
@@ -311,8 +240,9 @@ pub fn delete(ctx: &mut Ctx) -> Result<Response, ApiError> {
             .first()
             .and_then(|r| threat(r))
             .ok_or_else(ApiError::not_found)?;
-        const GONE: &str =
-            "observed_at, sensor_id, event_type, severity, dest_zone, source_country, score";
+        static GONE: Columns = Columns::new(
+            "observed_at, sensor_id, event_type, severity, dest_zone, source_country, score",
+        );
         let gone = db::query(
             conn,
             &format!("DELETE FROM threat_events WHERE id = ?1 RETURNING {GONE}"),
@@ -320,7 +250,7 @@ pub fn delete(ctx: &mut Ctx) -> Result<Response, ApiError> {
         )?;
         // Out of the metrics rollups too, in the same transaction.
         if let Some(row) = gone.first() {
-            let r = Named::new(GONE, row);
+            let r = GONE.row(row);
             let [sensor, kind, severity, zone, country] = [
                 "sensor_id",
                 "event_type",

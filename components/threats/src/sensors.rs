@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use spin_sdk::http::Response;
 use spin_sdk::sqlite::Connection;
 use vigil_api::audit::{self, Audited};
-use vigil_api::db::{Named, SpinSql, Value, ready};
+use vigil_api::db::{Columns, SpinSql, Value, ready};
 use vigil_api::listing::{self, Filters};
 use vigil_api::{ApiError, Ctx, FieldError, db, response};
 use vigil_core::time::{now_millis, rfc3339};
@@ -44,11 +44,12 @@ pub struct Sensor {
     pub created_at: String,
 }
 
-const COLUMNS: &str =
-    "id, name, kind, location, description, last_heartbeat, heartbeat, version, created_at, config";
+static COLUMNS: Columns = Columns::new(
+    "id, name, kind, location, description, last_heartbeat, heartbeat, version, created_at, config",
+);
 
 fn sensor(row: &[Value], now: i64, liveness: &Liveness) -> Option<Sensor> {
-    let r = Named::new(COLUMNS, row);
+    let r = COLUMNS.row(row);
     let last = r.int("last_heartbeat");
     Some(Sensor {
         id: r.text("id")?,
@@ -443,13 +444,19 @@ pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
     };
     let (by_severity, by_type) = (counts(by_severity), counts(by_type));
     let range = window.label;
+    static ACTIVITY: Columns = Columns::new(
+        "(SELECT count(*) FROM alerts WHERE sensor_id = ?1 AND status != 'resolved') AS open_alerts, \
+         (SELECT max(observed_at) FROM threat_events WHERE sensor_id = ?1) AS last_event_at",
+    );
     let rows = db::query(
         conn,
-        "SELECT (SELECT count(*) FROM alerts WHERE sensor_id = ?1 AND status != 'resolved'),
-                (SELECT max(observed_at) FROM threat_events WHERE sensor_id = ?1)",
+        &format!("SELECT {ACTIVITY}"),
         &[Value::Text(id.clone())],
     )?;
-    let row = rows.first().ok_or_else(ApiError::internal)?;
+    let row = rows
+        .first()
+        .map(|r| ACTIVITY.row(r))
+        .ok_or_else(ApiError::internal)?;
     Ok(response::json(
         200,
         &SensorStats {
@@ -459,8 +466,8 @@ pub fn stats(ctx: &mut Ctx) -> Result<Response, ApiError> {
             total: by_severity.values().sum(),
             by_severity,
             by_type,
-            open_alerts: db::int(row, 0).unwrap_or(0),
-            last_event_at: db::int(row, 1).map(rfc3339),
+            open_alerts: row.int("open_alerts").unwrap_or(0),
+            last_event_at: row.int("last_event_at").map(rfc3339),
         },
     ))
 }

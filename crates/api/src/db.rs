@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use spin_sdk::sqlite::{self as spin, Connection};
 use vigil_core::ApiError;
-pub use vigil_core::sql::{Named, Row, Value, int, opt_int, opt_text, real, text};
+pub use vigil_core::sql::{Columns, Named, Row, Value, int, opt_int, opt_text, real, text};
 
 thread_local! {
     /// This instance's connection. Spin makes a fresh instance for every

@@ -12,7 +12,7 @@
 use crate::ApiError;
 use crate::access::{Permission, Principal};
 use crate::login::{new_secret, secret_hash};
-use crate::sql::{Sql, Value, int, opt_text, text};
+use crate::sql::{Columns, Sql, Value, opt_text};
 use subtle::ConstantTimeEq;
 
 const SCHEME: &str = "vgk_";
@@ -137,24 +137,27 @@ pub async fn authenticate(
     prefix: &str,
     secret: &str,
 ) -> Result<Option<Principal>, ApiError> {
+    static PRESENTED: Columns =
+        Columns::new("id, secret_hash, scopes, expires_at, last_used_at, kind");
     let now = crate::time::now_millis();
     let rows = db
         .query(
-            "SELECT id, secret_hash, scopes, expires_at, last_used_at, kind FROM api_keys
-              WHERE prefix = ?1 AND revoked_at IS NULL",
+            &format!("SELECT {PRESENTED} FROM api_keys WHERE prefix = ?1 AND revoked_at IS NULL"),
             &[Value::Text(prefix.into())],
         )
         .await?;
-    let Some(row) = rows.first() else {
+    let Some(row) = rows.first().map(|r| PRESENTED.row(r)) else {
         return Ok(None);
     };
-    let (Some(id), Some(hash), Some(scopes)) = (text(row, 0), text(row, 1), text(row, 2)) else {
+    let (Some(id), Some(hash), Some(scopes)) =
+        (row.text("id"), row.text("secret_hash"), row.text("scopes"))
+    else {
         return Ok(None);
     };
-    if !secret_matches(secret, &hash) || is_expired(int(row, 3), now) {
+    if !secret_matches(secret, &hash) || is_expired(row.int("expires_at"), now) {
         return Ok(None);
     }
-    if needs_touch(int(row, 4), now) {
+    if needs_touch(row.int("last_used_at"), now) {
         // Guarded, so concurrent requests write it once.
         db.query(
             "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1
@@ -167,7 +170,7 @@ pub async fn authenticate(
         )
         .await?;
     }
-    let kind = match text(row, 5).as_deref() {
+    let kind = match row.text("kind").as_deref() {
         Some("sensor") => Kind::Sensor,
         _ => Kind::Service,
     };

@@ -4,9 +4,8 @@
 //! the same way (the audit chain, the outbox, ingestion) is written once
 //! against [`Sql`], and each side supplies the connection.
 
-use std::cell::RefCell;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::OnceLock;
 
 use crate::ApiError;
 
@@ -72,67 +71,66 @@ pub fn real(row: &[Value], i: usize) -> Option<f64> {
     }
 }
 
-/// A select list's column names, in order.
-type Names = Arc<[&'static str]>;
-
-/// A result row read by column name. The names are the statement's select
-/// list (a `COLUMNS` constant next to the reader), so a reader says which
-/// column it means and a column added to or moved in the list cannot shift
-/// what it reads. A name may be an expression's `AS` alias.
-#[derive(Clone)]
-pub struct Named<'a> {
-    columns: &'static str,
-    names: Names,
-    row: &'a [Value],
+/// A statement's select list, read by column name: a reader says which
+/// column it means, so a column added to or moved in the list cannot shift
+/// what it reads. A name may be an expression's `AS` alias. Declared as a
+/// `static` next to its reader, so the list is split into names once, not
+/// once per row (an export reads 100,000); it prints as the list itself, for
+/// `format!("SELECT {COLUMNS} FROM …")`.
+pub struct Columns {
+    list: &'static str,
+    names: OnceLock<Vec<&'static str>>,
 }
 
-thread_local! {
-    /// Select lists already split, by address: readers' lists are constants,
-    /// so each is split once, not once per row (an export reads 100,000).
-    static SPLIT: RefCell<Vec<(&'static str, Names)>> = const { RefCell::new(Vec::new()) };
-}
-
-impl<'a> Named<'a> {
-    /// `row`, whose columns are `columns` (`"id, name, coalesce(a, b) AS c"`).
-    pub fn new(columns: &'static str, row: &'a [Value]) -> Self {
-        let names = SPLIT.with(|split| {
-            if let Some((_, names)) = split
-                .borrow()
-                .iter()
-                .find(|(c, _)| std::ptr::eq(*c, columns))
-            {
-                return names.clone();
-            }
-            let names: Names = select_names(columns).collect();
-            split.borrow_mut().push((columns, names.clone()));
-            names
-        });
-        Named {
-            columns,
-            names,
-            row,
+impl Columns {
+    /// The select list `list` (`"id, name, coalesce(a, b) AS c"`).
+    pub const fn new(list: &'static str) -> Self {
+        Columns {
+            list,
+            names: OnceLock::new(),
         }
     }
 
-    /// The position of `name` in the select list. A name that is not there
-    /// is a bug in the reader, not bad data: it panics, naming both.
-    fn index(&self, name: &str) -> usize {
-        self.names
-            .iter()
-            .position(|n| *n == name)
-            .unwrap_or_else(|| panic!("no column {name:?} in {:?}", self.columns))
+    /// `row`, a result of a statement that selected these columns.
+    pub fn row<'a>(&'a self, row: &'a [Value]) -> Named<'a> {
+        Named { columns: self, row }
     }
 
+    /// The position of `name` in the list. A name that is not there is a bug
+    /// in the reader, not bad data: it panics, naming both.
+    fn index(&self, name: &str) -> usize {
+        self.names
+            .get_or_init(|| select_names(self.list).collect())
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or_else(|| panic!("no column {name:?} in {:?}", self.list))
+    }
+}
+
+impl std::fmt::Display for Columns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.list)
+    }
+}
+
+/// One result row of a statement whose select list is [`Columns`].
+#[derive(Clone, Copy)]
+pub struct Named<'a> {
+    columns: &'a Columns,
+    row: &'a [Value],
+}
+
+impl Named<'_> {
     pub fn text(&self, name: &str) -> Option<String> {
-        text(self.row, self.index(name))
+        text(self.row, self.columns.index(name))
     }
 
     pub fn int(&self, name: &str) -> Option<i64> {
-        int(self.row, self.index(name))
+        int(self.row, self.columns.index(name))
     }
 
     pub fn real(&self, name: &str) -> Option<f64> {
-        real(self.row, self.index(name))
+        real(self.row, self.columns.index(name))
     }
 }
 
@@ -211,7 +209,8 @@ mod tests {
             Value::Null,
             Value::Real(0.5),
         ];
-        let r = Named::new("id, version, coalesce(x, y) AS note, score", &row);
+        static COLUMNS: Columns = Columns::new("id, version, coalesce(x, y) AS note, score");
+        let r = COLUMNS.row(&row);
         assert_eq!(r.text("id").as_deref(), Some("a-1"));
         assert_eq!(r.int("version"), Some(3));
         assert_eq!(r.text("note"), None);
@@ -231,6 +230,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "no column \"nme\"")]
     fn a_misspelt_name_is_a_bug() {
-        Named::new("id, name", &[]).text("nme");
+        Columns::new("id, name").row(&[]).text("nme");
     }
 }

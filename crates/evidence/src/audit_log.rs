@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use vigil_core::ApiError;
 use vigil_core::audit::ChainWalk;
-use vigil_core::sql::{Sql, Value, int, text};
+use vigil_core::sql::{Columns, Sql, Value, int, text};
 use vigil_core::time::rfc3339;
 use vigil_core::token::KeySet;
 
@@ -168,13 +168,14 @@ pub async fn verify(db: &impl Sql) -> Result<ChainVerdict, ApiError> {
             let Some(r) = records::audit(row) else {
                 // A row that does not even read as an entry (a NULL forced
                 // into a NOT NULL column) breaks the chain where it stands.
-                let id = int(row, 0).unwrap_or(after + 1);
+                let row = AUDIT_COLUMNS.row(row);
+                let id = row.int("id").unwrap_or(after + 1);
                 return Ok(ChainVerdict::Broken {
                     entries_checked: walk.entries(),
                     id,
                     why: "it cannot be read as an audit entry".into(),
                     expected: walk.head().to_string(),
-                    actual: text(row, 11).unwrap_or_default(),
+                    actual: row.text("hash").unwrap_or_default(),
                 });
             };
             if let Err(broken) = walk.next(r.id, &r.entry, &r.prev_hash, &r.hash) {
@@ -212,17 +213,18 @@ pub struct Head {
 
 /// The latest entry, if the log has any.
 pub async fn head(db: &impl Sql) -> Result<Option<Head>, ApiError> {
+    static HEAD: Columns = Columns::new("id, hash, at");
     let rows = db
         .query(
-            "SELECT id, hash, at FROM audit_log ORDER BY id DESC LIMIT 1",
+            &format!("SELECT {HEAD} FROM audit_log ORDER BY id DESC LIMIT 1"),
             &[],
         )
         .await?;
-    Ok(rows.first().and_then(|r| {
+    Ok(rows.first().map(|r| HEAD.row(r)).and_then(|r| {
         Some(Head {
-            id: int(r, 0)?,
-            hash: text(r, 1)?,
-            at: rfc3339(int(r, 2)?),
+            id: r.int("id")?,
+            hash: r.text("hash")?,
+            at: rfc3339(r.int("at")?),
         })
     }))
 }

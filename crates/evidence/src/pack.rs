@@ -114,7 +114,7 @@ async fn rows<T>(
     db: &impl Sql,
     sql: &str,
     params: &[Value],
-    map: fn(&vigil_core::sql::Row) -> Option<T>,
+    map: fn(&[Value]) -> Option<T>,
 ) -> Result<Vec<T>, ApiError> {
     db.query(sql, &params_for(sql, params))
         .await?

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 use vigil_core::audit::AuditEntry;
-use vigil_core::sql::{Named, Row};
+use vigil_core::sql::{Columns, Named, Value};
 use vigil_core::time::rfc3339;
 
 /// A stored row that does not read as its record (a broken invariant).
@@ -23,110 +23,11 @@ fn time(row: &Named, column: &str) -> Option<String> {
     row.int(column).map(rfc3339)
 }
 
-/// A threat event (the fields of `GET /api/threats/{id}`).
-#[derive(Serialize)]
-pub struct Event {
-    pub id: String,
-    pub sensor_id: String,
-    pub event_id: String,
-    pub observed_at: String,
-    pub received_at: String,
-    pub event_type: String,
-    pub source_ip: String,
-    pub source_class: String,
-    pub source_country: Option<String>,
-    pub source_asn: Option<i64>,
-    pub source_as_org: Option<String>,
-    pub source_port: Option<i64>,
-    pub dest_ip: Option<String>,
-    pub dest_port: Option<i64>,
-    pub dest_zone: Option<String>,
-    pub protocol: Option<String>,
-    pub technique: Option<String>,
-    pub score: i64,
-    pub severity: String,
-    pub breakdown: Box<RawValue>,
-    pub confidence: f64,
-    pub payload: Box<RawValue>,
-    pub tags: Box<RawValue>,
-    pub alert_id: Option<String>,
-    #[serde(skip)]
-    pub observed_ms: i64,
-}
-
-pub const EVENT_COLUMNS: &str = "id, sensor_id, event_id, observed_at, received_at, event_type, source_ip, source_class, \
-    source_country, source_asn, source_as_org, source_port, dest_ip, dest_port, dest_zone, protocol, technique, \
-    score, severity, breakdown, confidence, payload, tags, alert_id";
-
-pub fn event(row: &Row) -> Option<Event> {
-    let r = Named::new(EVENT_COLUMNS, row);
-    Some(Event {
-        id: r.text("id")?,
-        sensor_id: r.text("sensor_id")?,
-        event_id: r.text("event_id")?,
-        observed_at: time(&r, "observed_at")?,
-        received_at: time(&r, "received_at")?,
-        event_type: r.text("event_type")?,
-        source_ip: r.text("source_ip")?,
-        source_class: r.text("source_class")?,
-        source_country: r.text("source_country"),
-        source_asn: r.int("source_asn"),
-        source_as_org: r.text("source_as_org"),
-        source_port: r.int("source_port"),
-        dest_ip: r.text("dest_ip"),
-        dest_port: r.int("dest_port"),
-        dest_zone: r.text("dest_zone"),
-        protocol: r.text("protocol"),
-        technique: r.text("technique"),
-        score: r.int("score")?,
-        severity: r.text("severity")?,
-        breakdown: raw(&r, "breakdown")?,
-        confidence: r.real("confidence")?,
-        payload: raw(&r, "payload")?,
-        tags: raw(&r, "tags")?,
-        alert_id: r.text("alert_id"),
-        observed_ms: r.int("observed_at")?,
-    })
-}
-
-#[derive(Serialize)]
-pub struct Alert {
-    pub id: String,
-    pub status: String,
-    pub source_ip: String,
-    pub event_type: String,
-    pub sensor_id: String,
-    pub severity: String,
-    pub max_score: i64,
-    pub event_count: i64,
-    pub first_seen: String,
-    pub last_seen: String,
-    pub version: i64,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-pub const ALERT_COLUMNS: &str = "id, status, source_ip, event_type, sensor_id, severity, max_score, event_count, \
-    first_seen, last_seen, version, created_at, updated_at";
-
-pub fn alert(row: &Row) -> Option<Alert> {
-    let r = Named::new(ALERT_COLUMNS, row);
-    Some(Alert {
-        id: r.text("id")?,
-        status: r.text("status")?,
-        source_ip: r.text("source_ip")?,
-        event_type: r.text("event_type")?,
-        sensor_id: r.text("sensor_id")?,
-        severity: r.text("severity")?,
-        max_score: r.int("max_score")?,
-        event_count: r.int("event_count")?,
-        first_seen: time(&r, "first_seen")?,
-        last_seen: time(&r, "last_seen")?,
-        version: r.int("version")?,
-        created_at: time(&r, "created_at")?,
-        updated_at: time(&r, "updated_at")?,
-    })
-}
+// Events, alerts and playbook runs are written as the API serves them, by
+// the same readers.
+pub use vigil_ingest::alert::{Alert, COLUMNS as ALERT_COLUMNS, from_row as alert};
+pub use vigil_ingest::execution::{EXECUTION_COLUMNS, Execution, execution_from_row as execution};
+pub use vigil_ingest::threat::{COLUMNS as EVENT_COLUMNS, Threat as Event, from_row as event};
 
 #[derive(Serialize)]
 pub struct SubjectRef {
@@ -160,12 +61,14 @@ pub struct Decision {
     pub transitions: Vec<Transition>,
 }
 
-pub const DECISION_COLUMNS: &str = "id, source, subject_kind, subject_id, action, parameters, threat_level, confidence, \
+pub static DECISION_COLUMNS: Columns = Columns::new(
+    "id, source, subject_kind, subject_id, action, parameters, threat_level, confidence, \
     summary, rationale, evidence, priority, sla_deadline, status, version, assignee, first_approver, submitted_by, \
-    outcome_detail, created_at, updated_at";
+    outcome_detail, created_at, updated_at",
+);
 
-pub fn decision(row: &Row) -> Option<Decision> {
-    let r = Named::new(DECISION_COLUMNS, row);
+pub fn decision(row: &[Value]) -> Option<Decision> {
+    let r = DECISION_COLUMNS.row(row);
     Some(Decision {
         id: r.text("id")?,
         source: r.text("source")?,
@@ -208,11 +111,11 @@ pub struct Transition {
     pub decision_id: String,
 }
 
-pub const TRANSITION_COLUMNS: &str =
-    "decision_id, at, actor, command, from_status, to_status, note, reason";
+pub static TRANSITION_COLUMNS: Columns =
+    Columns::new("decision_id, at, actor, command, from_status, to_status, note, reason");
 
-pub fn transition(row: &Row) -> Option<Transition> {
-    let r = Named::new(TRANSITION_COLUMNS, row);
+pub fn transition(row: &[Value]) -> Option<Transition> {
+    let r = TRANSITION_COLUMNS.row(row);
     Some(Transition {
         decision_id: r.text("decision_id")?,
         at: time(&r, "at")?,
@@ -222,39 +125,6 @@ pub fn transition(row: &Row) -> Option<Transition> {
         to: r.text("to_status")?,
         note: r.text("note"),
         reason: r.text("reason"),
-    })
-}
-
-#[derive(Serialize)]
-pub struct Execution {
-    pub id: String,
-    pub playbook_id: String,
-    pub playbook_name: String,
-    pub alert_id: String,
-    pub mode: String,
-    pub started_by: String,
-    pub status: String,
-    pub outcomes: Box<RawValue>,
-    pub started_at: String,
-    pub finished_at: String,
-}
-
-pub const EXECUTION_COLUMNS: &str = "id, playbook_id, playbook_name, alert_id, mode, started_by, status, outcomes, \
-    started_at, finished_at";
-
-pub fn execution(row: &Row) -> Option<Execution> {
-    let r = Named::new(EXECUTION_COLUMNS, row);
-    Some(Execution {
-        id: r.text("id")?,
-        playbook_id: r.text("playbook_id")?,
-        playbook_name: r.text("playbook_name")?,
-        alert_id: r.text("alert_id")?,
-        mode: r.text("mode")?,
-        started_by: r.text("started_by")?,
-        status: r.text("status")?,
-        outcomes: raw(&r, "outcomes")?,
-        started_at: time(&r, "started_at")?,
-        finished_at: time(&r, "finished_at")?,
     })
 }
 
@@ -272,10 +142,12 @@ pub struct Sensor {
     pub updated_at: String,
 }
 
-pub const SENSOR_COLUMNS: &str = "id, name, kind, location, description, last_heartbeat, version, created_by, created_at, updated_at";
+pub static SENSOR_COLUMNS: Columns = Columns::new(
+    "id, name, kind, location, description, last_heartbeat, version, created_by, created_at, updated_at",
+);
 
-pub fn sensor(row: &Row) -> Option<Sensor> {
-    let r = Named::new(SENSOR_COLUMNS, row);
+pub fn sensor(row: &[Value]) -> Option<Sensor> {
+    let r = SENSOR_COLUMNS.row(row);
     Some(Sensor {
         id: r.text("id")?,
         name: r.text("name")?,
@@ -303,11 +175,13 @@ pub struct AuditRecord {
     pub hash: String,
 }
 
-pub const AUDIT_COLUMNS: &str = "id, at, actor, action, subject_kind, subject_id, request_id, client_addr, before, \
-    after, prev_hash, hash";
+pub static AUDIT_COLUMNS: Columns = Columns::new(
+    "id, at, actor, action, subject_kind, subject_id, request_id, client_addr, before, \
+    after, prev_hash, hash",
+);
 
-pub fn audit(row: &Row) -> Option<AuditRecord> {
-    let r = Named::new(AUDIT_COLUMNS, row);
+pub fn audit(row: &[Value]) -> Option<AuditRecord> {
+    let r = AUDIT_COLUMNS.row(row);
     Some(AuditRecord {
         id: r.int("id")?,
         entry: AuditEntry {

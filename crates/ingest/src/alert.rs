@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use schemars::JsonSchema;
 use serde::Serialize;
 use vigil_core::ApiError;
-use vigil_core::sql::{Named, Sql, Value};
+use vigil_core::sql::{Columns, Sql, Value};
 use vigil_core::time::rfc3339;
 
 use crate::event::{Event, Severity};
@@ -36,13 +36,21 @@ pub struct Alert {
     #[schemars(extend("format" = "date-time"))]
     pub last_seen: String,
     pub version: i64,
+    #[schemars(extend("format" = "date-time"))]
+    pub created_at: String,
+    /// When its status or its events last changed.
+    #[schemars(extend("format" = "date-time"))]
+    pub updated_at: String,
 }
 
-pub const COLUMNS: &str = "id, status, source_ip, event_type, sensor_id, severity, max_score, event_count, first_seen, last_seen, version";
+pub static COLUMNS: Columns = Columns::new(
+    "id, status, source_ip, event_type, sensor_id, severity, max_score, event_count, first_seen, last_seen, version, \
+    created_at, updated_at",
+);
 
 /// A row of [`COLUMNS`].
 pub fn from_row(row: &[Value]) -> Option<Alert> {
-    let r = Named::new(COLUMNS, row);
+    let r = COLUMNS.row(row);
     Some(Alert {
         id: r.text("id")?,
         status: r.text("status")?,
@@ -55,6 +63,8 @@ pub fn from_row(row: &[Value]) -> Option<Alert> {
         first_seen: rfc3339(r.int("first_seen")?),
         last_seen: rfc3339(r.int("last_seen")?),
         version: r.int("version")?,
+        created_at: rfc3339(r.int("created_at")?),
+        updated_at: rfc3339(r.int("updated_at")?),
     })
 }
 

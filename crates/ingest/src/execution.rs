@@ -23,7 +23,7 @@ use vigil_core::audited::{self, Audited};
 use vigil_core::decision::record::open_pending;
 use vigil_core::decision::{SafetyPolicy, SlaPolicy};
 use vigil_core::id::new_id;
-use vigil_core::sql::{Named, Sql, Value, text};
+use vigil_core::sql::{Columns, Named, Sql, Value, text};
 use vigil_core::time::rfc3339;
 use vigil_core::wire::parse_wire;
 
@@ -50,12 +50,13 @@ pub struct Playbook {
     pub updated_at: String,
 }
 
-pub const PLAYBOOK_COLUMNS: &str =
-    "id, name, description, enabled, trigger, actions, version, created_at, updated_at";
+pub static PLAYBOOK_COLUMNS: Columns = Columns::new(
+    "id, name, description, enabled, trigger, actions, version, created_at, updated_at",
+);
 
 /// A row of [`PLAYBOOK_COLUMNS`].
 pub fn playbook_from_row(row: &[Value]) -> Option<Playbook> {
-    let r = Named::new(PLAYBOOK_COLUMNS, row);
+    let r = PLAYBOOK_COLUMNS.row(row);
     Some(Playbook {
         id: r.text("id")?,
         name: r.text("name")?,
@@ -152,11 +153,13 @@ pub struct Execution {
     pub started_ms: i64,
 }
 
-pub const EXECUTION_COLUMNS: &str = "id, playbook_id, playbook_name, alert_id, mode, started_by, status, outcomes, started_at, finished_at";
+pub static EXECUTION_COLUMNS: Columns = Columns::new(
+    "id, playbook_id, playbook_name, alert_id, mode, started_by, status, outcomes, started_at, finished_at",
+);
 
 /// A row of [`EXECUTION_COLUMNS`].
 pub fn execution_from_row(row: &[Value]) -> Option<Execution> {
-    let r = Named::new(EXECUTION_COLUMNS, row);
+    let r = EXECUTION_COLUMNS.row(row);
     Some(Execution {
         id: r.text("id")?,
         playbook_id: r.text("playbook_id")?,
@@ -191,7 +194,7 @@ pub async fn facts_of(db: &impl Sql, alert: &Alert) -> Result<AlertFacts, ApiErr
         sensor_id: alert.sensor_id.clone(),
         ..AlertFacts::default()
     };
-    const LATEST: &str = "dest_ip, dest_zone, payload";
+    static LATEST: Columns = Columns::new("dest_ip, dest_zone, payload");
     let rows = db
         .query(
             &format!("SELECT {LATEST} FROM threat_events WHERE alert_id = ?1 ORDER BY observed_at DESC LIMIT 1"),
@@ -199,7 +202,7 @@ pub async fn facts_of(db: &impl Sql, alert: &Alert) -> Result<AlertFacts, ApiErr
         )
         .await?;
     if let Some(row) = rows.first() {
-        let r = Named::new(LATEST, row);
+        let r = LATEST.row(row);
         facts.dest_ip = r.text("dest_ip");
         facts.zone = r.text("dest_zone");
         if let Some(payload) = r
@@ -246,14 +249,14 @@ pub async fn prepare(
     by: String,
     now: i64,
 ) -> Result<Run, ApiError> {
-    const EVENTS: &str = "id, confidence";
+    static EVENTS: Columns = Columns::new("id, confidence");
     let rows = db
         .query(
             &format!("SELECT {EVENTS} FROM threat_events WHERE alert_id = ?1 ORDER BY observed_at DESC LIMIT 50"),
             &[Value::Text(alert.id.clone())],
         )
         .await?;
-    let events: Vec<Named> = rows.iter().map(|r| Named::new(EVENTS, r)).collect();
+    let events: Vec<Named> = rows.iter().map(|r| EVENTS.row(r)).collect();
     let confidence = events
         .iter()
         .filter_map(|r| r.real("confidence"))

@@ -22,6 +22,7 @@
 //!   the caller, then decisions and the execution record in one transaction.
 //! - [`pipeline`]: a submission validated, then stored with its alerts,
 //!   outbox rows and audit entry in the caller's transaction.
+//! - [`threat`]: a stored event read back, as the API and exports serve it.
 
 pub mod alert;
 pub mod classify;
@@ -33,3 +34,4 @@ pub mod playbook;
 pub mod repeat;
 pub mod score;
 pub mod sensor;
+pub mod threat;

@@ -17,7 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use vigil_core::audit::{self, Actor};
 use vigil_core::id::new_ordered_id;
-use vigil_core::sql::{Row, Sql, Value, insert_rows, int, opt_int, opt_text, text};
+use vigil_core::sql::{Columns, Row, Sql, Value, insert_rows, opt_int, opt_text, text};
 use vigil_core::wire::wire;
 use vigil_core::{ApiError, FieldError, Principal, outbox, rollup};
 
@@ -449,10 +449,13 @@ async fn unresolved_alerts(
     if keys.is_empty() {
         return Ok(HashMap::new());
     }
+    static UNRESOLVED: Columns = Columns::new("group_key, id, last_seen");
     let rows = db
         .query(
-            "SELECT group_key, id, last_seen FROM alerts
-              WHERE group_key IN (SELECT value FROM json_each(?1)) AND status != 'resolved'",
+            &format!(
+                "SELECT {UNRESOLVED} FROM alerts
+                  WHERE group_key IN (SELECT value FROM json_each(?1)) AND status != 'resolved'"
+            ),
             &[Value::Text(
                 serde_json::to_string(&keys).expect("serializes"),
             )],
@@ -460,7 +463,9 @@ async fn unresolved_alerts(
         .await?;
     let mut latest: HashMap<String, alert::Unresolved> = HashMap::new();
     for row in &rows {
-        let (Some(key), Some(id), Some(last_seen_ms)) = (text(row, 0), text(row, 1), int(row, 2))
+        let row = UNRESOLVED.row(row);
+        let (Some(key), Some(id), Some(last_seen_ms)) =
+            (row.text("group_key"), row.text("id"), row.int("last_seen"))
         else {
             continue;
         };
@@ -567,10 +572,13 @@ async fn already_stored(
         .iter()
         .map(|p| [p.event.sensor_id.as_str(), p.event.event_id.as_str()])
         .collect();
+    static STORED: Columns = Columns::new("t.sensor_id, t.event_id");
     let rows = db
         .query(
-            "SELECT t.sensor_id, t.event_id FROM json_each(?1) AS j
-               JOIN threat_events AS t ON t.sensor_id = j.value ->> 0 AND t.event_id = j.value ->> 1",
+            &format!(
+                "SELECT {STORED} FROM json_each(?1) AS j
+                   JOIN threat_events AS t ON t.sensor_id = j.value ->> 0 AND t.event_id = j.value ->> 1"
+            ),
             &[Value::Text(
                 serde_json::to_string(&pairs).expect("serializes"),
             )],
@@ -578,7 +586,8 @@ async fn already_stored(
         .await?;
     Ok(rows
         .iter()
-        .filter_map(|r| Some((text(r, 0)?, text(r, 1)?)))
+        .map(|r| STORED.row(r))
+        .filter_map(|r| Some((r.text("t.sensor_id")?, r.text("t.event_id")?)))
         .collect())
 }
 
@@ -592,12 +601,14 @@ async fn recent_activity(
     if sources.is_empty() {
         return Ok(RecentBySource::default());
     }
+    static LATEST: Columns = Columns::new(
+        "j.value AS source, (SELECT json_group_array(observed_at) FROM \
+            (SELECT observed_at FROM threat_events WHERE source_ip = j.value \
+             ORDER BY observed_at DESC LIMIT ?2)) AS times",
+    );
     let rows = db
         .query(
-            "SELECT j.value, (SELECT json_group_array(observed_at) FROM
-                                (SELECT observed_at FROM threat_events WHERE source_ip = j.value
-                                 ORDER BY observed_at DESC LIMIT ?2))
-               FROM json_each(?1) AS j",
+            &format!("SELECT {LATEST} FROM json_each(?1) AS j"),
             &[
                 Value::Text(serde_json::to_string(&sources).expect("serializes")),
                 Value::Integer(REPEATS_THAT_COUNT.into()),
@@ -605,8 +616,9 @@ async fn recent_activity(
         )
         .await?;
     Ok(RecentBySource::new(rows.iter().filter_map(|r| {
-        let times: Vec<i64> = serde_json::from_str(&text(r, 1)?).ok()?;
-        Some((text(r, 0)?, times))
+        let r = LATEST.row(r);
+        let times: Vec<i64> = serde_json::from_str(&r.text("times")?).ok()?;
+        Some((r.text("source")?, times))
     })))
 }
 

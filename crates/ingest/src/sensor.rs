@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use vigil_core::ApiError;
 use vigil_core::audit::Actor;
 use vigil_core::audited::{self, Audited};
-use vigil_core::sql::{Named, Sql, Value, opt_text, text};
+use vigil_core::sql::{Columns, Sql, Value, opt_text, text};
 use vigil_core::wire::wire;
 
 /// Default: a heartbeat within 2 minutes is online.
@@ -140,7 +140,7 @@ pub async fn publish_staleness(
 ) -> Result<Vec<(String, SensorStatus)>, ApiError> {
     // Only sensors last published as online or stale, and silent for longer
     // than counts as online, can have slipped.
-    const SLIPPING: &str = "id, last_heartbeat, published_status";
+    static SLIPPING: Columns = Columns::new("id, last_heartbeat, published_status");
     let rows = db
         .query(
             &format!(
@@ -156,7 +156,7 @@ pub async fn publish_staleness(
         .await?;
     let mut changed = Vec::new();
     for row in &rows {
-        let row = Named::new(SLIPPING, row);
+        let row = SLIPPING.row(row);
         let (Some(id), Some(was)) = (row.text("id"), row.text("published_status")) else {
             continue;
         };

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Serialize;
 use vigil_core::ApiError;
-use vigil_core::sql::{Sql, int, text};
+use vigil_core::sql::{Columns, Sql, int};
 use vigil_core::wire::wire;
 use vigil_ingest::sensor::{Liveness, SensorStatus};
 
@@ -48,8 +48,9 @@ pub async fn fleet(
         .await?
         .try_into()
         .map_err(|_| ApiError::internal())?;
+    static SENSORS: Columns = Columns::new("id, name, last_heartbeat");
     let rows = db
-        .query("SELECT id, name, last_heartbeat FROM sensors", &[])
+        .query(&format!("SELECT {SENSORS} FROM sensors"), &[])
         .await?;
     let mut f = Fleet {
         range: w.label.clone(),
@@ -63,10 +64,11 @@ pub async fn fleet(
     };
     let mut registered = std::collections::HashSet::new();
     for r in &rows {
-        let (Some(id), Some(name)) = (text(r, 0), text(r, 1)) else {
+        let r = SENSORS.row(r);
+        let (Some(id), Some(name)) = (r.text("id"), r.text("name")) else {
             continue;
         };
-        let status = liveness.status(int(r, 2), now);
+        let status = liveness.status(r.int("last_heartbeat"), now);
         match status {
             SensorStatus::Online => f.online += 1,
             SensorStatus::Stale => f.stale += 1,

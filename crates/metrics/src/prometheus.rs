@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use vigil_core::ApiError;
 use vigil_core::decision::Priority;
-use vigil_core::sql::{Sql, Value, int, text};
+use vigil_core::sql::{Columns, Sql, Value, int, text};
 use vigil_ingest::sensor::Liveness;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -101,16 +101,20 @@ pub async fn scrape(db: &impl Sql, liveness: &Liveness, now: i64) -> Result<Vec<
             .iter()
             .map(|p| (format!("{p:?}"), 0))
             .collect();
+    static PENDING: Columns = Columns::new("priority, count(*) AS waiting");
     for r in db
         .query(
-            "SELECT priority, count(*) FROM decisions
-              WHERE status IN ('pending', 'claimed', 'escalated', 'awaiting_second_approval') GROUP BY priority",
+            &format!(
+                "SELECT {PENDING} FROM decisions
+                  WHERE status IN ('pending', 'claimed', 'escalated', 'awaiting_second_approval') GROUP BY priority"
+            ),
             &[],
         )
         .await?
     {
-        if let Some(p) = int(&r, 0).and_then(Priority::from_rank) {
-            pending.insert(format!("{p:?}"), int(&r, 1).unwrap_or(0));
+        let r = PENDING.row(&r);
+        if let Some(p) = r.int("priority").and_then(Priority::from_rank) {
+            pending.insert(format!("{p:?}"), r.int("waiting").unwrap_or(0));
         }
     }
     let breaches = db

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use vigil_core::ApiError;
 use vigil_core::rollup::HOUR_MS;
-use vigil_core::sql::{Sql, Value, int};
+use vigil_core::sql::{Columns, Sql, Value, int};
 use vigil_core::time::rfc3339;
 
 use crate::kpi::{self, HourScores};
@@ -210,24 +210,31 @@ pub async fn risk_at(db: &impl Sql, ends: &[i64]) -> Result<Vec<(u8, f64, i64)>,
         return Ok(Vec::new());
     };
     let from = first - kpi::RISK_HOURS as i64 * HOUR_MS;
+    // A union's columns are named by its first select.
+    static HOURS: Columns = Columns::new(
+        "start, sum(score_sum) AS score_sum, sum(events) AS events, 0 AS opened, 0 AS resolved",
+    );
     let rows = db
         .query(
-            "SELECT start, sum(score_sum), sum(events), 0, 0 FROM rollup_events_by
-              WHERE span = 'hour' AND sensor_id = '' AND dim = 'severity' AND start >= ?1 AND start < ?2
-              GROUP BY start
-             UNION ALL
-             SELECT start, 0, 0, opened, resolved FROM rollup_alerts
-              WHERE span = 'hour' AND start >= ?1 AND start < ?2 AND severity = 'critical'",
+            &format!(
+                "SELECT {HOURS} FROM rollup_events_by
+                  WHERE span = 'hour' AND sensor_id = '' AND dim = 'severity' AND start >= ?1 AND start < ?2
+                  GROUP BY start
+                 UNION ALL
+                 SELECT start, 0, 0, opened, resolved FROM rollup_alerts
+                  WHERE span = 'hour' AND start >= ?1 AND start < ?2 AND severity = 'critical'"
+            ),
             &[Value::Integer(from), Value::Integer(last)],
         )
         .await?;
     let mut hours: BTreeMap<i64, (HourScores, i64)> = BTreeMap::new();
     for r in &rows {
-        let Some(hour) = int(r, 0) else { continue };
+        let r = HOURS.row(r);
+        let Some(hour) = r.int("start") else { continue };
         let h = hours.entry(hour).or_default();
-        h.0.score_sum += int(r, 1).unwrap_or(0);
-        h.0.events += int(r, 2).unwrap_or(0);
-        h.1 += int(r, 3).unwrap_or(0) - int(r, 4).unwrap_or(0);
+        h.0.score_sum += r.int("score_sum").unwrap_or(0);
+        h.0.events += r.int("events").unwrap_or(0);
+        h.1 += r.int("opened").unwrap_or(0) - r.int("resolved").unwrap_or(0);
     }
     Ok(ends
         .iter()

@@ -23,7 +23,7 @@ use vigil_core::ApiError;
 use vigil_core::audit::Actor;
 use vigil_core::decision::transitions::escalate_overdue;
 use vigil_core::retention::{self, Retention};
-use vigil_core::sql::{Sql, Value, int, text};
+use vigil_core::sql::{Columns, Sql, Value, int};
 use vigil_core::time::now_millis;
 use vigil_db::Target;
 use vigil_db::lease;
@@ -321,9 +321,10 @@ async fn run_playbooks(
         return Ok(json!({"changed": 0, "started_after": head}));
     }
     let position = lease::position(&db, name).await?;
+    static OUTBOX: Columns = Columns::new("id, type, payload");
     let rows = db
         .query(
-            "SELECT id, type, payload FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+            &format!("SELECT {OUTBOX} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"),
             &[
                 Value::Integer(position),
                 Value::Integer(PLAYBOOK_EVENTS_PER_RUN),
@@ -339,7 +340,9 @@ async fn run_playbooks(
         if *shutdown.borrow() {
             return Ok(json!({"changed": executions, "alerts": alerts, "stopped": true}));
         }
-        let (Some(id), Some(event_type), Some(payload)) = (int(row, 0), text(row, 1), text(row, 2))
+        let row = OUTBOX.row(row);
+        let (Some(id), Some(event_type), Some(payload)) =
+            (row.int("id"), row.text("type"), row.text("payload"))
         else {
             continue;
         };

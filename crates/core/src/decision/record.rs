@@ -13,7 +13,7 @@ use super::{
 use crate::ApiError;
 use crate::audit;
 use crate::audited::{self, Audited};
-use crate::sql::{Named, Sql, Value};
+use crate::sql::{Columns, Sql, Value};
 use crate::time::rfc3339;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -83,13 +83,15 @@ pub struct Decision {
     pub deadline_ms: i64,
 }
 
-pub const COLUMNS: &str = "id, source, subject_kind, subject_id, action, parameters, threat_level, confidence, \
+pub static COLUMNS: Columns = Columns::new(
+    "id, source, subject_kind, subject_id, action, parameters, threat_level, confidence, \
     summary, rationale, evidence, priority, sla_deadline, status, version, assignee, submitted_by, first_approver, \
-    outcome_detail, created_at, updated_at, ingested_by";
+    outcome_detail, created_at, updated_at, ingested_by",
+);
 
 /// A row of [`COLUMNS`], as the API shows it at `now`.
 pub fn from_row(row: &[Value], now: i64) -> Option<Decision> {
-    let r = Named::new(COLUMNS, row);
+    let r = COLUMNS.row(row);
     let status: Status = parse_wire(&r.text("status")?)?;
     let deadline = r.int("sla_deadline")?;
     Some(Decision {

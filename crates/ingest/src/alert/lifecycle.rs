@@ -6,6 +6,7 @@
 use vigil_core::ApiError;
 use vigil_core::audit::Actor;
 use vigil_core::audited::Audited;
+use vigil_core::time::rfc3339;
 
 use super::Alert;
 
@@ -119,6 +120,7 @@ pub fn transition(
     let after = Alert {
         status: to.as_str().into(),
         version: before.version + 1,
+        updated_at: rfc3339(now),
         ..before.clone()
     };
     let action = format!("alert.{}d", command.name());
@@ -160,6 +162,8 @@ mod tests {
             first_seen: "2026-12-01T00:00:00Z".into(),
             last_seen: "2026-12-01T00:05:00Z".into(),
             version: 3,
+            created_at: "2026-12-01T00:00:01Z".into(),
+            updated_at: "2026-12-01T00:05:01Z".into(),
         }
     }
 

@@ -205,6 +205,8 @@ mod tests {
                 first_seen: String::new(),
                 last_seen: String::new(),
                 version: 1,
+                created_at: String::new(),
+                updated_at: String::new(),
             },
             facts: AlertFacts {
                 severity: Some(Severity::Critical),
