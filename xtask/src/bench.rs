@@ -21,6 +21,7 @@ mod load;
 mod metrics;
 mod mqtt;
 mod relay;
+mod reuse;
 
 struct Figures {
     requests: usize,
@@ -193,6 +194,21 @@ fn load_wrk(
     })
 }
 
+/// `connections` keep-alive clients GETting `url` for `duration`: through
+/// `wrk` when it is installed, else through threads of this process.
+fn get_figures(
+    url: &str,
+    headers: &[(String, String)],
+    connections: usize,
+    duration: Duration,
+    expect: u16,
+) -> Figures {
+    has_wrk()
+        .then(|| load_wrk(url, headers, connections, duration, expect))
+        .flatten()
+        .unwrap_or_else(|| load(url, headers, connections, duration, expect))
+}
+
 fn has_wrk() -> bool {
     std::process::Command::new("wrk")
         .arg("--version")
@@ -211,10 +227,11 @@ pub fn bench(args: &[String]) -> Result<()> {
         Some("relay") => return relay::run_bench(&args[1..]),
         Some("export") => return export::run(&args[1..]),
         Some("metrics") => return metrics::run(&args[1..]),
+        Some("reuse") => return reuse::run_bench(&args[1..]),
         Some("console") => return bench_console(),
         _ => {
             bail!(
-                "usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld] | mqtt [--seconds N] [--per-message N] [--sqld] | relay [--clients N] [--events N] [--rate N] [--seconds N] [--skip-mqtt] | export [--packs-only] | metrics [--events N] [--requests N] | console>"
+                "usage: cargo xtask bench <host [--seconds N] | auth | decisions | ingest-http | load [--seconds N] [--events N] [--legs host,spin,spin+sqld] | mqtt [--seconds N] [--per-message N] [--sqld] | relay [--clients N] [--events N] [--rate N] [--seconds N] [--skip-mqtt] | export [--packs-only] | metrics [--events N] [--requests N] | reuse [--seconds N] | console>"
             )
         }
     }
@@ -269,13 +286,7 @@ pub fn bench(args: &[String]) -> Result<()> {
             load(&url, headers, 4, Duration::from_millis(500), 200);
             for connections in [1, 32] {
                 let duration = Duration::from_secs(seconds);
-                let f = match wrk
-                    .then(|| load_wrk(&url, headers, connections, duration, 200))
-                    .flatten()
-                {
-                    Some(f) => f,
-                    None => load(&url, headers, connections, duration, 200),
-                };
+                let f = get_figures(&url, headers, connections, duration, 200);
                 println!(
                     "{:<10} {:<22} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>7}",
                     leg.name(),

@@ -21,7 +21,7 @@ use vigil_ingest::classify::{ZoneMap, classify};
 use vigil_ingest::event::{RawEvent, validate};
 use vigil_ingest::score::{REPEATS_THAT_COUNT, score};
 
-use super::{Figures, drive, load, load_wrk, logged, quantile};
+use super::{Figures, drive, get_figures, load, logged, quantile};
 use crate::{build, root};
 use vigil_traffic::{Mix, SENSORS};
 
@@ -313,7 +313,7 @@ async fn insert(
 }
 
 /// One row of the table.
-fn row(leg: Leg, request: &str, connections: usize, f: &Figures) -> String {
+pub(super) fn row(leg: Leg, request: &str, connections: usize, f: &Figures) -> String {
     format!(
         "{:<10} {:<44} {:>5} {:>9.0} {:>8.2} {:>8.2} {:>7}",
         leg.name(),
@@ -387,10 +387,7 @@ fn measure(app: &TestApp, floor: &str, leg: Leg, o: &Options) -> Result<Vec<Stri
     for (what, url, headers, status) in gets.iter().filter(|g| o.wants(g.0)) {
         load(url, headers, 4, Duration::from_millis(300), *status); // warm-up
         for connections in [1, 32] {
-            let f = super::has_wrk()
-                .then(|| load_wrk(url, headers, connections, duration, *status))
-                .flatten()
-                .unwrap_or_else(|| load(url, headers, connections, duration, *status));
+            let f = get_figures(url, headers, connections, duration, *status);
             emit(row(leg, what, connections, &f));
         }
     }
