@@ -101,14 +101,19 @@ pub fn run(args: &[String]) -> Result<()> {
         let floor = start_floor(leg)?;
         table.extend(measure(&app, &floor.base_url, leg, &o)?);
     }
+    print_table(&table);
+    Ok(())
+}
+
+/// The closing table: a header, then the rows made by [`row`].
+pub(super) fn print_table(rows: &[String]) {
     println!(
         "\n{:<10} {:<44} {:>5} {:>9} {:>8} {:>8} {:>7}",
         "where", "request", "conns", "req/s", "p50 ms", "p99 ms", "errors"
     );
-    for row in table {
+    for row in rows {
         println!("{row}");
     }
-    Ok(())
 }
 
 /// The floor: the hello-world component alone, on the same runtime as `leg`.

@@ -102,13 +102,7 @@ pub fn run_bench(args: &[String]) -> Result<()> {
             }
         }
     }
-    println!(
-        "\n{:<10} {:<44} {:>5} {:>9} {:>8} {:>8} {:>7}",
-        "where", "request", "conns", "req/s", "p50 ms", "p99 ms", "errors"
-    );
-    for row in table {
-        println!("{row}");
-    }
+    super::load::print_table(&table);
     Ok(())
 }
 
