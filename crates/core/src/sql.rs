@@ -132,6 +132,13 @@ impl Named<'_> {
     pub fn real(&self, name: &str) -> Option<f64> {
         real(self.row, self.columns.index(name))
     }
+
+    /// A stored JSON text, checked and kept as it is (never parsed into a
+    /// tree and printed again); `None` when it is not JSON.
+    pub fn json(&self, name: &str) -> Option<Box<serde_json::value::RawValue>> {
+        self.text(name)
+            .and_then(|t| serde_json::value::RawValue::from_string(t).ok())
+    }
 }
 
 /// The names of a select list, in order: each column's alias after `AS`,

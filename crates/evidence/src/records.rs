@@ -15,10 +15,6 @@ pub fn unreadable() -> vigil_core::ApiError {
 }
 
 /// Stored JSON, as stored.
-fn raw(row: &Named, column: &str) -> Option<Box<RawValue>> {
-    row.text(column).and_then(|t| RawValue::from_string(t).ok())
-}
-
 fn time(row: &Named, column: &str) -> Option<String> {
     row.int(column).map(rfc3339)
 }
@@ -77,12 +73,12 @@ pub fn decision(row: &[Value]) -> Option<Decision> {
             id: r.text("subject_id")?,
         },
         action: r.text("action")?,
-        parameters: raw(&r, "parameters")?,
+        parameters: r.json("parameters")?,
         threat_level: r.text("threat_level")?,
         confidence: r.real("confidence")?,
         summary: r.text("summary")?,
         rationale: r.text("rationale")?,
-        evidence: raw(&r, "evidence")?,
+        evidence: r.json("evidence")?,
         priority: r.int("priority")?,
         sla_deadline: time(&r, "sla_deadline")?,
         status: r.text("status")?,

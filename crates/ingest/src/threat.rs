@@ -56,8 +56,6 @@ pub static COLUMNS: Columns = Columns::new(
 /// A row of [`COLUMNS`]; `None` when it does not read as a threat.
 pub fn from_row(row: &[Value]) -> Option<Threat> {
     let r = COLUMNS.row(row);
-    // Stored JSON is served as stored: checked, never parsed into a tree and printed again.
-    let json = |name| r.text(name).and_then(|t| RawValue::from_string(t).ok());
     Some(Threat {
         id: r.text("id")?,
         sensor_id: r.text("sensor_id")?,
@@ -78,10 +76,10 @@ pub fn from_row(row: &[Value]) -> Option<Threat> {
         technique: r.text("technique"),
         score: r.int("score")?,
         severity: r.text("severity")?,
-        breakdown: json("breakdown")?,
+        breakdown: r.json("breakdown")?,
         confidence: r.real("confidence")?,
-        payload: json("payload")?,
-        tags: json("tags")?,
+        payload: r.json("payload")?,
+        tags: r.json("tags")?,
         alert_id: r.text("alert_id"),
         observed_ms: r.int("observed_at")?,
     })
