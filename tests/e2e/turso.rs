@@ -20,14 +20,11 @@ pub const CASES: &[(&str, fn())] = &[
 
 fn spin_on(sqld: &Sqld, token: &str, dir: &std::path::Path) -> Running {
     let config = dir.join("runtime-config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[sqlite_database.default]\ntype = \"libsql\"\nurl = {:?}\ntoken = {token:?}\n",
-            sqld.url
-        ),
-    )
-    .unwrap();
+    let target = vigil_db::Target::Remote {
+        url: sqld.url.clone(),
+        token: token.to_string(),
+    };
+    std::fs::write(&config, target.spin_runtime_config()).unwrap();
     let signer = vigil_core::token::TokenSigner::generate("t");
     launch(LaunchOptions {
         runtime: Runtime::Spin,

@@ -115,25 +115,14 @@ impl TestApp {
         let dir = tempfile::Builder::new()
             .prefix(&format!("vigil-e2e-{}-", name.replace('+', "-")))
             .tempdir()?;
-        let (db, sqld, runtime_config) = match leg {
-            Leg::Host | Leg::Spin => {
-                let file = dir.path().join("vigil.db");
-                // An absolute path: Spin resolves a relative one against the app, not this file.
-                let config = format!(
-                    "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
-                    file.display().to_string()
-                );
-                (Target::Local(file), None, config)
-            }
+        let (db, sqld) = match leg {
+            Leg::Host | Leg::Spin => (Target::Local(dir.path().join("vigil.db")), None),
             Leg::SpinSqld => {
                 let sqld = Sqld::start(dir.path())?;
-                let config = format!(
-                    "[sqlite_database.default]\ntype = \"libsql\"\nurl = {:?}\ntoken = {:?}\n",
-                    sqld.url, sqld.token
-                );
-                (sqld.target(), Some(sqld), config)
+                (sqld.target(), Some(sqld))
             }
         };
+        let runtime_config = db.spin_runtime_config();
         migrate(&db)?;
         seed_principals(&db)?;
         let runtime_config_path = dir.path().join("runtime-config.toml");
@@ -290,17 +279,8 @@ impl TestApp {
     ) -> Option<(Running, tempfile::TempDir)> {
         let db = self.db.as_ref()?;
         let dir = tempfile::tempdir().unwrap();
-        let config = match db {
-            Target::Local(path) => format!(
-                "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
-                path.display().to_string()
-            ),
-            Target::Remote { url, token } => format!(
-                "[sqlite_database.default]\ntype = \"libsql\"\nurl = {url:?}\ntoken = {token:?}\n"
-            ),
-        };
         let config_path = dir.path().join("runtime-config.toml");
-        std::fs::write(&config_path, config).unwrap();
+        std::fs::write(&config_path, db.spin_runtime_config()).unwrap();
         let mut env = app_variables(&self.signer);
         for (name, value) in variables {
             let key = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());

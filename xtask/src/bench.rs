@@ -311,10 +311,7 @@ fn instantiation_cost() -> Result<()> {
     let config = dir.join("runtime-config.toml");
     std::fs::write(
         &config,
-        format!(
-            "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
-            dir.join("unused.db").display().to_string()
-        ),
+        vigil_db::Target::Local(dir.join("unused.db")).spin_runtime_config(),
     )?;
     let signer = vigil_core::token::TokenSigner::generate("bench");
     // SAFETY: no other thread runs yet.

@@ -49,18 +49,7 @@ fn parse(args: &[String]) -> Result<UpArgs> {
 
 /// The runtime config both runtimes read: where the `default` database is.
 fn write_runtime_config(dir: &Path, target: &Target) -> Result<PathBuf> {
-    let body = match target {
-        // Absolute: Spin resolves a relative path against the app, not this file.
-        Target::Local(path) => format!(
-            "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
-            path.display().to_string()
-        ),
-        Target::Remote { url, token } => {
-            format!(
-                "[sqlite_database.default]\ntype = \"libsql\"\nurl = {url:?}\ntoken = {token:?}\n"
-            )
-        }
-    };
+    let body = target.spin_runtime_config();
     let path = dir.join("runtime-config.toml");
     // It may hold a database token: owner-only from its creation (and
     // made so if an older file was not).

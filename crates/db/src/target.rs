@@ -30,6 +30,21 @@ impl Target {
         matches!(self, Target::Local(_))
     }
 
+    /// Spin's runtime config (`--runtime-config-file`) pointing the app's
+    /// `default` database here. It holds the token of a remote target.
+    pub fn spin_runtime_config(&self) -> String {
+        match self {
+            // Absolute: Spin resolves a relative path against the app, not this file.
+            Target::Local(path) => format!(
+                "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
+                path.display().to_string()
+            ),
+            Target::Remote { url, token } => format!(
+                "[sqlite_database.default]\ntype = \"libsql\"\nurl = {url:?}\ntoken = {token:?}\n"
+            ),
+        }
+    }
+
     pub async fn connect(&self) -> Result<libsql::Connection> {
         let db = match self {
             Target::Local(path) => {
@@ -73,5 +88,27 @@ pub async fn query_i64(
     match rows.next().await? {
         Some(row) => Ok(row.get::<Option<i64>>(0)?),
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spin_runtime_config_names_the_default_database() {
+        let local = Target::Local(PathBuf::from("/data/a \"b\".db"));
+        assert_eq!(
+            local.spin_runtime_config(),
+            "[sqlite_database.default]\ntype = \"spin\"\npath = \"/data/a \\\"b\\\".db\"\n"
+        );
+        let remote = Target::Remote {
+            url: "http://127.0.0.1:8080".into(),
+            token: "t0k".into(),
+        };
+        assert_eq!(
+            remote.spin_runtime_config(),
+            "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"http://127.0.0.1:8080\"\ntoken = \"t0k\"\n"
+        );
     }
 }

@@ -69,13 +69,7 @@ fn component_figures(runtime: Runtime, events: usize) -> Result<()> {
     vigil_e2e::seed_principals(&db)?;
     vigil_e2e::block_on(async { seed_alert(&db.connect().await?, events).await })?;
     let config = dir.path().join("runtime-config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
-            dir.path().join("vigil.db").display().to_string()
-        ),
-    )?;
+    std::fs::write(&config, db.spin_runtime_config())?;
     let signer = vigil_core::token::TokenSigner::generate("bench");
     let mut env: Vec<(String, String)> = vigil_e2e::app_variables(&signer)
         .into_iter()

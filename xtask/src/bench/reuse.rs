@@ -55,29 +55,19 @@ pub fn run_bench(args: &[String]) -> Result<()> {
         let sqld = (leg == Leg::SpinSqld)
             .then(|| Sqld::start(dir.path()))
             .transpose()?;
-        let (target, config) = match &sqld {
-            None => {
-                let file = dir.path().join("reuse.db");
-                let config = format!(
-                    "[sqlite_database.default]\ntype = \"spin\"\npath = {:?}\n",
-                    file.display().to_string()
-                );
-                (Target::Local(file), config)
-            }
-            Some(sqld) => (
-                sqld.target(),
-                format!(
-                    "[sqlite_database.default]\ntype = \"libsql\"\nurl = {:?}\ntoken = {:?}\n",
-                    sqld.url, sqld.token
-                ),
-            ),
+        let target = match &sqld {
+            None => Target::Local(dir.path().join("reuse.db")),
+            Some(sqld) => sqld.target(),
         };
         let rt = tokio::runtime::Runtime::new()?;
         rt.block_on(vigil_db::migrations::migrate(
             &target,
             &vigil_db::migrations::embedded(),
         ))?;
-        std::fs::write(dir.path().join("runtime-config.toml"), config)?;
+        std::fs::write(
+            dir.path().join("runtime-config.toml"),
+            target.spin_runtime_config(),
+        )?;
         std::fs::write(dir.path().join("spin.toml"), manifest(&wasm))?;
         let app = launch(LaunchOptions {
             runtime: Runtime::Spin,
