@@ -1,20 +1,19 @@
 //! Access tokens: compact JWS with `alg: EdDSA` (Ed25519), signed and verified
-//! with `jwt-simple` against a JWKS-format public-key set by `kid`.
+//! with `jsonwebtoken` against a JWKS-format public-key set by `kid`.
 //!
 //! Verification is strict on purpose: the header must name `EdDSA` (so `none`
 //! and HMAC confusion are impossible), must not point elsewhere for keys
-//! (`jku`, `x5u`, `x5c`, `jwk`), the `kid` must be in the key set, and `iss`,
-//! `aud`, `exp`, `iat`, `sub` and `jti` are required.
-
-use std::collections::HashSet;
+//! (`jku`, `x5u`, `x5c`, `jwk`) nor demand extensions (`crit`), the `kid` must
+//! be in the key set, and `iss`, `aud`, `exp`, `iat`, `sub` and `jti` are
+//! required. The times are checked here, against the caller's clock.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ed25519_dalek::{SigningKey, VerifyingKey};
-use jwt_simple::prelude::{
-    Audiences, Duration, Ed25519KeyPair, Ed25519PublicKey, EdDSAKeyPairLike, EdDSAPublicKeyLike,
-    JWTClaims, Token, UnixTimeStamp, VerificationOptions,
-};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use jsonwebtoken::crypto::{CryptoProvider, JwtSigner, JwtVerifier, KeyUtils};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{Permission, Principal, Role};
@@ -83,9 +82,17 @@ pub struct Expectations {
     pub audience: String,
 }
 
-/// The claims of ours that JWT does not register (see [`Claims`]).
+/// A token's payload as sent: every claim optional, so that a missing one
+/// is refused by name rather than as unreadable JSON.
 #[derive(Deserialize)]
-struct VigilClaims {
+struct Payload {
+    iss: Option<String>,
+    aud: Option<serde_json::Value>,
+    sub: Option<String>,
+    jti: Option<String>,
+    iat: Option<i64>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
     #[serde(default)]
     role: Option<Role>,
     #[serde(default)]
@@ -175,7 +182,7 @@ impl KeySet {
 pub struct TokenSigner {
     kid: String,
     key: SigningKey,
-    jwt: Ed25519KeyPair,
+    jwt: EncodingKey,
 }
 
 impl std::fmt::Debug for TokenSigner {
@@ -188,9 +195,10 @@ impl std::fmt::Debug for TokenSigner {
 
 impl TokenSigner {
     fn new(kid: &str, key: SigningKey) -> TokenSigner {
-        let jwt = Ed25519KeyPair::from_bytes(&key.to_keypair_bytes())
-            .expect("a seed and its own public key form a key pair")
-            .with_key_id(kid);
+        let der = key
+            .to_pkcs8_der()
+            .expect("an Ed25519 key encodes as PKCS#8");
+        let jwt = EncodingKey::from_ed_der(der.as_bytes());
         TokenSigner {
             kid: kid.to_string(),
             key,
@@ -236,19 +244,74 @@ impl TokenSigner {
     /// service's, such as a libSQL server's `{"a": "rw"}`). The header is
     /// `{"alg":"EdDSA","typ":"JWT","kid":…}`; the payload is `claims` as is.
     pub fn sign<C: Serialize>(&self, claims: &C) -> String {
-        // All registered claims unset: the payload is exactly `claims`.
-        let claims = JWTClaims {
-            issued_at: None,
-            expires_at: None,
-            invalid_before: None,
-            issuer: None,
-            subject: None,
-            audiences: None,
-            jwt_id: None,
-            nonce: None,
-            custom: claims,
+        use_ed25519_only();
+        let header = Header {
+            typ: Some("JWT".into()),
+            kid: Some(self.kid.clone()),
+            ..Header::new(Algorithm::EdDSA)
         };
-        self.jwt.sign(claims).expect("claims serialize")
+        jsonwebtoken::encode(&header, claims, &self.jwt).expect("claims serialize")
+    }
+}
+
+/// `jsonwebtoken`'s cryptography for Vigil: Ed25519 and nothing else, through
+/// ed25519-dalek (strict verification: no malleable or small-order
+/// signatures). Installed before each use; the first install stands.
+static ED25519_ONLY: CryptoProvider = CryptoProvider {
+    signer_factory: |alg, key| match alg {
+        Algorithm::EdDSA => Ok(Box::new(Ed25519Signer(
+            SigningKey::from_pkcs8_der(key.as_bytes()).map_err(|_| ErrorKind::InvalidEddsaKey)?,
+        ))),
+        _ => Err(ErrorKind::InvalidAlgorithm.into()),
+    },
+    verifier_factory: |alg, key| match alg {
+        Algorithm::EdDSA => {
+            let raw: &[u8; 32] = key
+                .try_get_as_bytes()?
+                .try_into()
+                .map_err(|_| ErrorKind::InvalidEddsaKey)?;
+            Ok(Box::new(Ed25519Verifier(
+                VerifyingKey::from_bytes(raw).map_err(|_| ErrorKind::InvalidEddsaKey)?,
+            )))
+        }
+        _ => Err(ErrorKind::InvalidAlgorithm.into()),
+    },
+    key_utils: KeyUtils::new_unimplemented(),
+};
+
+fn use_ed25519_only() {
+    // Err only when a provider is installed already: ours, as nothing else installs one.
+    let _ = ED25519_ONLY.install_default();
+}
+
+struct Ed25519Signer(SigningKey);
+
+impl signature::Signer<Vec<u8>> for Ed25519Signer {
+    fn try_sign(&self, msg: &[u8]) -> Result<Vec<u8>, signature::Error> {
+        Ok(self.0.sign(msg).to_bytes().to_vec())
+    }
+}
+
+impl JwtSigner for Ed25519Signer {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::EdDSA
+    }
+}
+
+struct Ed25519Verifier(VerifyingKey);
+
+impl signature::Verifier<Vec<u8>> for Ed25519Verifier {
+    fn verify(&self, msg: &[u8], sig: &Vec<u8>) -> Result<(), signature::Error> {
+        let sig = Signature::from_slice(sig).map_err(|_| signature::Error::new())?;
+        self.0
+            .verify_strict(msg, &sig)
+            .map_err(|_| signature::Error::new())
+    }
+}
+
+impl JwtVerifier for Ed25519Verifier {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::EdDSA
     }
 }
 
@@ -285,81 +348,98 @@ pub fn verify(
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::Malformed("token too long".into()));
     }
-    let header = Token::decode_metadata(token)
-        .map_err(|_| TokenError::Malformed("the header is not base64url JSON".into()))?;
-    if header.algorithm() != "EdDSA" {
-        return Err(TokenError::UnsupportedAlgorithm(header.algorithm().into()));
+    use_ed25519_only();
+    let header = jsonwebtoken::decode_header(token).map_err(|_| match named_algorithm(token) {
+        Some(alg) if alg != "EdDSA" => TokenError::UnsupportedAlgorithm(alg),
+        _ => TokenError::Malformed("the header is not base64url JSON".into()),
+    })?;
+    if header.alg != Algorithm::EdDSA {
+        return Err(TokenError::UnsupportedAlgorithm(format!(
+            "{:?}",
+            header.alg
+        )));
     }
     // Keys come from our configuration only, never from the token.
-    if header.key_set_url().is_some()
-        || header.certificate_url().is_some()
-        || header.certificate_chain().is_some()
-        || header.public_key().is_some()
+    if header.jku.is_some() || header.x5u.is_some() || header.x5c.is_some() || header.jwk.is_some()
     {
         return Err(TokenError::Malformed(
             "the header must not name keys (jku, x5u, x5c, jwk)".into(),
         ));
     }
-    let kid = header.key_id().ok_or(TokenError::UnknownKey)?;
+    if header.crit.is_some_and(|crit| !crit.is_empty()) {
+        return Err(TokenError::Malformed(
+            "the header demands extensions (crit) we do not know".into(),
+        ));
+    }
+    let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
     let key = keys.get(kid).ok_or(TokenError::UnknownKey)?;
-    let key = Ed25519PublicKey::from_bytes(key.as_bytes())
-        .map_err(|_| TokenError::UnknownKey)?
-        .with_key_id(kid);
-    let leeway = Duration::from_secs(LEEWAY_SECS as u64);
-    let options = VerificationOptions {
-        required_key_id: Some(kid.to_string()),
-        allowed_issuers: Some(HashSet::from([expect.issuer.clone()])),
-        allowed_audiences: Some(HashSet::from([expect.audience.clone()])),
-        time_tolerance: Some(leeway),
-        max_token_length: Some(MAX_TOKEN_LEN),
-        artificial_time: Some(UnixTimeStamp::from_secs(now.max(0) as u64)),
-        ..VerificationOptions::default()
-    };
-    let claims: JWTClaims<VigilClaims> = key.verify_token(token, Some(options)).map_err(why)?;
 
-    let secs = |t: Option<UnixTimeStamp>| t.map(|t| t.as_secs() as i64);
+    // The signature, issuer and audience by `jsonwebtoken`; the times below.
+    let mut rules = Validation::new(Algorithm::EdDSA);
+    rules.set_issuer(&[&expect.issuer]);
+    rules.set_audience(&[&expect.audience]);
+    rules.set_required_spec_claims(&["iss", "aud"]);
+    rules.validate_exp = false;
+    rules.validate_nbf = false;
+    let payload =
+        jsonwebtoken::decode::<Payload>(token, &DecodingKey::from_ed_der(key.as_bytes()), &rules)
+            .map_err(why)?
+            .claims;
+
     let required = |what: &str| TokenError::InvalidClaims(format!("{what} is required"));
-    let aud = match claims.audiences {
-        Some(Audiences::AsString(aud)) => aud,
-        _ => return Err(TokenError::InvalidClaims("audience".into())),
-    };
     let claims = Claims {
-        iss: claims.issuer.ok_or_else(|| required("iss"))?,
-        aud,
-        sub: claims
-            .subject
+        iss: payload.iss.ok_or_else(|| required("iss"))?,
+        aud: match payload.aud {
+            Some(serde_json::Value::String(aud)) => aud,
+            _ => return Err(TokenError::InvalidClaims("audience".into())),
+        },
+        sub: payload
+            .sub
             .filter(|s| !s.is_empty())
             .ok_or_else(|| required("sub"))?,
-        jti: claims
-            .jwt_id
+        jti: payload
+            .jti
             .filter(|s| !s.is_empty())
             .ok_or_else(|| required("jti"))?,
-        iat: secs(claims.issued_at).ok_or_else(|| required("iat"))?,
-        exp: secs(claims.expires_at).ok_or_else(|| required("exp"))?,
-        nbf: secs(claims.invalid_before),
-        role: claims.custom.role,
-        scopes: claims.custom.scopes,
-        sid: claims.custom.sid,
-        pending: claims.custom.pending,
+        iat: payload.iat.ok_or_else(|| required("iat"))?,
+        exp: payload.exp.ok_or_else(|| required("exp"))?,
+        nbf: payload.nbf,
+        role: payload.role,
+        scopes: payload.scopes,
+        sid: payload.sid,
+        pending: payload.pending,
     };
+    // Each time with the same leeway for clock skew: expired, not yet
+    // valid, or issued in the future.
+    let not_before = claims.nbf.map_or(claims.iat, |nbf| nbf.max(claims.iat));
+    if now > claims.exp + LEEWAY_SECS || now < not_before - LEEWAY_SECS {
+        return Err(TokenError::Expired);
+    }
     Ok(claims)
 }
 
-/// Our error for one of `jwt-simple`'s.
-fn why(error: jwt_simple::Error) -> TokenError {
-    use jwt_simple::JWTError as E;
-    match error.downcast_ref::<E>() {
-        Some(E::InvalidSignature) => TokenError::BadSignature,
-        Some(E::TokenHasExpired | E::TokenNotValidYet | E::ClockDrift) => TokenError::Expired,
-        Some(E::RequiredIssuerMismatch | E::RequiredIssuerMissing) => {
-            TokenError::InvalidClaims("issuer".into())
+/// The `alg` a header names as written, for refusing one that
+/// `jsonwebtoken` has no name for (such as `none`).
+fn named_algorithm(token: &str) -> Option<String> {
+    let header = B64.decode(token.split('.').next()?).ok()?;
+    let header: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    header.get("alg")?.as_str().map(str::to_string)
+}
+
+/// Our error for one of `jsonwebtoken`'s.
+fn why(error: jsonwebtoken::errors::Error) -> TokenError {
+    match error.kind() {
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
+        ErrorKind::InvalidIssuer => TokenError::InvalidClaims("issuer".into()),
+        ErrorKind::InvalidAudience => TokenError::InvalidClaims("audience".into()),
+        ErrorKind::MissingRequiredClaim(claim) => {
+            TokenError::InvalidClaims(format!("{claim} is required"))
         }
-        Some(E::RequiredAudienceMismatch | E::RequiredAudienceMissing) => {
-            TokenError::InvalidClaims("audience".into())
+        ErrorKind::InvalidToken => TokenError::Malformed("not three base64url parts".into()),
+        ErrorKind::Json(_) | ErrorKind::Base64(_) | ErrorKind::Utf8(_) => {
+            TokenError::Malformed("not a compact JWS with a JSON payload".into())
         }
-        Some(E::KeyIdentifierMismatch | E::MissingJWTKeyIdentifier) => TokenError::UnknownKey,
-        Some(other) => TokenError::Malformed(other.to_string()),
-        None => TokenError::Malformed("not a compact JWS with a JSON payload".into()),
+        other => TokenError::Malformed(format!("{other:?}")),
     }
 }
 
@@ -559,8 +639,8 @@ mod tests {
         }
     }
 
-    /// Signs the way tokens were signed before `jwt-simple`: those already
-    /// issued must keep verifying.
+    /// Signs by hand, as tokens were signed before any JWT crate: those
+    /// already issued must keep verifying.
     fn sign_by_hand(
         key: &SigningKey,
         header: &serde_json::Value,
@@ -622,7 +702,7 @@ mod tests {
     }
 
     #[test]
-    fn a_kid_is_required_and_keys_are_never_taken_from_the_header() {
+    fn a_kid_is_required_and_the_header_cannot_name_keys_or_demand_extensions() {
         let (signer, keys) = setup();
         let payload = serde_json::to_value(claims()).unwrap();
         let no_kid = serde_json::json!({ "alg": "EdDSA", "typ": "JWT" });
@@ -639,6 +719,11 @@ mod tests {
             ("jku", serde_json::json!("https://evil.example/jwks.json")),
             ("x5u", serde_json::json!("https://evil.example/cert.pem")),
             ("x5c", serde_json::json!(["MIIB"])),
+            (
+                "jwk",
+                serde_json::json!({ "kty": "OKP", "crv": "Ed25519", "x": B64.encode([1u8; 32]) }),
+            ),
+            ("crit", serde_json::json!(["exp"])),
         ] {
             let mut header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": "k1" });
             header[name] = value;
