@@ -44,7 +44,11 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, std::path::PathBuf)>) {
     }
 }
 
+#[path = "../stack_size.rs"]
+mod stack_size;
+
 fn main() {
+    stack_size::main();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../static");
     let mut files = Vec::new();
     walk(&root, &root, &mut files);

@@ -25,6 +25,10 @@ pub const CASES: &[Case] = &[
         "threats_are_filtered_and_paginated",
         threats_are_filtered_and_paginated,
     ),
+    (
+        "json_nested_to_the_parsers_limit_is_answered_not_a_crash",
+        json_nested_to_the_parsers_limit_is_answered_not_a_crash,
+    ),
 ];
 
 fn event(sensor: &str, id: &str, kind: &str, source: &str) -> Value {
@@ -117,6 +121,44 @@ fn a_batch_accepts_valid_items_and_explains_the_rest(app: &TestApp) {
     .assert_problem(400, "malformed-json");
     app.post_json("/api/threats/events", &body, Some(&app.token(Role::Viewer)))
         .assert_problem(403, "forbidden");
+}
+
+/// The components run on a 256 KiB stack (`components/stack_size.rs`); the
+/// deepest a request goes is serde_json's nesting limit (128). A payload
+/// nested just inside it is parsed, one past it is a 400, and neither traps.
+fn json_nested_to_the_parsers_limit_is_answered_not_a_crash(app: &TestApp) {
+    let auth = format!("Bearer {}", app.token(Role::Analyst));
+    let sensor = unique("deep");
+    let body = |depth: usize, id: &str| {
+        let mut item = event(&sensor, id, "port_scan", "198.51.100.9");
+        item["payload"] = json!({"deep": "PAYLOAD"});
+        // `{"events":[{"payload":{"deep": …}}]}`: four levels before the nesting.
+        let nested = format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
+        json!({ "events": [item] })
+            .to_string()
+            .replace("\"PAYLOAD\"", &nested)
+    };
+    let post_raw = |body: String| {
+        app.request(
+            "POST",
+            "/api/threats/events",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            Some(body.as_bytes()),
+        )
+    };
+    let r = post_raw(body(128 - 5, "deep-1"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json()["accepted"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text()
+    );
+    post_raw(body(128 - 4, "deep-2")).assert_problem(400, "malformed-json");
+    post_raw(body(100_000, "deep-3")).assert_problem(400, "malformed-json");
 }
 
 fn a_flood_becomes_one_alert_with_a_count(app: &TestApp) {
